@@ -1,0 +1,131 @@
+"""Endpoint health from many probe regions: the quorum decision every consumer shares.
+
+Probe agents write one verdict per (region, check) into the store's `probe` space. DNS nodes,
+the BGP controller and the dataplane all turn those verdicts into one decision per check with
+`HealthView`, so they can never disagree about what "up" means.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+def check_key(protocol: str, address: str, port: int, path: str = "", host: str = "") -> str:
+    """The stable name of one health check, e.g. `http://192.0.2.10:80/health#www.example.com`.
+
+    The same spelling is derived from zone files (probes, DNS nodes) and from the BGP and
+    dataplane configs, so all of them look up the same store keys.
+    """
+    protocol = protocol.lower()
+    try:
+        ip = ipaddress.ip_address(address)
+        where = f"[{ip}]" if ip.version == 6 else str(ip)
+    except ValueError:
+        where = address.lower().rstrip(".")
+    key = f"{protocol}://{where}:{port}"
+    if protocol in ("http", "https"):
+        key += path or "/"
+        if host:
+            key += f"#{host.lower().rstrip('.')}"
+    return key
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One region's view of one check, after that region's rise/fall hysteresis."""
+
+    region: str
+    check: str
+    up: bool
+    rtt_ms: float | None
+    checked_at: float
+    expires_at: float
+    error: str = ""
+
+    @property
+    def store_key(self) -> str:
+        return f"{self.region}|{self.check}"
+
+    def to_doc(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Verdict:
+        return cls(region=str(doc["region"]), check=str(doc["check"]), up=bool(doc["up"]),
+                   rtt_ms=None if doc.get("rtt_ms") is None else float(doc["rtt_ms"]),
+                   checked_at=float(doc["checked_at"]), expires_at=float(doc["expires_at"]),
+                   error=str(doc.get("error", "")))
+
+
+@dataclass
+class Health:
+    """The decision for one check."""
+
+    check: str
+    up: bool
+    known: bool  # at least one fresh verdict (or an override) decided it
+    up_regions: list[str] = field(default_factory=list)
+    down_regions: list[str] = field(default_factory=list)
+    rtt_ms: dict[str, float] = field(default_factory=dict)  # region -> smoothed RTT
+    override: str | None = None
+
+
+class HealthView:
+    """Fresh verdicts in, one decision per check out.
+
+    `quorum` is how many fresh regions must report a check down to call it down; the default
+    "majority" means more than half of the regions with fresh verdicts. A check nobody has
+    fresh data for is unknown and counts as up (fail open), so a dead probe fleet cannot take
+    every answer away.
+    """
+
+    def __init__(self, quorum: int | str = "majority") -> None:
+        if quorum != "majority" and (not isinstance(quorum, int) or quorum < 1):
+            raise ValueError(f"quorum must be 'majority' or a positive integer, not {quorum!r}")
+        self.quorum = quorum
+        self.verdicts: dict[str, Verdict] = {}  # store key -> verdict
+        self.overrides: dict[str, str] = {}  # check -> "up" | "down"
+
+    def put(self, verdict: Verdict) -> None:
+        self.verdicts[verdict.store_key] = verdict
+
+    def remove(self, store_key: str) -> None:
+        self.verdicts.pop(store_key, None)
+
+    def load(self, docs: dict[str, dict[str, Any]]) -> None:
+        """Replace everything with a full `scan` of the probe space."""
+        self.verdicts = {}
+        for doc in docs.values():
+            self.put(Verdict.from_doc(doc))
+
+    def next_expiry(self, now: float | None = None) -> float | None:
+        """When the next fresh verdict goes stale: the time to decide again."""
+        now = time.time() if now is None else now
+        times = [v.expires_at for v in self.verdicts.values() if v.expires_at > now]
+        return min(times) if times else None
+
+    def decide(self, now: float | None = None) -> dict[str, Health]:
+        now = time.time() if now is None else now
+        by_check: dict[str, list[Verdict]] = {}
+        for v in self.verdicts.values():
+            if v.expires_at > now:
+                by_check.setdefault(v.check, []).append(v)
+        out: dict[str, Health] = {}
+        for check in set(by_check) | set(self.overrides):
+            fresh = by_check.get(check, [])
+            down = sorted(v.region for v in fresh if not v.up)
+            up = sorted(v.region for v in fresh if v.up)
+            need = len(fresh) // 2 + 1 if self.quorum == "majority" else int(self.quorum)
+            is_up = not fresh or len(down) < need
+            override = self.overrides.get(check)
+            if override is not None:
+                is_up = override == "up"
+            out[check] = Health(
+                check=check, up=is_up, known=bool(fresh) or override is not None,
+                up_regions=up, down_regions=down,
+                rtt_ms={v.region: v.rtt_ms for v in fresh if v.rtt_ms is not None},
+                override=override)
+        return out

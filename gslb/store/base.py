@@ -1,0 +1,95 @@
+"""The store interface shared by the Redis and in-process backends.
+
+The store is a small document store: JSON-able dicts filed under a *space* (what kind of thing)
+and a *key* (which one), with an optional time to live, plus an append-only change log for the
+dashboard. Writers call `put`/`delete`; every node learns of writes through `changes()`, a push
+stream, never by polling. Expiry is not announced (Redis cannot do that reliably); values that
+expire carry their own `expires_at` so readers can tell stale data by the clock.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+# Spaces used across the project. One place so the dashboard, DNS nodes, probes, the BGP
+# controller and the dataplane agree on spellings.
+PROBE = "probe"  # key "<region>|<check key>": one probe region's verdict on one check
+SITE = "site"  # key "<site>": a site's BGP state (prefix -> state), written by bgp/
+DRAIN = "drain"  # key "<site>": operator drain request for a site
+OVERRIDE = "override"  # key "<check key>": operator status override ("up" / "down")
+NODE = "node"  # key "<node id>": a DNS node's counters for the dashboard
+
+
+class StoreError(Exception):
+    """The store cannot be reached or refused an operation."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """A write seen by `changes()`. `value` is None for a delete.
+
+    `space == "*"` means "the stream was interrupted and resumed: re-read everything".
+    """
+
+    space: str
+    key: str
+    value: dict[str, Any] | None
+
+
+RESYNC = Change("*", "", None)
+
+
+class Store(abc.ABC):
+    """One interface, two backends (`MemoryStore`, `RedisStore`)."""
+
+    url: str
+
+    @abc.abstractmethod
+    async def put(self, space: str, key: str, value: dict[str, Any], ttl: float | None = None) -> None:
+        """Store `value`; with `ttl` (seconds) it disappears by itself afterwards."""
+
+    @abc.abstractmethod
+    async def delete(self, space: str, key: str) -> None: ...
+
+    @abc.abstractmethod
+    async def get(self, space: str, key: str) -> dict[str, Any] | None: ...
+
+    @abc.abstractmethod
+    async def scan(self, space: str) -> dict[str, dict[str, Any]]:
+        """Every live key of a space with its value."""
+
+    @abc.abstractmethod
+    async def log(self, event: dict[str, Any]) -> None:
+        """Append to the change log (bounded; oldest entries drop off)."""
+
+    @abc.abstractmethod
+    async def recent(self, count: int = 100) -> list[dict[str, Any]]:
+        """The newest `count` log entries, oldest first."""
+
+    @abc.abstractmethod
+    def changes(self) -> AsyncIterator[Change]:
+        """Every `put`/`delete` from any writer, as it happens. Yields `RESYNC` after a gap."""
+
+    async def ping(self) -> bool:
+        """True when the backend answers now."""
+        return True
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+
+def event(kind: str, subject: str, old: str, new: str, reason: str, source: str) -> dict[str, Any]:
+    """A change-log entry in the one shape the dashboard reads."""
+    return {
+        "time": time.time(),
+        "kind": kind,
+        "subject": subject,
+        "old": old,
+        "new": new,
+        "reason": reason,
+        "source": source,
+    }

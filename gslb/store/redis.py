@@ -1,0 +1,171 @@
+"""Redis store: the distributed backend (plain, Sentinel or Cluster through redis-py asyncio).
+
+Layout in Redis (prefix `gslb` by default):
+  gslb:<space>:<key>   JSON document, with PX expiry when a ttl is given
+  gslb:changes         pub/sub channel, one JSON message {space, key, value} per write
+  gslb:log             stream of change-log entries (XADD MAXLEN ~1000)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.sentinel import Sentinel
+from redis.exceptions import RedisError
+
+from gslb.store.base import RESYNC, Change, Store, StoreError
+
+log = logging.getLogger(__name__)
+
+LOG_LENGTH = 1000
+BACKOFF_MAX = 5.0
+
+
+def _hosts(netloc: str, default_port: int) -> list[tuple[str, int]]:
+    """`h1:p1,[::1]:p2,h3` (credentials stripped) as (host, port) pairs."""
+    hosts = []
+    for part in netloc.rsplit("@", 1)[-1].split(","):
+        m = re.fullmatch(r"\[(?P<v6>[^\]]+)\](?::(?P<p6>\d+))?|(?P<h>[^:]+)(?::(?P<p>\d+))?", part)
+        if not m:
+            raise StoreError(f"bad host in store URL: {part!r}")
+        host = m["v6"] or m["h"]
+        port = m["p6"] or m["p"]
+        hosts.append((host, int(port) if port else default_port))
+    return hosts
+
+
+def connect(url: str) -> tuple[Any, Any]:
+    """Data client and pub/sub client for a URL.
+
+    redis://[:password@]host:port/db, rediss://..., unix:///path.sock
+    redis+sentinel://[:password@]host:26379,host2:26379/service[/db]
+    redis+cluster://[:password@]host:port,host2:port
+    """
+    parts = urlsplit(url)
+    password = unquote(parts.password) if parts.password else None
+    if parts.scheme == "redis+sentinel":
+        path = [p for p in parts.path.split("/") if p]
+        if not path:
+            raise StoreError(f"{url}: a Sentinel URL needs the service name: redis+sentinel://host:26379/NAME")
+        service, db = path[0], int(path[1]) if len(path) > 1 else 0
+        sentinel = Sentinel(_hosts(parts.netloc, 26379), password=password, db=db, socket_timeout=2.0)
+        client = sentinel.master_for(service, password=password, db=db)
+        return client, client
+    if parts.scheme == "redis+cluster":
+        nodes = [ClusterNode(h, p) for h, p in _hosts(parts.netloc, 6379)]
+        client = RedisCluster(startup_nodes=nodes, password=password)
+        # Cluster PUBLISH reaches every node, so any one node serves the subscription.
+        host, port = _hosts(parts.netloc, 6379)[0]
+        return client, aioredis.Redis(host=host, port=port, password=password)
+    client = aioredis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    return client, client
+
+
+class RedisStore(Store):
+    def __init__(self, url: str, prefix: str = "gslb") -> None:
+        self.url = url
+        self.prefix = prefix
+        self._client, self._pubsub_client = connect(url)
+        self._cluster = isinstance(self._client, RedisCluster)
+        self._channel = f"{prefix}:changes"
+
+    def _key(self, space: str, key: str) -> str:
+        return f"{self.prefix}:{space}:{key}"
+
+    async def _call(self, what: str, coro: Any) -> Any:
+        try:
+            return await coro
+        except (RedisError, OSError) as exc:
+            raise StoreError(f"redis {self.url}: {what}: {exc}") from exc
+
+    async def put(self, space: str, key: str, value: dict[str, Any], ttl: float | None = None) -> None:
+        doc = json.dumps(value, separators=(",", ":"))
+        msg = json.dumps({"space": space, "key": key, "value": value}, separators=(",", ":"))
+        px = max(1, int(ttl * 1000)) if ttl else None
+        await self._call(f"put {space}/{key}", self._client.set(self._key(space, key), doc, px=px))
+        await self._call("publish", self._client.publish(self._channel, msg))
+
+    async def delete(self, space: str, key: str) -> None:
+        msg = json.dumps({"space": space, "key": key, "value": None})
+        await self._call(f"delete {space}/{key}", self._client.delete(self._key(space, key)))
+        await self._call("publish", self._client.publish(self._channel, msg))
+
+    async def get(self, space: str, key: str) -> dict[str, Any] | None:
+        raw = await self._call(f"get {space}/{key}", self._client.get(self._key(space, key)))
+        return json.loads(raw) if raw is not None else None
+
+    async def scan(self, space: str) -> dict[str, dict[str, Any]]:
+        head = f"{self.prefix}:{space}:"
+
+        async def fetch() -> dict[str, dict[str, Any]]:
+            keys = [k async for k in self._client.scan_iter(match=head + "*", count=1000)]
+            if not keys:
+                return {}
+            values = (await self._client.mget_nonatomic(keys) if self._cluster
+                      else await self._client.mget(keys))
+            out = {}
+            for k, v in zip(keys, values, strict=True):
+                if v is not None:
+                    name = k.decode() if isinstance(k, bytes) else k
+                    out[name[len(head):]] = json.loads(v)
+            return out
+
+        return await self._call(f"scan {space}", fetch())
+
+    async def log(self, event: dict[str, Any]) -> None:
+        await self._call("log", self._client.xadd(
+            f"{self.prefix}:log", {"json": json.dumps(event)}, maxlen=LOG_LENGTH, approximate=True))
+
+    async def recent(self, count: int = 100) -> list[dict[str, Any]]:
+        rows = await self._call("recent", self._client.xrevrange(f"{self.prefix}:log", count=count))
+        return [json.loads(fields[b"json"]) for _id, fields in reversed(rows)]
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._client.ping())
+        except (RedisError, OSError):
+            return False
+
+    async def changes(self) -> AsyncIterator[Change]:
+        delay = 0.1
+        first = True
+        while True:
+            pubsub = self._pubsub_client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self._channel)
+                if not first:
+                    log.info("redis %s: subscription restored", self.url)
+                    yield RESYNC
+                first = False
+                delay = 0.1
+                while True:
+                    msg = await pubsub.get_message(timeout=5.0)
+                    if msg is None or msg.get("type") != "message":
+                        continue
+                    data = json.loads(msg["data"])
+                    yield Change(data["space"], data["key"], data["value"])
+            except (RedisError, OSError) as exc:
+                log.warning("redis %s: subscription lost (%s); retrying in %.1fs", self.url, exc, delay)
+                first = False
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, BACKOFF_MAX)
+            finally:
+                try:
+                    await pubsub.aclose()
+                except (RedisError, OSError, AttributeError):
+                    pass
+
+    async def close(self) -> None:
+        for client in {id(self._client): self._client, id(self._pubsub_client): self._pubsub_client}.values():
+            try:
+                await client.aclose()
+            except (RedisError, OSError, AttributeError):
+                pass

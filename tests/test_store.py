@@ -1,0 +1,155 @@
+"""Both store backends behave the same: put/get/scan/expiry/delete, change stream, log."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from gslb.store import RESYNC, MemoryStore, StoreError, open_store
+from gslb.store.redis import RedisStore
+from tests.support.procs import free_port, redis_server
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store_url(request, redis_url):
+    return "memory://" if request.param == "memory" else redis_url
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_put_get_scan_delete(store_url):
+    async def body():
+        store = open_store(store_url)
+        await store.put("t1", "a", {"x": 1})
+        await store.put("t1", "b", {"x": 2})
+        await store.put("t2", "a", {"y": 3})
+        assert await store.get("t1", "a") == {"x": 1}
+        assert await store.scan("t1") == {"a": {"x": 1}, "b": {"x": 2}}
+        await store.delete("t1", "a")
+        assert await store.get("t1", "a") is None
+        assert await store.scan("t1") == {"b": {"x": 2}}
+        await store.delete("t1", "b")
+        await store.delete("t2", "a")
+        await store.close()
+
+    run(body())
+
+
+def test_ttl_expires(store_url):
+    async def body():
+        store = open_store(store_url)
+        await store.put("ttl", "k", {"v": 1}, ttl=0.2)
+        assert await store.get("ttl", "k") == {"v": 1}
+        await asyncio.sleep(0.35)
+        assert await store.get("ttl", "k") is None
+        assert await store.scan("ttl") == {}
+        await store.close()
+
+    run(body())
+
+
+def test_changes_are_pushed_to_other_clients(store_url):
+    async def body():
+        writer = open_store(store_url)
+        reader = writer if isinstance(writer, MemoryStore) else open_store(store_url)
+        stream = reader.changes()
+        seen = []
+
+        async def consume():
+            async for change in stream:
+                seen.append(change)
+                if len(seen) == 2:
+                    return
+
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(0.2)  # subscription established
+        await writer.put("push", "k", {"v": 1})
+        await writer.delete("push", "k")
+        await asyncio.wait_for(task, 5)
+        assert [(c.space, c.key, c.value) for c in seen] == [("push", "k", {"v": 1}), ("push", "k", None)]
+        await writer.close()
+        await reader.close()
+
+    run(body())
+
+
+def test_log_keeps_order(store_url):
+    async def body():
+        store = open_store(store_url)
+        for i in range(5):
+            await store.log({"i": i, "kind": "test"})
+        rows = [r["i"] for r in await store.recent(3) if r.get("kind") == "test"]
+        assert rows == [2, 3, 4]
+        await store.close()
+
+    run(body())
+
+
+def test_unreachable_redis_raises_store_error_naming_the_url():
+    port = free_port()
+
+    async def body():
+        store = open_store(f"redis://127.0.0.1:{port}/0")
+        with pytest.raises(StoreError, match=f"127.0.0.1:{port}"):
+            await store.put("x", "y", {})
+        assert await store.ping() is False
+
+    run(body())
+
+
+def test_subscription_survives_a_redis_restart():
+    """A reader keeps its stream across a server restart and is told to resync."""
+
+    async def body(url_holder):
+        store = RedisStore(url_holder["url"])
+        stream = store.changes()
+        got = []
+
+        async def consume():
+            async for change in stream:
+                got.append(change)
+                if change.space == "after":
+                    return
+
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(0.2)
+        url_holder["restart"]()
+        writer = RedisStore(url_holder["url"])
+        for _ in range(100):
+            try:
+                await writer.put("after", "k", {"v": 1})
+                if got and got[-1].space == "after":
+                    break
+            except StoreError:
+                pass
+            await asyncio.sleep(0.1)
+            if task.done():
+                break
+        await asyncio.wait_for(task, 10)
+        assert RESYNC in got
+        await store.close()
+        await writer.close()
+
+    port = free_port()
+    ctx = redis_server(port)
+    holder = {"url": ctx.__enter__()}
+
+    def restart():
+        nonlocal ctx
+        ctx.__exit__(None, None, None)
+        ctx = redis_server(port)
+        ctx.__enter__()
+
+    holder["restart"] = restart
+    try:
+        run(body(holder))
+    finally:
+        ctx.__exit__(None, None, None)
+
+
+def test_unknown_url_scheme_is_rejected():
+    with pytest.raises(StoreError, match="unknown store URL"):
+        open_store("mongodb://x")
