@@ -88,6 +88,14 @@ class HealthView:
         self.quorum = quorum
         self.verdicts: dict[str, Verdict] = {}  # store key -> verdict
         self.overrides: dict[str, str] = {}  # check -> "up" | "down"
+        self.heartbeats: dict[str, float] = {}  # region -> its agent's heartbeat expiry
+
+    def heartbeat(self, region: str, expires_at: float) -> None:
+        """A live agent keeps all its verdicts fresh: it re-writes them without announcing."""
+        self.heartbeats[region] = expires_at
+
+    def fresh(self, verdict: Verdict, now: float) -> bool:
+        return verdict.expires_at > now or self.heartbeats.get(verdict.region, 0.0) > now
 
     def put(self, verdict: Verdict) -> None:
         self.verdicts[verdict.store_key] = verdict
@@ -104,14 +112,15 @@ class HealthView:
     def next_expiry(self, now: float | None = None) -> float | None:
         """When the next fresh verdict goes stale: the time to decide again."""
         now = time.time() if now is None else now
-        times = [v.expires_at for v in self.verdicts.values() if v.expires_at > now]
+        times = [max(v.expires_at, self.heartbeats.get(v.region, 0.0)) for v in self.verdicts.values()]
+        times = [t for t in times if t > now]
         return min(times) if times else None
 
     def decide(self, now: float | None = None) -> dict[str, Health]:
         now = time.time() if now is None else now
         by_check: dict[str, list[Verdict]] = {}
         for v in self.verdicts.values():
-            if v.expires_at > now:
+            if self.fresh(v, now):
                 by_check.setdefault(v.check, []).append(v)
         out: dict[str, Health] = {}
         for check in set(by_check) | set(self.overrides):

@@ -18,6 +18,7 @@ from typing import Any
 # Spaces used across the project. One place so the dashboard, DNS nodes, probes, the BGP
 # controller and the dataplane agree on spellings.
 PROBE = "probe"  # key "<region>|<check key>": one probe region's verdict on one check
+REGION = "region"  # key "<region>": a probe agent's heartbeat {"region", "expires_at", "checks"}
 SITE = "site"  # key "<site>": a site's BGP state (prefix -> state), written by bgp/
 DRAIN = "drain"  # key "<site>": operator drain request for a site
 OVERRIDE = "override"  # key "<check key>": operator status override ("up" / "down")
@@ -49,8 +50,13 @@ class Store(abc.ABC):
     url: str
 
     @abc.abstractmethod
-    async def put(self, space: str, key: str, value: dict[str, Any], ttl: float | None = None) -> None:
-        """Store `value`; with `ttl` (seconds) it disappears by itself afterwards."""
+    async def put(self, space: str, key: str, value: dict[str, Any], ttl: float | None = None,
+                  notify: bool = True) -> None:
+        """Store `value`; with `ttl` (seconds) it disappears by itself afterwards.
+
+        `notify=False` refreshes a value without telling watchers (probe agents re-write
+        unchanged verdicts to keep them alive and announce only changes plus a heartbeat).
+        """
 
     @abc.abstractmethod
     async def delete(self, space: str, key: str) -> None: ...

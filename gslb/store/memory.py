@@ -30,10 +30,12 @@ class MemoryStore(Store):
         for queue in self._subscribers:
             queue.put_nowait(change)
 
-    async def put(self, space: str, key: str, value: dict[str, Any], ttl: float | None = None) -> None:
+    async def put(self, space: str, key: str, value: dict[str, Any], ttl: float | None = None,
+                  notify: bool = True) -> None:
         value = copy.deepcopy(value)
         self._data[(space, key)] = (value, time.time() + ttl if ttl else None)
-        self._notify(Change(space, key, copy.deepcopy(value)))
+        if notify:
+            self._notify(Change(space, key, copy.deepcopy(value)))
 
     async def delete(self, space: str, key: str) -> None:
         if self._data.pop((space, key), None) is not None:

@@ -86,12 +86,14 @@ class RedisStore(Store):
         except (RedisError, OSError) as exc:
             raise StoreError(f"redis {self.url}: {what}: {exc}") from exc
 
-    async def put(self, space: str, key: str, value: dict[str, Any], ttl: float | None = None) -> None:
+    async def put(self, space: str, key: str, value: dict[str, Any], ttl: float | None = None,
+                  notify: bool = True) -> None:
         doc = json.dumps(value, separators=(",", ":"))
         msg = json.dumps({"space": space, "key": key, "value": value}, separators=(",", ":"))
         px = max(1, int(ttl * 1000)) if ttl else None
         await self._call(f"put {space}/{key}", self._client.set(self._key(space, key), doc, px=px))
-        await self._call("publish", self._client.publish(self._channel, msg))
+        if notify:
+            await self._call("publish", self._client.publish(self._channel, msg))
 
     async def delete(self, space: str, key: str) -> None:
         msg = json.dumps({"space": space, "key": key, "value": None})
