@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from gslb.store.base import DRAIN, NODE, OVERRIDE, PROBE, REGION, RESYNC, SITE, Change, Store, StoreError, event
+from gslb.store.base import (
+    DRAIN,
+    NODE,
+    OVERRIDE,
+    PROBE,
+    REGION,
+    RESYNC,
+    SITE,
+    Change,
+    Store,
+    StoreError,
+    event,
+)
 from gslb.store.memory import MemoryStore
 
 __all__ = ["DRAIN", "NODE", "OVERRIDE", "PROBE", "REGION", "RESYNC", "SITE", "Change", "MemoryStore", "Store",
