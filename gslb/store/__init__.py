@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from gslb.store.base import (
+    ANSWERS,
+    CONTROL,
+    DATAPLANE,
     DRAIN,
     NODE,
     OVERRIDE,
@@ -17,8 +20,10 @@ from gslb.store.base import (
 )
 from gslb.store.memory import MemoryStore
 
-__all__ = ["DRAIN", "NODE", "OVERRIDE", "PROBE", "REGION", "RESYNC", "SITE", "Change", "MemoryStore", "Store",
-           "StoreError", "event", "open_store"]
+__all__ = [
+    "ANSWERS", "CONTROL", "DATAPLANE", "DRAIN", "NODE", "OVERRIDE", "PROBE", "REGION", "RESYNC", "SITE",
+    "Change", "MemoryStore", "Store", "StoreError", "event", "open_store",
+]
 
 
 def open_store(url: str | None) -> Store:

@@ -23,6 +23,9 @@ SITE = "site"  # key "<site>": a site's BGP state (prefix -> state), written by 
 DRAIN = "drain"  # key "<site>": operator drain request for a site
 OVERRIDE = "override"  # key "<check key>": operator status override ("up" / "down")
 NODE = "node"  # key "<node id>": a DNS node's counters for the dashboard
+ANSWERS = "answers"  # key "<fqdn> <TYPE>": which answer each region gets now, for the dashboard
+CONTROL = "control"  # key "reload": {"time", "by"}: every DNS node reloads its zones when it changes
+DATAPLANE = "dataplane"  # key "<node>": XDP counters per VIP and backend
 
 
 class StoreError(Exception):
