@@ -1,0 +1,26 @@
+"""A problem found in a zone or config file, reported as `file:line: field: message`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    file: str
+    line: int
+    field: str
+    message: str
+    severity: str = "error"  # "error" rejects the file; "warning" is reported and served
+
+    def __str__(self) -> str:
+        tag = "" if self.severity == "error" else "warning: "
+        return f"{self.file}:{self.line}: {self.field}: {tag}{self.message}"
+
+
+class ZoneError(Exception):
+    """Raised with every problem of a file that cannot be served."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))

@@ -1,0 +1,80 @@
+"""YAML that remembers where each value came from, so every problem can name file:line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+
+class Located(dict):
+    """A mapping whose `line_of(key)` says where the key was written (1-based)."""
+
+    line: int = 0
+    key_lines: dict[Any, int]
+
+    def line_of(self, key: Any) -> int:
+        return self.key_lines.get(key, self.line)
+
+
+class LocatedList(list):
+    line: int = 0
+    item_lines: list[int]
+
+    def line_of(self, index: int) -> int:
+        return self.item_lines[index] if 0 <= index < len(self.item_lines) else self.line
+
+
+class DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: Any, line: int, first: int) -> None:
+        super().__init__(f"duplicate key {key!r} (first at line {first})")
+        self.key, self.line, self.first = key, line, first
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that keeps line numbers and refuses duplicate keys (YAML would keep the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Located:  # type: ignore[override]
+        self.flatten_mapping(node)
+        out = Located()
+        out.line = node.start_mark.line + 1
+        out.key_lines = {}
+        for key_node, value_node in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key is None:  # `:` or `~:` → treat as the apex spelling ''
+                key = ""
+            try:
+                hash(key)
+            except TypeError as exc:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"unhashable key at line {key_node.start_mark.line + 1}",
+                    key_node.start_mark) from exc
+            line = key_node.start_mark.line + 1
+            if key in out:
+                raise DuplicateKey(key, line, out.key_lines[key])
+            out[key] = self.construct_object(value_node, deep=True)
+            out.key_lines[key] = line
+        return out
+
+    def construct_sequence(self, node: yaml.SequenceNode, deep: bool = False) -> LocatedList:  # type: ignore[override]
+        out = LocatedList(self.construct_object(child, deep=True) for child in node.value)
+        out.line = node.start_mark.line + 1
+        out.item_lines = [child.start_mark.line + 1 for child in node.value]
+        return out
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _Loader.construct_mapping)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _Loader.construct_sequence)
+
+
+def load(text: str) -> Any:
+    """Parse one YAML document with line information; raises yaml.YAMLError."""
+    return yaml.load(text, Loader=_Loader)
+
+
+def error_line(exc: yaml.YAMLError) -> int:
+    """Best line number for a YAML error."""
+    if isinstance(exc, DuplicateKey):
+        return exc.line
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    return mark.line + 1 if mark is not None else 1
