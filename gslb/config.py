@@ -64,10 +64,19 @@ class ServerConfig:
     quorum: int | str = "majority"
     defaults: ZoneConfig = field(default_factory=ZoneConfig)
     zones: dict[str, ZoneConfig] = field(default_factory=dict)
+    control: str = field(default_factory=lambda: default_control_path())
     path: str | None = None
 
     def zone(self, name: str) -> ZoneConfig:
         return self.zones.get(name.rstrip(".").lower(), self.defaults)
+
+
+def default_control_path() -> str:
+    """Where `gslb serve` listens for `gslb reload`: /run/gslb as root, else a per-user path."""
+    if os.geteuid() == 0:
+        return "/run/gslb/control.sock"
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    return os.path.join(runtime, "gslb.sock") if runtime else f"/tmp/gslb-{os.geteuid()}.sock"
 
 
 def _networks(value: Any, where: str, problems: list[Problem], path: str, line: int) -> tuple:
@@ -130,7 +139,7 @@ _SERVER_KEYS = {
     "regions": "regions", "redis": "redis", "identity": "identity", "version": "version",
     "edns_udp_size": "edns_udp_size", "tcp_idle_timeout": "tcp_idle_timeout",
     "tcp_max_connections": "tcp_max_connections", "watch": "watch", "web": "web", "web_token": "web_token",
-    "region": "region", "quorum": "quorum",
+    "region": "region", "quorum": "quorum", "control": "control",
 }
 
 

@@ -229,7 +229,7 @@ def to_rdata(rtype: str, value: Any, origin: dns.name.Name) -> Rdata:
     text = converter(value)
     rdtype = dns.rdatatype.CNAME if rtype == "ALIAS" else dns.rdatatype.from_text(rtype)
     try:
-        return dns.rdata.from_text(dns.rdataclass.IN, rdtype, text, origin=origin)
+        return dns.rdata.from_text(dns.rdataclass.IN, rdtype, text, origin=origin, relativize=False)
     except dns.exception.DNSException as exc:
         raise ValueProblem(f"bad {rtype} value {text!r}: {exc}") from None
     except (ValueError, TypeError) as exc:

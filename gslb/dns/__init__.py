@@ -1,0 +1,1 @@
+"""The authoritative DNS server: lookup (resolve), compiled answers (table), the wire fast path."""

@@ -1,0 +1,295 @@
+"""The per-query hot path: parse header, question and OPT by hand, look up, patch, send.
+
+`Responder.answer` handles every query. The common case (one IN question, no or a plain OPT
+record, a compiled entry) costs a label walk, one dict lookup and a byte join. Anything unusual
+drops to `_slow`, which is careful rather than fast, and which never raises: a malformed packet
+gets FORMERR or is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import dns.exception
+import dns.name
+import dns.rdataclass
+import dns.rdatatype
+from dns.rdatatype import RdataType
+
+from gslb.dns import wire
+from gslb.dns.resolve import Zones
+from gslb.dns.table import (
+    CH,
+    FORMERR,
+    IN,
+    NOTIMP,
+    REFUSED,
+    Entry,
+    chaos_entries,
+    compile_answer,
+    compile_table,
+    header_only,
+)
+
+log = logging.getLogger(__name__)
+
+MISS_CACHE_MAX = 200_000  # compiled wildcard/NXDOMAIN/odd-type answers kept per snapshot
+_ONE_Q_NO_AR = b"\x00\x01\x00\x00\x00\x00\x00\x00"
+_ONE_Q_ONE_AR = b"\x00\x01\x00\x00\x00\x00\x00\x01"
+_AXFR = RdataType.AXFR.to_bytes(2, "big")
+_IXFR = RdataType.IXFR.to_bytes(2, "big")
+_ANY = RdataType.ANY.to_bytes(2, "big")
+_BADVERS_HDR = struct.pack(">HHHHH", wire.QR, 1, 0, 0, 1)
+
+
+@dataclass
+class Snapshot:
+    """Everything one generation of zones answers from. Swapped whole on reload."""
+
+    zones: Zones
+    table: dict[bytes, Entry]
+    serials: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, zones: Zones, extra: dict[bytes, Entry] | None = None) -> Snapshot:
+        table = compile_table(zones)
+        if extra:
+            table.update(extra)
+        return cls(zones, table, {z.name: z.serial for z in zones})
+
+
+class Stats:
+    """Per-process counters; the server ships them to the metrics endpoint."""
+
+    __slots__ = ("by_qtype", "by_rcode", "by_zone", "dropped", "formerr", "queries", "tcp", "truncated")
+
+    def __init__(self) -> None:
+        self.queries = 0
+        self.tcp = 0
+        self.truncated = 0
+        self.dropped = 0
+        self.formerr = 0
+        self.by_qtype: dict[int, int] = {}
+        self.by_rcode: dict[int, int] = {}
+        self.by_zone: dict[str, int] = {}
+
+
+class Responder:
+    """Answers queries from a `Snapshot`; `swap` replaces it atomically (one reference store)."""
+
+    def __init__(self, snapshot: Snapshot, identity: str, version: str | None, udp_size: int = 1232,
+                 client_entry: Callable[[Entry, str, wire.ClientSubnet | None], tuple[Entry, int]] | None = None
+                 ) -> None:
+        self.identity = identity.encode()
+        self.udp_size = udp_size
+        self.chaos = chaos_entries(identity, version)
+        self.client_entry = client_entry
+        self.stats = Stats()
+        self.swap(snapshot)
+
+    def swap(self, snapshot: Snapshot) -> None:
+        table = dict(snapshot.table)
+        table.update(self.chaos)
+        self.snapshot = snapshot
+        self.misses: dict[bytes, Entry] = {}
+        self.table = table  # last: the hot path reads only this reference
+
+    # -- the hot path -------------------------------------------------------------------------
+
+    def answer(self, data: bytes, client: str, tcp: bool = False) -> bytes | None:
+        """The response to one query, or None to send nothing (responses, garbage headers)."""
+        try:
+            if len(data) < 17 or data[2] & 0xF8:  # QR set or opcode != QUERY
+                return self._slow(data, client, tcp)
+            counts = data[4:12]
+            if counts == _ONE_Q_NO_AR:
+                has_opt = False
+            elif counts == _ONE_Q_ONE_AR:
+                has_opt = True
+            else:
+                return self._slow(data, client, tcp)
+            pos = 12
+            length = data[12]
+            while length:
+                if length > 63:
+                    return self._slow(data, client, tcp)
+                pos += length + 1
+                length = data[pos]
+            qend = pos + 5  # past root label, QTYPE and QCLASS
+            if qend > len(data):
+                return self._slow(data, client, tcp)
+            key = data[12:pos + 1].lower() + data[pos + 1:qend]
+            entry = self.table.get(key) or self.misses.get(key)
+            if entry is None:
+                qtype = data[pos + 1:pos + 3]
+                if qtype in (_AXFR, _IXFR) or (tcp and qtype == _ANY):
+                    return self._slow(data, client, tcp)
+                entry = self._miss(key, pos + 1 - 12)
+            elif tcp and data[pos + 1:pos + 3] == _ANY:
+                return self._slow(data, client, tcp)
+            if not has_opt:
+                if qend != len(data):
+                    return self._slow(data, client, tcp)
+                if entry.pick is not None:
+                    entry, _scope = entry.pick(client, None)
+                out = data[:2] + entry.hdr[(data[2] & 1) | ((data[3] >> 3) & 2)] + data[12:qend] + entry.tail
+                stats = self.stats
+                stats.queries += 1
+                stats.by_rcode[entry.rcode] = stats.by_rcode.get(entry.rcode, 0) + 1
+                if len(out) > 512 and not tcp:
+                    stats.truncated += 1
+                    out = data[:2] + entry.truncated().hdr[(data[2] & 1) | ((data[3] >> 3) & 2)] + data[12:qend]
+                return out
+            edns, end = wire.parse_opt(data, qend)
+            if end != len(data) or edns.version:
+                return self._slow(data, client, tcp)
+            return self._emit(data, qend, entry, edns, client, tcp)
+        except (IndexError, wire.FormErr, struct.error):
+            return self._slow(data, client, tcp)
+
+    def _miss(self, key: bytes, name_len: int) -> Entry:
+        """Compile an answer the table did not foresee (wildcard, NXDOMAIN, odd type, REFUSED)."""
+        qclass = key[-2:]
+        qtype = int.from_bytes(key[-4:-2], "big")
+        if qclass == CH:
+            return REFUSED
+        if qclass != IN:
+            return REFUSED
+        qname, _ = dns.name.from_wire(key, 0)
+        if dns.rdatatype.is_metatype(qtype) and qtype != RdataType.ANY:
+            return FORMERR if qtype == RdataType.OPT else NOTIMP
+        ans = self.snapshot.zones.resolve(qname, qtype)
+        if ans is None:
+            return REFUSED
+        entry = compile_answer(qname, qtype, ans)
+        if len(self.misses) >= MISS_CACHE_MAX:
+            self.misses = {}
+        self.misses[key] = entry
+        return entry
+
+    # -- everything unusual -------------------------------------------------------------------
+
+    def _slow(self, data: bytes, client: str, tcp: bool) -> bytes | None:
+        try:
+            return self._careful(data, client, tcp)
+        except Exception:  # never let one packet take the server down
+            log.exception("unexpected error answering a %d-byte query from %s", len(data), client)
+            return self._error(data, wire.RCODE_SERVFAIL)
+
+    def _error(self, data: bytes, rcode: int, question: bytes = b"", opt: bytes = b"") -> bytes | None:
+        if len(data) < 12 or data[2] & 0x80:
+            self.stats.dropped += 1
+            return None  # too short to answer, or a response: never reply to those
+        self.stats.queries += 1
+        self.stats.by_rcode[rcode] = self.stats.by_rcode.get(rcode, 0) + 1
+        if rcode == wire.RCODE_FORMERR:
+            self.stats.formerr += 1
+        opcode_rd = struct.unpack_from(">H", data, 2)[0] & 0x7910  # opcode, RD, CD kept
+        hdr = struct.pack(">HHHHH", wire.QR | opcode_rd | rcode, 1 if question else 0, 0, 0, 1 if opt else 0)
+        return data[:2] + hdr + question + opt
+
+    def _careful(self, data: bytes, client: str, tcp: bool) -> bytes | None:
+        if len(data) < 12:
+            self.stats.dropped += 1
+            return None
+        flags, qdcount, ancount, nscount, arcount = struct.unpack_from(">HHHHH", data, 2)
+        if flags & wire.QR:
+            self.stats.dropped += 1
+            return None
+        opcode = (flags >> 11) & 0xF
+        if qdcount != 1:
+            return self._error(data, wire.RCODE_FORMERR if opcode == 0 else wire.RCODE_NOTIMP)
+        try:
+            qend = wire.question_end(data) + 4
+            if qend > len(data):
+                raise wire.FormErr("truncated question")
+        except wire.FormErr:
+            return self._error(data, wire.RCODE_FORMERR)
+        question = data[12:qend]
+        if opcode != 0:
+            return self._error(data, wire.RCODE_NOTIMP, question)
+        if ancount or nscount:
+            return self._error(data, wire.RCODE_FORMERR, question)
+        edns = None
+        opt = b""
+        pos = qend
+        try:
+            for _ in range(arcount):
+                if pos < len(data) and data[pos] == 0 and data[pos + 1:pos + 3] == b"\x00\x29":
+                    if edns is not None:
+                        raise wire.FormErr("more than one OPT record")
+                    edns, pos = wire.parse_opt(data, pos)
+                else:
+                    # TSIG and anything else: we do not sign, so say so rather than guess.
+                    raise wire.FormErr("unsupported additional record (only OPT is accepted)")
+            if pos != len(data):
+                raise wire.FormErr("trailing bytes after the message")
+        except (wire.FormErr, IndexError):
+            if edns is not None:
+                opt = wire.opt_record(self.udp_size, edns.do)
+            return self._error(data, wire.RCODE_FORMERR, question, opt)
+        if edns is not None:
+            opt = wire.opt_record(self.udp_size, edns.do)
+            if edns.version != 0:
+                return data[:2] + _BADVERS_HDR + question + wire.opt_record(self.udp_size, edns.do, ext_rcode=1)
+        qtype = int.from_bytes(data[qend - 4:qend - 2], "big")
+        qclass = int.from_bytes(data[qend - 2:qend], "big")
+        if qclass != dns.rdataclass.IN and qclass != dns.rdataclass.CH:
+            return self._error(data, wire.RCODE_REFUSED, question, opt)
+        key = data[12:qend - 4].lower() + data[qend - 4:qend]
+        if qclass == dns.rdataclass.IN and qtype in (RdataType.AXFR, RdataType.IXFR):
+            if not tcp and qtype == RdataType.AXFR:
+                return self._error(data, wire.RCODE_NOTIMP, question, opt)
+            if not tcp:  # IXFR over UDP: answer with the SOA so the client retries over TCP (RFC 1995)
+                entry = self._soa_entry(key)
+                if entry is None:
+                    return self._error(data, wire.RCODE_REFUSED, question, opt)
+                return self._emit(data, qend, entry, edns, client, tcp)
+            return None  # transfers are the TCP server's (see gslb.dns.xfr)
+        if qclass == dns.rdataclass.IN and qtype == RdataType.ANY and tcp:
+            qname, _ = dns.name.from_wire(key, 0)
+            ans = self.snapshot.zones.resolve(qname, qtype, tcp=True)
+            entry = REFUSED if ans is None else compile_answer(qname, qtype, ans)
+        else:
+            entry = self.table.get(key) or self.misses.get(key) or self._miss(key, qend - 4 - 12)
+        return self._emit(data, qend, entry, edns, client, tcp)
+
+    def _soa_entry(self, key: bytes) -> Entry | None:
+        qname, _ = dns.name.from_wire(key, 0)
+        zone = self.snapshot.zones.by_origin.get(qname)
+        if zone is None:
+            return None
+        return self.table.get(key[:-4] + RdataType.SOA.to_bytes(2, "big") + IN)
+
+    def _emit(self, data: bytes, qend: int, entry: Entry, edns: wire.Edns | None, client: str,
+              tcp: bool) -> bytes:
+        rdcd = (data[2] & 1) | ((data[3] >> 3) & 2)
+        self.stats.queries += 1
+        self.stats.by_rcode[entry.rcode] = self.stats.by_rcode.get(entry.rcode, 0) + 1
+        if edns is None:
+            if entry.pick is not None:
+                entry, _ = entry.pick(client, None)
+            out = data[:2] + entry.hdr[rdcd] + data[12:qend] + entry.tail
+            if not tcp and len(out) > 512:
+                self.stats.truncated += 1
+                out = data[:2] + entry.truncated().hdr[rdcd] + data[12:qend]
+            return out
+        options = wire.nsid_option(self.identity) if edns.nsid else b""
+        scope = 0
+        if entry.pick is not None:
+            entry, scope = entry.pick(client, edns.ecs)
+        if edns.ecs is not None:
+            options += edns.ecs.option(scope)
+        opt = wire.opt_record(self.udp_size, edns.do, options)
+        out = data[:2] + entry.hdr[4 + rdcd] + data[12:qend] + entry.tail + opt
+        if not tcp and len(out) > max(512, min(edns.payload, self.udp_size)):
+            self.stats.truncated += 1
+            out = data[:2] + entry.truncated().hdr[4 + rdcd] + data[12:qend] + opt
+        return out
+
+
+
+__all__ = ["FORMERR", "NOTIMP", "REFUSED", "Responder", "Snapshot", "header_only"]

@@ -1,0 +1,197 @@
+"""The authoritative lookup of RFC 1034 4.3.2, with wildcards (RFC 4592), DNAME (RFC 6672),
+in-zone CNAME chasing, referrals with glue and RFC 8482 ANY.
+
+This runs when answers are compiled and for the rare queries the compiled table lacks; it
+never runs per query on the fast path, so it favours clarity over speed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import dns.name
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+from dns.name import Name
+from dns.rdatatype import RdataType
+
+from gslb.zone.model import Zone
+
+MAX_CHAIN = 8  # CNAME/DNAME links followed inside our zones
+ANY_PREFERENCE = (RdataType.A, RdataType.AAAA, RdataType.CNAME, RdataType.MX, RdataType.TXT, RdataType.SOA)
+
+
+@dataclass
+class Answer:
+    rcode: int = dns.rcode.NOERROR
+    aa: bool = True
+    answer: list[dns.rrset.RRset] = field(default_factory=list)
+    authority: list[dns.rrset.RRset] = field(default_factory=list)
+    additional: list[dns.rrset.RRset] = field(default_factory=list)
+    zone: Zone | None = None
+    referral: bool = False  # TC instead of dropping glue when it does not fit
+    wildcard: bool = False  # the answer depends on the query name (synthesised)
+
+
+def _renamed(rrset: dns.rrset.RRset, owner: Name) -> dns.rrset.RRset:
+    if rrset.name == owner:
+        return rrset
+    out = dns.rrset.RRset(owner, rrset.rdclass, rrset.rdtype)
+    out.update(rrset)
+    out.ttl = rrset.ttl
+    return out
+
+
+def negative_soa(zone: Zone) -> dns.rrset.RRset:
+    """The SOA for NXDOMAIN/NODATA, its TTL capped by the SOA minimum (RFC 2308 section 5)."""
+    soa = zone.soa
+    out = dns.rrset.RRset(soa.name, soa.rdclass, soa.rdtype)
+    out.update(soa)
+    out.ttl = min(soa.ttl, soa[0].minimum)
+    return out
+
+
+class Zones:
+    """The zones this server is authoritative for, found by longest match."""
+
+    def __init__(self, zones: list[Zone]) -> None:
+        self.by_origin: dict[Name, Zone] = {z.origin: z for z in zones}
+
+    def __iter__(self):
+        return iter(self.by_origin.values())
+
+    def __len__(self) -> int:
+        return len(self.by_origin)
+
+    def find(self, qname: Name) -> Zone | None:
+        name = qname
+        while True:
+            zone = self.by_origin.get(name)
+            if zone is not None:
+                return zone
+            if name == dns.name.root:
+                return None
+            name = name.parent()
+
+    def zone_for(self, qname: Name, qtype: int) -> Zone | None:
+        zone = self.find(qname)
+        if zone is not None and qtype == RdataType.DS and qname == zone.origin and qname != dns.name.root:
+            parent = self.find(qname.parent())  # DS belongs to the parent side of a cut
+            if parent is not None:
+                return parent
+        return zone
+
+    def resolve(self, qname: Name, qtype: int, tcp: bool = False) -> Answer | None:
+        """The answer for one question; None when no zone of ours covers it (REFUSED)."""
+        zone = self.zone_for(qname, qtype)
+        if zone is None:
+            return None
+        ans = Answer(zone=zone)
+        _lookup(self, zone, qname, qtype, tcp, ans, set())
+        return ans
+
+
+def _closest_encloser(zone: Zone, qname: Name) -> Name:
+    name = qname.parent()
+    while name not in zone.names:
+        name = name.parent()
+    return name
+
+
+def _referral(zone: Zone, cut: Name, ans: Answer) -> None:
+    ns = zone.nodes[cut][RdataType.NS]
+    ans.authority.append(ns)
+    if not ans.answer:
+        ans.aa = False
+    ans.referral = True
+    for rdata in ns:
+        target = rdata.target
+        if target.is_subdomain(zone.origin):
+            node = zone.nodes.get(target, {})
+            for rdtype in (RdataType.A, RdataType.AAAA):
+                if rdtype in node:
+                    ans.additional.append(node[rdtype])
+
+
+def _dname_above(zone: Zone, qname: Name) -> Name | None:
+    if not zone.dnames:
+        return None
+    name = qname.parent()
+    while name.is_subdomain(zone.origin):
+        if name in zone.dnames:
+            return name
+        if name == zone.origin:
+            break
+        name = name.parent()
+    return None
+
+
+def _follow(zones: Zones, zone: Zone, target: Name, qtype: int, tcp: bool, ans: Answer, seen: set[Name]) -> None:
+    """Continue a CNAME/DNAME chain when the target is in a zone of ours."""
+    if len(seen) >= MAX_CHAIN or target in seen:
+        return
+    next_zone = zones.find(target)
+    if next_zone is None:
+        return
+    _lookup(zones, next_zone, target, qtype, tcp, ans, seen)
+
+
+def _lookup(zones: Zones, zone: Zone, qname: Name, qtype: int, tcp: bool, ans: Answer, seen: set[Name]) -> None:
+    seen.add(qname)
+    cut = zone.cut_above(qname, qtype)
+    if cut is not None:
+        _referral(zone, cut, ans)
+        return
+    dname_owner = _dname_above(zone, qname)
+    if dname_owner is not None:
+        dname = zone.nodes[dname_owner][RdataType.DNAME]
+        ans.answer.append(dname)
+        try:
+            target = qname.relativize(dname_owner).derelativize(dname[0].target)
+        except dns.name.NameTooLong:
+            ans.rcode = dns.rcode.YXDOMAIN
+            return
+        cname = dns.rrset.from_text(qname, dname.ttl, dns.rdataclass.IN, RdataType.CNAME, target.to_text())
+        ans.answer.append(cname)
+        ans.wildcard = True
+        _follow(zones, zone, target, qtype, tcp, ans, seen)
+        return
+    node = zone.nodes.get(qname)
+    if node is None and qname not in zone.names:
+        wild = dns.name.Name((b"*", *_closest_encloser(zone, qname).labels))
+        node = zone.nodes.get(wild)
+        if node is None:
+            ans.rcode = dns.rcode.NXDOMAIN
+            ans.authority.append(negative_soa(zone))
+            return
+        ans.wildcard = True
+    node = node or {}
+    rrsets = [_renamed(rrset, qname) for rrset in node.values()]
+    cname = node.get(RdataType.CNAME)
+    if cname is not None and qtype not in (RdataType.CNAME, RdataType.ANY):
+        ans.answer.append(_renamed(cname, qname))
+        _follow(zones, zone, cname[0].target, qtype, tcp, ans, seen)
+        return
+    if qtype == RdataType.ANY:
+        if tcp:
+            found = sorted(rrsets, key=lambda r: r.rdtype)
+        else:  # RFC 8482 4.1: one RRset of the responder's choosing
+            found = sorted(rrsets, key=lambda r: (r.rdtype not in ANY_PREFERENCE,
+                                                  ANY_PREFERENCE.index(r.rdtype) if r.rdtype in ANY_PREFERENCE
+                                                  else r.rdtype))[:1]
+        if found:
+            ans.answer.extend(found)
+            return
+    elif qtype in node:
+        ans.answer.append(_renamed(node[qtype], qname))
+        return
+    elif qtype in (RdataType.A, RdataType.AAAA) and qname == zone.origin and zone.alias is not None:
+        target_zone = zones.find(zone.alias)
+        if target_zone is not None:
+            target_node = target_zone.nodes.get(zone.alias, {})
+            if qtype in target_node:
+                ans.answer.append(_renamed(target_node[qtype], qname))
+                return
+    ans.authority.append(negative_soa(zone))  # NODATA

@@ -1,0 +1,134 @@
+"""Compiled answers: every (name, type, class) we can foresee, as ready wire bytes.
+
+An `Entry` holds the response *after* the question (answer, authority and additional sections,
+with names compressed against the question at offset 12) and the eight possible headers
+(RD and CD copied from the query, with and without an OPT record). Answering a query is then a
+dict lookup and a byte join. dnspython builds all of it when zones load; the fast path never
+calls it.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import dns.message
+import dns.name
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+from dns.rdatatype import RdataType
+
+from gslb.dns import wire
+from gslb.dns.resolve import Answer, Zones
+
+# Types answered from the table without a miss for every name (the rest are compiled on demand).
+COMMON_TYPES = (RdataType.A, RdataType.AAAA, RdataType.CNAME, RdataType.MX, RdataType.TXT, RdataType.NS,
+                RdataType.SOA, RdataType.SRV, RdataType.HTTPS, RdataType.CAA, RdataType.ANY)
+IN = dns.rdataclass.IN.to_bytes(2, "big")
+CH = dns.rdataclass.CH.to_bytes(2, "big")
+
+
+class Entry:
+    """A ready response body for one question. `pick` is set for GSLB names (per-client)."""
+
+    __slots__ = ("an", "ar", "flags", "hdr", "ns", "pick", "rcode", "tail", "zone")
+
+    def __init__(self, flags: int, an: int, ns: int, ar: int, tail: bytes, zone: str = "",
+                 pick: Callable[..., Any] | None = None) -> None:
+        self.flags, self.an, self.ns, self.ar, self.tail = flags, an, ns, ar, tail
+        self.rcode = flags & 0xF
+        self.zone = zone
+        self.pick = pick
+        hdr = []
+        for edns in (0, 1):
+            for rdcd in range(4):
+                f = flags | (wire.RD if rdcd & 1 else 0) | (wire.CD if rdcd & 2 else 0)
+                hdr.append(struct.pack(">HHHHH", f, 1, an, ns, ar + edns))
+        self.hdr = tuple(hdr)
+
+    def truncated(self) -> Entry:
+        """The same response with TC set and no records: the client retries over TCP."""
+        return Entry((self.flags | wire.TC), 0, 0, 0, b"", self.zone)
+
+
+def header_only(rcode: int, aa: bool = False) -> Entry:
+    return Entry(wire.QR | (wire.AA if aa else 0) | rcode, 0, 0, 0, b"")
+
+
+REFUSED = header_only(wire.RCODE_REFUSED)
+NOTIMP = header_only(wire.RCODE_NOTIMP)
+FORMERR = header_only(wire.RCODE_FORMERR)
+
+
+def qname_wire(name: dns.name.Name) -> bytes:
+    return name.canonicalize().to_wire()
+
+
+def compile_sections(qname: dns.name.Name, qtype: int, qclass: int, flags: int,
+                     answer: Iterable[dns.rrset.RRset] = (), authority: Iterable[dns.rrset.RRset] = (),
+                     additional: Iterable[dns.rrset.RRset] = (), zone: str = "") -> Entry:
+    """Sections → Entry, with dnspython doing the record encoding and name compression."""
+    msg = dns.message.Message(id=0)
+    msg.flags = flags
+    msg.question = [dns.rrset.RRset(qname.canonicalize(), qclass, qtype)]
+    msg.answer = list(answer)
+    msg.authority = list(authority)
+    msg.additional = list(additional)
+    data = msg.to_wire(max_size=65535)
+    an, ns, ar = struct.unpack_from(">HHH", data, 6)
+    tail = data[12 + len(qname_wire(qname)) + 4:]
+    return Entry(flags, an, ns, ar, tail, zone)
+
+
+def compile_answer(qname: dns.name.Name, qtype: int, ans: Answer) -> Entry:
+    flags = wire.QR | (wire.AA if ans.aa else 0) | ans.rcode
+    zone = ans.zone.name if ans.zone is not None else ""
+    return compile_sections(qname, qtype, dns.rdataclass.IN, flags, ans.answer, ans.authority, ans.additional,
+                            zone)
+
+
+def table_key(qname: dns.name.Name, qtype: int, qclass: bytes = IN) -> bytes:
+    return qname_wire(qname) + qtype.to_bytes(2, "big") + qclass
+
+
+def chaos_entries(identity: str, version: str | None) -> dict[bytes, Entry]:
+    """CH TXT id.server / hostname.bind / version.bind / version.server: which node answered."""
+    out = {}
+    items = [("id.server.", identity), ("hostname.bind.", identity)]
+    if version is not None:
+        items += [("version.bind.", version), ("version.server.", version)]
+    for name, text in items:
+        qname = dns.name.from_text(name)
+        rrset = dns.rrset.from_text(qname, 0, dns.rdataclass.CH, RdataType.TXT, f'"{text}"')
+        out[table_key(qname, RdataType.TXT, CH)] = compile_sections(
+            qname, RdataType.TXT, dns.rdataclass.CH, wire.QR | wire.AA, [rrset])
+    return out
+
+
+def compile_table(zones: Zones) -> dict[bytes, Entry]:
+    """Entries for every owner name's data, CNAME chains, apex ALIAS and the common NODATA cases.
+
+    Wildcard matches, NXDOMAIN and unusual types are compiled on first use into a bounded cache
+    (see `fastpath.Responder`), so zone size, not query variety, bounds this table.
+    """
+    table: dict[bytes, Entry] = {}
+    for zone in zones:
+        for owner, node in zone.nodes.items():
+            if owner.labels and owner.labels[0] == b"*":
+                continue  # a wildcard's answers depend on the query name: compiled on demand
+            types = set(node) | {RdataType.ANY, RdataType.A, RdataType.AAAA}
+            if RdataType.CNAME in node or owner in zone.cuts:
+                types |= set(COMMON_TYPES)
+            for qtype in types:
+                ans = zones.resolve(owner, qtype)
+                if ans is None or ans.wildcard:
+                    continue
+                table[table_key(owner, qtype)] = compile_answer(owner, qtype, ans)
+        for name in zone.names - set(zone.nodes):  # empty non-terminals: NODATA
+            for qtype in (RdataType.A, RdataType.AAAA):
+                ans = zones.resolve(name, qtype)
+                if ans is not None and not ans.wildcard:
+                    table[table_key(name, qtype)] = compile_answer(name, qtype, ans)
+    return table

@@ -1,0 +1,81 @@
+"""DNS over TCP per RFC 7766: length-prefixed messages, pipelining, idle timeout, connection cap."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import struct
+
+import dns.exception
+import dns.message
+import dns.rcode
+import dns.rdatatype
+
+from gslb.dns import xfr
+from gslb.dns.fastpath import Responder
+
+log = logging.getLogger(__name__)
+
+
+class TcpServer:
+    def __init__(self, responder: Responder, idle_timeout: float, max_connections: int) -> None:
+        self.responder = responder
+        self.idle_timeout = idle_timeout
+        self.max_connections = max_connections
+        self.connections = 0
+        self.refused_connections = 0
+
+    async def serve(self, sock: socket.socket) -> asyncio.AbstractServer:
+        return await asyncio.start_server(self._connection, sock=sock, limit=65536 + 2)
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername") or ("?", 0)
+        client = peer[0]
+        if self.connections >= self.max_connections:
+            self.refused_connections += 1
+            writer.close()
+            return
+        self.connections += 1
+        try:
+            while True:
+                try:
+                    head = await asyncio.wait_for(reader.readexactly(2), self.idle_timeout)
+                    (length,) = struct.unpack(">H", head)
+                    data = await asyncio.wait_for(reader.readexactly(length), self.idle_timeout)
+                except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+                    return
+                self.responder.stats.tcp += 1
+                out = self.responder.answer(data, client, tcp=True)
+                if out is None:
+                    messages = self._transfer(data, client)
+                    if messages is None:
+                        continue
+                else:
+                    messages = [out]
+                for msg in messages:
+                    writer.write(struct.pack(">H", len(msg)) + msg)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            self.connections -= 1
+            writer.close()
+
+    def _transfer(self, data: bytes, client: str) -> list[bytes] | None:
+        """AXFR/IXFR (IXFR answered with a full transfer, which RFC 1995 allows)."""
+        try:
+            query = dns.message.from_wire(data)
+        except dns.exception.DNSException:
+            return None
+        if not query.question or query.question[0].rdtype not in (dns.rdatatype.AXFR, dns.rdatatype.IXFR):
+            return None
+        qname = query.question[0].name
+        zone = xfr.find_zone(self.responder.snapshot.zones, qname)
+        if zone is None or not xfr.allowed(zone, client):
+            reply = dns.message.make_response(query)
+            reply.set_rcode(dns.rcode.NOTAUTH if zone is None else dns.rcode.REFUSED)
+            log.info("AXFR of %s refused to %s", qname, client)
+            return [reply.to_wire()]
+        log.info("AXFR of %s (serial %d) to %s", qname, zone.serial, client)
+        return xfr.transfer(query, zone)

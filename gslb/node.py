@@ -1,0 +1,289 @@
+"""The supervisor: loads and validates zones, forks the DNS workers and keeps them current.
+
+It owns everything that is not per-query: reloads (SIGHUP, file changes, `gslb reload` over
+the control socket, the store's `control/reload` key), health from the store, metrics from the
+workers. Workers only ever receive complete, validated zone sets, so a broken file never
+reaches the fast path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import multiprocessing
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from gslb import worker
+from gslb.config import ServerConfig
+from gslb.dns import sockets
+from gslb.engine import Engine
+from gslb.zone.load import load_zones, zone_files
+from gslb.zone.model import Zone
+from gslb.zone.problems import Problem, ZoneError
+
+log = logging.getLogger("gslb.node")
+
+WATCH_INTERVAL = 0.5
+
+
+@dataclass
+class ReloadResult:
+    ok: bool
+    reason: str
+    zones: int = 0
+    serial: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__)
+
+
+@dataclass
+class WorkerHandle:
+    index: int
+    process: multiprocessing.process.BaseProcess
+    conn: Connection
+    ready: bool = False
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+class Node:
+    def __init__(self, cfg: ServerConfig, control_path: str | None = None) -> None:
+        self.cfg = cfg
+        self.control_path = control_path
+        self.workers: list[WorkerHandle] = []
+        self.serial = 0
+        self.zones: list[Zone] = []
+        self.engine: Engine | None = None
+        self.last_reload: ReloadResult | None = None
+        self._mtimes: dict[str, float] = {}
+        self._reload_lock: asyncio.Lock | None = None
+        self.started = time.time()
+
+    # -- zones --------------------------------------------------------------------------------
+
+    def _next_serial(self) -> int:
+        self.serial = max(int(time.time()), self.serial + 1)
+        return self.serial
+
+    def _load(self) -> tuple[list[Zone], list[Problem]]:
+        return load_zones(self.cfg.zones_dir, self.cfg, self._next_serial())
+
+    def load_initial(self) -> list[Problem]:
+        zones, problems = self._load()
+        for p in problems:
+            log.warning("%s", p)
+        self.zones = zones
+        self.engine = Engine(zones)
+        self._mtimes = self._scan_mtimes()
+        log.info("loaded %d zone(s) from %s, serial %d", len(zones), self.cfg.zones_dir, self.serial)
+        return problems
+
+    async def reload(self, reason: str) -> ReloadResult:
+        assert self._reload_lock is not None
+        async with self._reload_lock:
+            loop = asyncio.get_running_loop()
+            self._mtimes = self._scan_mtimes()
+            try:
+                zones, problems = await loop.run_in_executor(None, self._load)
+            except ZoneError as exc:
+                for p in exc.problems:
+                    log.error("reload (%s) rejected: %s", reason, p)
+                log.error("reload (%s) rejected: still serving serial %d", reason, self._serving)
+                result = ReloadResult(False, reason, len(self.zones), self._serving,
+                                      [str(p) for p in exc.problems])
+                self.last_reload = result
+                return result
+            self.zones = zones
+            assert self.engine is not None
+            await loop.run_in_executor(None, self.engine.load, zones)
+            self._serving = self.serial
+            for handle in self.workers:
+                with contextlib.suppress(OSError):
+                    handle.conn.send(("zones", zones))
+            log.info("reload (%s): %d zone(s), serial %d", reason, len(zones), self.serial)
+            result = ReloadResult(True, reason, len(zones), self.serial, [str(p) for p in problems])
+            self.last_reload = result
+            return result
+
+    def _scan_mtimes(self) -> dict[str, float]:
+        out = {}
+        try:
+            for path in zone_files(self.cfg.zones_dir):
+                with contextlib.suppress(OSError):
+                    st = os.stat(path)
+                    out[path] = st.st_mtime_ns + st.st_size
+        except OSError:
+            pass
+        return out
+
+    async def _watch(self) -> None:
+        """Reload when a zone file is added, removed or changed (and has stopped changing)."""
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL)
+            now = self._scan_mtimes()
+            if now != self._mtimes:
+                await asyncio.sleep(WATCH_INTERVAL)  # let editors finish writing
+                if self._scan_mtimes() == now:
+                    await self.reload("zone files changed")
+
+    # -- workers ------------------------------------------------------------------------------
+
+    def _spawn(self, index: int) -> WorkerHandle:
+        ctx = multiprocessing.get_context("fork")
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=worker.run, args=(index, child, self.cfg, self.engine), name=f"gslb-worker-{index}",
+                           daemon=True)
+        proc.start()
+        child.close()
+        handle = WorkerHandle(index, proc, parent)
+        asyncio.get_running_loop().add_reader(parent.fileno(), self._from_worker, handle)
+        return handle
+
+    def _from_worker(self, handle: WorkerHandle) -> None:
+        try:
+            message = handle.conn.recv()
+        except (EOFError, OSError):
+            loop = asyncio.get_running_loop()
+            loop.remove_reader(handle.conn.fileno())
+            handle.conn.close()
+            if not self._stopping.is_set():
+                log.error("worker %d (pid %s) died (exit %s); restarting it", handle.index, handle.process.pid,
+                          handle.process.exitcode)
+                loop.call_later(0.2, self._restart, handle.index)
+            return
+        kind = message[0]
+        if kind == "ready":
+            handle.ready = True
+        elif kind == "stats":
+            handle.stats = message[2]
+        elif kind == "error":
+            log.error("%s", message[1])
+
+    def _restart(self, index: int) -> None:
+        if self._stopping.is_set():
+            return
+        self.workers[index] = self._spawn(index)
+
+    def totals(self) -> dict[str, Any]:
+        total: dict[str, Any] = {"queries": 0, "tcp": 0, "truncated": 0, "dropped": 0, "formerr": 0,
+                                 "by_rcode": {}, "decisions": {}, "cpu": 0.0}
+        for h in self.workers:
+            s = h.stats
+            for k in ("queries", "tcp", "truncated", "dropped", "formerr", "cpu"):
+                total[k] += s.get(k, 0)
+            for k in ("by_rcode", "decisions"):
+                for key, n in s.get(k, {}).items():
+                    total[k][key] = total[k].get(key, 0) + n
+        return total
+
+    # -- control socket -----------------------------------------------------------------------
+
+    async def _control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = (await asyncio.wait_for(reader.readline(), 5)).decode().strip()
+            if line == "reload":
+                reply = (await self.reload("gslb reload")).to_json()
+            elif line == "status":
+                reply = json.dumps({"zones": [z.name for z in self.zones], "serial": self._serving,
+                                    "workers": [h.process.pid for h in self.workers], **self.totals()})
+            else:
+                reply = json.dumps({"ok": False, "error": f"unknown command {line!r} (reload, status)"})
+            writer.write(reply.encode() + b"\n")
+            await writer.drain()
+        except (TimeoutError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def _open_control(self, path: str) -> asyncio.AbstractServer | None:
+        try:
+            _r, w = await asyncio.open_unix_connection(path)
+            w.close()
+            log.warning("control socket %s belongs to another running server; `gslb reload` will reach "
+                        "that one, not this (use --control PATH)", path)
+            self.control_path = None
+            return None
+        except OSError:
+            pass
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            return await asyncio.start_unix_server(self._control, path=path)
+        except OSError as exc:
+            log.warning("no control socket (%s: %s); SIGHUP still reloads", path, exc.strerror)
+            self.control_path = None
+            return None
+
+    # -- main ---------------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        self._stopping = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
+        self._serving = self.serial
+        loop = asyncio.get_running_loop()
+        count = self.cfg.workers or os.cpu_count() or 1
+        self.workers = [self._spawn(i) for i in range(count)]
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload("SIGHUP")))
+        loop.add_signal_handler(signal.SIGTERM, self._stopping.set)
+        loop.add_signal_handler(signal.SIGINT, self._stopping.set)
+        tasks = []
+        if self.cfg.watch:
+            tasks.append(asyncio.ensure_future(self._watch()))
+        control = None
+        if self.control_path:
+            control = await self._open_control(self.control_path)
+        deadline = time.monotonic() + 10
+        while not all(h.ready for h in self.workers) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        log.info("serving %s with %d worker(s) (pids %s)", ", ".join(self.cfg.listen), count,
+                 " ".join(str(h.process.pid) for h in self.workers))
+        await self._stopping.wait()
+        log.info("stopping")
+        for task in tasks:
+            task.cancel()
+        if control is not None and self.control_path:
+            control.close()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.control_path)
+        for h in self.workers:
+            with contextlib.suppress(OSError):
+                loop.remove_reader(h.conn.fileno())
+                h.conn.send(("stop",))
+        for h in self.workers:
+            h.process.join(2)
+            if h.process.is_alive():
+                h.process.kill()
+        return 0
+
+
+def serve(cfg: ServerConfig, control_path: str | None) -> int:
+    try:
+        listen = [sockets.parse_listen(x) for x in cfg.listen]
+        sockets.check_bindable(listen)
+    except sockets.ListenError as exc:
+        log.error("%s", exc)
+        return 2
+    node = Node(cfg, control_path)
+    try:
+        node.load_initial()
+    except ZoneError as exc:
+        for p in exc.problems:
+            log.error("%s", p)
+        log.error("not starting: fix the zone files above (gslb check %s)", cfg.zones_dir)
+        return 1
+    try:
+        import uvloop
+
+        return uvloop.run(node.run())
+    except ImportError:
+        return asyncio.run(node.run())

@@ -1,0 +1,114 @@
+"""A worker process: its own SO_REUSEPORT sockets, a `Responder`, and a pipe to the supervisor.
+
+Threads: one blocking recvfrom/sendto loop per UDP socket (the fast path), one asyncio loop for
+all TCP listeners, and the main thread applying updates from the supervisor (new zones, new
+health) and reporting counters once a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from multiprocessing.connection import Connection
+from typing import Any
+
+from gslb.config import ServerConfig
+from gslb.dns import sockets
+from gslb.dns.fastpath import Responder
+from gslb.dns.tcp import TcpServer
+from gslb.engine import Engine
+
+log = logging.getLogger(__name__)
+
+STATS_INTERVAL = 1.0
+
+
+def udp_loop(sock: socket.socket, responder: Responder) -> None:
+    recvfrom = sock.recvfrom
+    sendto = sock.sendto
+    answer = responder.answer
+    while True:
+        try:
+            data, addr = recvfrom(4096)
+        except OSError:
+            if sock.fileno() < 0:
+                return
+            continue
+        out = answer(data, addr[0])
+        if out is not None:
+            try:
+                sendto(out, addr)
+            except OSError:
+                responder.stats.dropped += 1
+
+
+def tcp_thread(socks: list[socket.socket], server: TcpServer) -> None:
+    try:
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    except ImportError:
+        loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    for sock in socks:
+        loop.run_until_complete(server.serve(sock))
+    loop.run_forever()
+
+
+def stats_message(responder: Responder, engine: Engine) -> dict[str, Any]:
+    s = responder.stats
+    return {"pid": os.getpid(), "queries": s.queries, "tcp": s.tcp, "truncated": s.truncated,
+            "dropped": s.dropped, "formerr": s.formerr, "by_rcode": dict(s.by_rcode),
+            "decisions": dict(engine.decisions), "cpu": time.process_time()}
+
+
+def run(index: int, conn: Connection, cfg: ServerConfig, engine: Engine) -> None:
+    """Worker entry point (after fork): bind, serve, follow the supervisor until the pipe closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    responder = Responder(engine.snapshot, cfg.identity, cfg.version, cfg.edns_udp_size)
+    tcp = TcpServer(responder, cfg.tcp_idle_timeout, cfg.tcp_max_connections)
+    tcp_socks = []
+    try:
+        for text in cfg.listen:
+            host, port = sockets.parse_listen(text)
+            udp = sockets.udp_socket(host, port)
+            threading.Thread(target=udp_loop, args=(udp, responder), daemon=True,
+                             name=f"udp {text}").start()
+            tcp_socks.append(sockets.tcp_socket(host, port))
+    except OSError as exc:
+        conn.send(("error", f"worker {index}: cannot listen: {exc}"))
+        sys.exit(1)
+    threading.Thread(target=tcp_thread, args=(tcp_socks, tcp), daemon=True, name="tcp").start()
+    conn.send(("ready", index))
+    next_stats = time.monotonic() + STATS_INTERVAL
+    while True:
+        timeout = max(0.0, next_stats - time.monotonic())
+        try:
+            if conn.poll(timeout):
+                message = conn.recv()
+                kind = message[0]
+                if kind == "zones":
+                    engine.load(message[1])
+                    responder.swap(engine.snapshot)
+                elif kind == "health":
+                    if engine.set_health(message[1]):
+                        responder.swap(engine.snapshot)
+                elif kind == "stop":
+                    break
+            if time.monotonic() >= next_stats:
+                conn.send(("stats", index, stats_message(responder, engine)))
+                next_stats = time.monotonic() + STATS_INTERVAL
+        except (EOFError, OSError):
+            break  # the supervisor is gone: so are we
+    with contextlib.suppress(Exception):
+        conn.close()
+    os._exit(0)

@@ -1,0 +1,288 @@
+"""Load and validate octoDNS YAML zone files, reporting every problem with file:line: field."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import dns.exception
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+import yaml
+
+from gslb.config import MAX_TTL, ServerConfig, ZoneConfig
+from gslb.zone import yamlsrc
+from gslb.zone.model import Record, Zone, absolute
+from gslb.zone.problems import Problem, ZoneError
+from gslb.zone.rdata import CONVERTERS, ValueProblem, to_rdata
+
+# Record keys octoDNS defines; anything else on a record is a typo we should point at.
+RECORD_KEYS = {"type", "ttl", "value", "values", "octodns", "dynamic", "geo"}
+SINGLE_VALUE_TYPES = {"CNAME", "DNAME", "ALIAS"}
+
+# Called for records with a `dynamic` mapping; returns problems. Set by gslb.policy so this
+# module does not depend on the policy engine.
+DynamicValidator = Callable[[Record, yamlsrc.Located, str], list[Problem]]
+dynamic_validators: list[DynamicValidator] = []
+
+
+def zone_name_from_path(path: str) -> str:
+    """`zones/example.com.yaml` → `example.com` (octoDNS's YamlProvider naming)."""
+    base = os.path.basename(path)
+    for ext in (".yaml", ".yml"):
+        if base.endswith(ext):
+            base = base[: -len(ext)]
+    return base.rstrip(".").lower()
+
+
+def zone_files(directory: str) -> list[str]:
+    return sorted(str(p) for p in Path(directory).iterdir()
+                  if p.suffix in (".yaml", ".yml") and p.is_file() and not p.name.startswith("."))
+
+
+class _Collector:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.problems: list[Problem] = []
+
+    def add(self, line: int, field: str, message: str, severity: str = "error") -> None:
+        self.problems.append(Problem(self.path, line, field, message, severity))
+
+
+def _parse_record(name: str, doc: Any, line: int, origin: dns.name.Name, zcfg: ZoneConfig,
+                  out: _Collector) -> Record | None:
+    if not isinstance(doc, dict):
+        out.add(line, name or "''", "a record must be a mapping with type and value(s)")
+        return None
+    where = f"{name or chr(39) * 2}"
+    rtype = doc.get("type")
+    if not isinstance(rtype, str) or not rtype:
+        out.add(doc.line, f"{where}.type", "missing record type")
+        return None
+    rtype = rtype.upper()
+    where = f"{where}.{rtype}"
+    ok = True
+    for key in doc:
+        if key not in RECORD_KEYS:
+            out.add(doc.line_of(key), f"{where}.{key}", f"unknown record key (one of {', '.join(sorted(RECORD_KEYS))})")
+            ok = False
+    if rtype == "SOA":
+        out.add(doc.line_of("type"), where, "SOA comes from gslb.yaml (zones.<name>.soa), not the zone file")
+        return None
+    if rtype not in CONVERTERS:
+        out.add(doc.line_of("type"), f"{where}.type",
+                f"unknown or unsupported record type {rtype!r} (supported: {', '.join(sorted(CONVERTERS))})")
+        return None
+    ttl = doc.get("ttl", zcfg.ttl)
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 <= ttl <= MAX_TTL:
+        out.add(doc.line_of("ttl"), f"{where}.ttl", f"TTL must be an integer 0..{MAX_TTL}, got {ttl!r}")
+        ok = False
+    if "value" in doc and "values" in doc:
+        out.add(doc.line_of("values"), where, "give value or values, not both")
+        return None
+    if "values" in doc:
+        values = doc["values"]
+        vline = doc.line_of("values")
+        if not isinstance(values, list):
+            values = yamlsrc.LocatedList([values])
+            values.line, values.item_lines = vline, [vline]
+    elif "value" in doc:
+        values = yamlsrc.LocatedList([doc["value"]])
+        values.line, values.item_lines = doc.line_of("value"), [doc.line_of("value")]
+    else:
+        out.add(doc.line, where, "missing value or values")
+        return None
+    if not values:
+        out.add(doc.line_of("values"), where, "values is empty")
+        return None
+    if rtype in SINGLE_VALUE_TYPES and len(values) > 1:
+        out.add(doc.line_of("values"), f"{where}.values", f"{rtype} takes exactly one value")
+        ok = False
+    rdatas = []
+    seen = set()
+    for i, value in enumerate(values):
+        vline = values.line_of(i) if isinstance(values, yamlsrc.LocatedList) else doc.line
+        try:
+            rdata = to_rdata(rtype, value, origin)
+        except ValueProblem as exc:
+            field = f"{where}.value" + (f"[{i}]" if len(values) > 1 else "") + (f".{exc.field}" if exc.field else "")
+            if isinstance(value, yamlsrc.Located) and exc.field in value:
+                vline = value.line_of(exc.field)
+            out.add(vline, field, str(exc))
+            ok = False
+            continue
+        if rdata in seen:
+            out.add(vline, f"{where}.values", f"duplicate value {rdata.to_text()!r}", "warning")
+            continue
+        seen.add(rdata)
+        rdatas.append(rdata)
+    octodns = doc.get("octodns") or {}
+    if not isinstance(octodns, dict):
+        out.add(doc.line_of("octodns"), f"{where}.octodns", "expected a mapping")
+        ok = False
+        octodns = {}
+    if not ok:
+        return None
+    try:
+        owner = absolute(name, origin)
+    except dns.exception.DNSException as exc:
+        out.add(line, name, f"bad record name: {exc}")
+        return None
+    return Record(owner, rtype, ttl, rdatas, doc.line, options=octodns, dynamic=doc.get("dynamic"))
+
+
+def _soa(origin: dns.name.Name, zcfg: ZoneConfig, records: list[Record], serial: int) -> dns.rrset.RRset:
+    ns = [r for r in records if r.name == origin and r.rtype == "NS"]
+    soa = zcfg.soa
+    mname = soa.mname or (ns[0].rdatas[0].target.to_text() if ns else f"ns1.{origin.to_text()}")
+    rname = soa.rname or f"hostmaster.{origin.to_text()}"
+    text = f"{mname} {rname} {serial} {soa.refresh} {soa.retry} {soa.expire} {soa.minimum}"
+    rdata = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.SOA, text, origin=origin, relativize=False)
+    rrset = dns.rrset.RRset(origin, dns.rdataclass.IN, dns.rdatatype.SOA)
+    rrset.add(rdata, soa.ttl)
+    return rrset
+
+
+def _check_zone(zone: Zone, out: _Collector) -> None:
+    """Rules that need the whole zone: CNAME exclusivity, occlusion, glue, ALIAS placement."""
+    origin = zone.origin
+    by_name: dict[dns.name.Name, list[Record]] = {}
+    for r in zone.records:
+        by_name.setdefault(r.name, []).append(r)
+    for name, recs in by_name.items():
+        rel = name.relativize(origin).to_text() if name != origin else "''"
+        types = [r.rtype for r in recs]
+        for r in recs:
+            if types.count(r.rtype) > 1:
+                out.add(r.line, f"{rel}.{r.rtype}", f"{r.rtype} defined more than once for this name")
+        if "CNAME" in types:
+            cname = recs[types.index("CNAME")]
+            if name == origin:
+                out.add(cname.line, f"{rel}.CNAME", "CNAME is not allowed at the zone apex (use ALIAS)")
+            elif len(set(types)) > 1:
+                others = ", ".join(sorted(set(types) - {"CNAME"}))
+                out.add(cname.line, f"{rel}.CNAME", f"CNAME cannot sit beside other data ({others}) (RFC 1034 3.6.2)")
+        if "ALIAS" in types:
+            alias = recs[types.index("ALIAS")]
+            if name != origin:
+                out.add(alias.line, f"{rel}.ALIAS", "ALIAS is only allowed at the zone apex")
+            elif {"A", "AAAA"} & set(types):
+                out.add(alias.line, f"{rel}.ALIAS", "ALIAS cannot sit beside A or AAAA at the apex")
+        for label in name.relativize(origin).labels[1:] if name != origin else ():
+            if label == b"*":
+                out.add(recs[0].line, rel, "'*' is only a wildcard as the leftmost label (RFC 4592)")
+                break
+        if name != origin and "DNAME" in types:
+            below = [n for n in by_name if n != name and n.is_subdomain(name)]
+            if below:
+                out.add(recs[types.index("DNAME")].line, f"{rel}.DNAME",
+                        f"DNAME owner has names below it ({below[0].relativize(origin)}) (RFC 6672 2.4)")
+    cuts = {r.name for r in zone.records if r.rtype == "NS" and r.name != origin}
+    addresses = {r.name for r in zone.records if r.rtype in ("A", "AAAA")}
+    for r in zone.records:
+        rel = r.name.relativize(origin).to_text() if r.name != origin else "''"
+        above = [c for c in cuts if r.name != c and r.name.is_subdomain(c)]
+        if above and r.rtype not in ("A", "AAAA"):
+            out.add(r.line, f"{rel}.{r.rtype}", f"occluded by the delegation at {above[0].relativize(origin)}")
+        if r.name in cuts and r.rtype not in ("NS", "DS", "A", "AAAA"):
+            out.add(r.line, f"{rel}.{r.rtype}", "only NS and DS (and glue) may sit at a delegation point")
+        if r.rtype == "NS":
+            for rdata in r.rdatas:
+                target = rdata.target
+                if target.is_subdomain(origin) and target not in addresses:
+                    out.add(r.line, f"{rel}.NS", f"name server {target} is inside the zone but has no A/AAAA "
+                                                 "record (glue-less in-zone NS)")
+        if r.rtype == "SRV" and r.name != origin and not (
+                len(r.name.labels) >= 2 and r.name.labels[0].startswith(b"_") and r.name.labels[1].startswith(b"_")):
+            out.add(r.line, f"{rel}.SRV", "SRV names are _service._proto.name (RFC 2782)", "warning")
+    if not any(r.name == origin and r.rtype == "NS" for r in zone.records):
+        out.add(1, "''.NS", "no NS records at the apex: resolvers will still use the parent's, but "
+                            "secondaries and `dig NS` will find none", "warning")
+
+
+def load_zone_text(text: str, path: str, cfg: ServerConfig, serial: int | None = None,
+                   name: str | None = None) -> tuple[Zone | None, list[Problem]]:
+    """Parse one zone; returns the zone (None if any error) and every problem found."""
+    out = _Collector(path)
+    zname = name or zone_name_from_path(path)
+    try:
+        origin = dns.name.from_text(zname)
+    except dns.exception.DNSException as exc:
+        return None, [Problem(path, 1, "zone", f"file name does not give a valid zone name {zname!r}: {exc}")]
+    try:
+        doc = yamlsrc.load(text)
+    except yaml.YAMLError as exc:
+        return None, [Problem(path, yamlsrc.error_line(exc), "yaml", str(exc).replace("\n", " "))]
+    if doc is None:
+        doc = yamlsrc.Located()
+        doc.line, doc.key_lines = 1, {}
+    if not isinstance(doc, dict):
+        return None, [Problem(path, 1, "zone", "expected a mapping of record names at the top level")]
+    zcfg = cfg.zone(zname)
+    records: list[Record] = []
+    for key, value in doc.items():
+        line = doc.line_of(key)
+        rname = str(key)
+        if rname != rname.strip() or rname.endswith(".") or ".." in rname:
+            out.add(line, rname, "record names are relative to the zone, without a trailing dot")
+            continue
+        try:
+            absolute(rname, origin)
+        except dns.exception.DNSException as exc:
+            out.add(line, rname, f"bad record name: {exc}")
+            continue
+        if rname != rname.lower():
+            out.add(line, rname, "record names should be lower case (octoDNS rejects upper case)", "warning")
+        items = value if isinstance(value, list) else [value]
+        for i, item in enumerate(items):
+            iline = value.line_of(i) if isinstance(value, yamlsrc.LocatedList) else line
+            record = _parse_record(rname.lower(), item, iline, origin, zcfg, out)
+            if record is not None:
+                records.append(record)
+                if record.dynamic is not None:
+                    for validator in dynamic_validators:
+                        out.problems.extend(validator(record, item, path))
+    zone = Zone(origin=origin, file=path, config=zcfg, serial=serial or int(time.time()), records=records,
+                soa=_soa(origin, zcfg, records, serial or int(time.time())))
+    _check_zone(zone, out)
+    if any(p.severity == "error" for p in out.problems):
+        return None, sorted(out.problems)
+    zone.index()
+    return zone, sorted(out.problems)
+
+
+def load_zone(path: str, cfg: ServerConfig, serial: int | None = None) -> tuple[Zone | None, list[Problem]]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, [Problem(path, 1, "file", f"cannot read: {exc}")]
+    return load_zone_text(text, path, cfg, serial)
+
+
+def load_zones(directory: str, cfg: ServerConfig, serial: int | None = None) -> tuple[list[Zone], list[Problem]]:
+    """Every zone file of a folder; raises ZoneError when any file has an error."""
+    try:
+        files = zone_files(directory)
+    except OSError as exc:
+        raise ZoneError([Problem(directory, 1, "zones", f"cannot list: {exc.strerror}")]) from None
+    zones, problems = [], []
+    seen: dict[dns.name.Name, str] = {}
+    for path in files:
+        zone, found = load_zone(path, cfg, serial)
+        problems.extend(found)
+        if zone is not None:
+            if zone.origin in seen:
+                problems.append(Problem(path, 1, "zone", f"zone {zone.name} is also defined by {seen[zone.origin]}"))
+                continue
+            seen[zone.origin] = path
+            zones.append(zone)
+    if any(p.severity == "error" for p in problems):
+        raise ZoneError(problems)
+    return zones, problems
+

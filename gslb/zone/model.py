@@ -1,0 +1,97 @@
+"""The plain zone model: records as octoDNS wrote them, indexed the way RFC 1034 looks them up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import dns.name
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+from dns.name import Name
+from dns.rdata import Rdata
+
+from gslb.config import ZoneConfig
+
+
+@dataclass
+class Record:
+    """One octoDNS record: a name, a type and its values (an RRset), plus GSLB settings."""
+
+    name: Name  # absolute
+    rtype: str  # octoDNS type name; ALIAS included
+    ttl: int
+    rdatas: list[Rdata]
+    line: int
+    options: dict[str, Any] = field(default_factory=dict)  # the `octodns` mapping
+    dynamic: Any = None  # the `dynamic` mapping (GSLB pools and rules), parsed by gslb.policy
+
+    @property
+    def rdtype(self) -> dns.rdatatype.RdataType:
+        return dns.rdatatype.CNAME if self.rtype == "ALIAS" else dns.rdatatype.from_text(self.rtype)
+
+    def rrset(self, owner: Name | None = None) -> dns.rrset.RRset:
+        rrset = dns.rrset.RRset(owner or self.name, dns.rdataclass.IN, self.rdtype)
+        for rdata in self.rdatas:
+            rrset.add(rdata, self.ttl)
+        return rrset
+
+
+@dataclass
+class Zone:
+    origin: Name
+    file: str
+    config: ZoneConfig
+    serial: int
+    records: list[Record]
+    soa: dns.rrset.RRset
+    nodes: dict[Name, dict[int, dns.rrset.RRset]] = field(default_factory=dict)  # static RRsets by owner
+    names: set[Name] = field(default_factory=set)  # every name that exists, empty non-terminals too
+    cuts: set[Name] = field(default_factory=set)  # delegation points (NS below the apex)
+    dnames: set[Name] = field(default_factory=set)
+    alias: Name | None = None  # apex ALIAS target
+    dynamic: dict[tuple[Name, int], Record] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.origin.to_text(omit_final_dot=True)
+
+    def index(self) -> None:
+        """Build `nodes`, `names`, `cuts` from `records` and the SOA."""
+        self.nodes = {self.origin: {dns.rdatatype.SOA: self.soa}}
+        for record in self.records:
+            if record.rtype == "ALIAS":
+                self.alias = record.rdatas[0].target
+                continue
+            self.nodes.setdefault(record.name, {})[record.rdtype] = record.rrset()
+            if record.dynamic is not None:
+                self.dynamic[(record.name, record.rdtype)] = record
+        self.names = set()
+        for owner in self.nodes:
+            name = owner
+            while name != self.origin and name not in self.names:
+                self.names.add(name)
+                name = name.parent()
+        self.names.add(self.origin)
+        if self.alias is not None:
+            self.nodes.setdefault(self.origin, {})
+        self.cuts = {n for n, node in self.nodes.items() if n != self.origin and dns.rdatatype.NS in node}
+        self.dnames = {n for n, node in self.nodes.items() if dns.rdatatype.DNAME in node}
+
+    def cut_above(self, qname: Name, qtype: int) -> Name | None:
+        """The delegation point at or above `qname` that makes the answer a referral, if any."""
+        if not self.cuts:
+            return None
+        labels = len(qname) - len(self.origin)
+        for depth in range(1, labels + 1):
+            candidate = qname.split(len(self.origin) + depth)[1]
+            if candidate in self.cuts:
+                if candidate == qname and qtype == dns.rdatatype.DS:
+                    return None  # DS lives on the parent side of the cut
+                return candidate
+        return None
+
+
+def absolute(relative: str, origin: Name) -> Name:
+    return origin if relative == "" else dns.name.from_text(relative, origin)
