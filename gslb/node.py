@@ -194,7 +194,9 @@ class Node:
                 reply = (await self.reload("gslb reload")).to_json()
             elif line == "status":
                 reply = json.dumps({"zones": [z.name for z in self.zones], "serial": self._serving,
-                                    "workers": [h.process.pid for h in self.workers], **self.totals()})
+                                    "workers": [h.process.pid for h in self.workers],
+                                    "per_worker": [h.stats.get("queries", 0) for h in self.workers],
+                                    **self.totals()})
             else:
                 reply = json.dumps({"ok": False, "error": f"unknown command {line!r} (reload, status)"})
             writer.write(reply.encode() + b"\n")

@@ -176,7 +176,7 @@ def _check_zone(zone: Zone, out: _Collector) -> None:
                 out.add(alias.line, f"{rel}.ALIAS", "ALIAS cannot sit beside A or AAAA at the apex")
         for label in name.relativize(origin).labels[1:] if name != origin else ():
             if label == b"*":
-                out.add(recs[0].line, rel, "'*' is only a wildcard as the leftmost label (RFC 4592)")
+                out.add(recs[0].line, rel, "'*' is only a wildcard as the leftmost label (RFC 4592)", "warning")
                 break
         if name != origin and "DNAME" in types:
             below = [n for n in by_name if n != name and n.is_subdomain(name)]

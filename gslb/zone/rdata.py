@@ -80,8 +80,10 @@ def _address(version: int) -> Callable[[Any], str]:
 
 def txt_strings(value: Any) -> list[bytes]:
     """octoDNS TXT text → character-strings: `\\;` unescaped, split at 255 octets."""
-    if not isinstance(value, str) or value == "":
-        raise ValueProblem(f"TXT value must be a non-empty string, got {value!r}")
+    if not isinstance(value, str):
+        raise ValueProblem(f"TXT value must be a string (quote it in YAML), got {type(value).__name__} {value!r}")
+    if value == "":
+        raise ValueProblem("TXT value is empty")
     if value[0] == '"' and value[-1:] == '"' and len(value) > 1:
         value = value[1:-1].replace('" "', "")
     if _BARE_SEMICOLON.search(value):
