@@ -15,9 +15,11 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
 from typing import Any
 
@@ -48,11 +50,23 @@ class ReloadResult:
 
 @dataclass
 class WorkerHandle:
+    """One worker: a pipe each way, so blocking sends never share a file with the event loop."""
+
     index: int
     process: multiprocessing.process.BaseProcess
-    conn: Connection
+    to_worker: Connection
+    from_worker: Connection
     ready: bool = False
+    applied: int = 0  # the zone generation this worker serves
     stats: dict[str, Any] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def send_bytes(self, payload: bytes) -> None:
+        with self.lock, contextlib.suppress(OSError):
+            self.to_worker.send_bytes(payload)
+
+    def fds(self) -> list[int]:
+        return [c.fileno() for c in (self.to_worker, self.from_worker) if not c.closed]
 
 
 class Node:
@@ -67,6 +81,7 @@ class Node:
         self._mtimes: dict[str, float] = {}
         self._reload_lock: asyncio.Lock | None = None
         self.started = time.time()
+        self.generation = 0
 
     # -- zones --------------------------------------------------------------------------------
 
@@ -106,9 +121,9 @@ class Node:
             assert self.engine is not None
             await loop.run_in_executor(None, self.engine.load, zones)
             self._serving = self.serial
-            for handle in self.workers:
-                with contextlib.suppress(OSError):
-                    handle.conn.send(("zones", zones))
+            self.generation += 1
+            await self.broadcast(("zones", zones, self.generation))
+            await self._wait_applied(self.generation)
             log.info("reload (%s): %d zone(s), serial %d", reason, len(zones), self.serial)
             result = ReloadResult(True, reason, len(zones), self.serial, [str(p) for p in problems])
             self.last_reload = result
@@ -137,24 +152,44 @@ class Node:
 
     # -- workers ------------------------------------------------------------------------------
 
+    async def _wait_applied(self, generation: int, timeout: float = 60.0) -> None:
+        """Return when every live worker serves `generation`, so a reload's success means served."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(h.applied >= generation or not h.process.is_alive() for h in self.workers):
+                return
+            await asyncio.sleep(0.005)
+        log.warning("workers did not confirm zone generation %d within %.0fs", generation, timeout)
+
+    async def broadcast(self, message: tuple) -> None:
+        """Send one message to every worker, pickled once, without blocking the event loop."""
+        payload = bytes(ForkingPickler.dumps(message))
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(loop.run_in_executor(None, h.send_bytes, payload) for h in self.workers))
+
     def _spawn(self, index: int) -> WorkerHandle:
         ctx = multiprocessing.get_context("fork")
-        parent, child = ctx.Pipe()
-        proc = ctx.Process(target=worker.run, args=(index, child, self.cfg, self.engine), name=f"gslb-worker-{index}",
-                           daemon=True)
+        down_r, down_w = ctx.Pipe(duplex=False)
+        up_r, up_w = ctx.Pipe(duplex=False)
+        inherited = [fd for h in self.workers if h is not None and h.index != index for fd in h.fds()]
+        proc = ctx.Process(target=worker.run,
+                           args=(index, down_r, up_w, self.cfg, self.engine, inherited, self.generation),
+                           name=f"gslb-worker-{index}", daemon=True)
         proc.start()
-        child.close()
-        handle = WorkerHandle(index, proc, parent)
-        asyncio.get_running_loop().add_reader(parent.fileno(), self._from_worker, handle)
+        down_r.close()
+        up_w.close()
+        handle = WorkerHandle(index, proc, down_w, up_r, applied=self.generation)
+        asyncio.get_running_loop().add_reader(up_r.fileno(), self._from_worker, handle)
         return handle
 
     def _from_worker(self, handle: WorkerHandle) -> None:
         try:
-            message = handle.conn.recv()
+            message = handle.from_worker.recv()
         except (EOFError, OSError):
             loop = asyncio.get_running_loop()
-            loop.remove_reader(handle.conn.fileno())
-            handle.conn.close()
+            loop.remove_reader(handle.from_worker.fileno())
+            handle.from_worker.close()
+            handle.to_worker.close()
             if not self._stopping.is_set():
                 log.error("worker %d (pid %s) died (exit %s); restarting it", handle.index, handle.process.pid,
                           handle.process.exitcode)
@@ -163,6 +198,8 @@ class Node:
         kind = message[0]
         if kind == "ready":
             handle.ready = True
+        elif kind == "applied":
+            handle.applied = message[2]
         elif kind == "stats":
             handle.stats = message[2]
         elif kind == "error":
@@ -234,7 +271,9 @@ class Node:
         self._serving = self.serial
         loop = asyncio.get_running_loop()
         count = self.cfg.workers or os.cpu_count() or 1
-        self.workers = [self._spawn(i) for i in range(count)]
+        self.workers = []
+        for i in range(count):
+            self.workers.append(self._spawn(i))
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload("SIGHUP")))
         loop.add_signal_handler(signal.SIGTERM, self._stopping.set)
         loop.add_signal_handler(signal.SIGINT, self._stopping.set)
@@ -258,9 +297,9 @@ class Node:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.control_path)
         for h in self.workers:
-            with contextlib.suppress(OSError):
-                loop.remove_reader(h.conn.fileno())
-                h.conn.send(("stop",))
+            with contextlib.suppress(OSError, ValueError):
+                loop.remove_reader(h.from_worker.fileno())
+            h.send_bytes(bytes(ForkingPickler.dumps(("stop",))))
         for h in self.workers:
             h.process.join(2)
             if h.process.is_alive():

@@ -69,8 +69,12 @@ def stats_message(responder: Responder, engine: Engine) -> dict[str, Any]:
             "decisions": dict(engine.decisions), "cpu": time.process_time()}
 
 
-def run(index: int, conn: Connection, cfg: ServerConfig, engine: Engine) -> None:
+def run(index: int, inbox: Connection, outbox: Connection, cfg: ServerConfig, engine: Engine,
+        inherited_fds: list[int], generation: int = 0) -> None:
     """Worker entry point (after fork): bind, serve, follow the supervisor until the pipe closes."""
+    for fd in inherited_fds:  # siblings' pipes: holding them would hide the supervisor's death
+        with contextlib.suppress(OSError):
+            os.close(fd)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
@@ -85,30 +89,32 @@ def run(index: int, conn: Connection, cfg: ServerConfig, engine: Engine) -> None
                              name=f"udp {text}").start()
             tcp_socks.append(sockets.tcp_socket(host, port))
     except OSError as exc:
-        conn.send(("error", f"worker {index}: cannot listen: {exc}"))
+        outbox.send(("error", f"worker {index}: cannot listen: {exc}"))
         sys.exit(1)
     threading.Thread(target=tcp_thread, args=(tcp_socks, tcp), daemon=True, name="tcp").start()
-    conn.send(("ready", index))
+    outbox.send(("ready", index))
     next_stats = time.monotonic() + STATS_INTERVAL
     while True:
         timeout = max(0.0, next_stats - time.monotonic())
         try:
-            if conn.poll(timeout):
-                message = conn.recv()
+            if inbox.poll(timeout):
+                message = inbox.recv()
                 kind = message[0]
                 if kind == "zones":
                     engine.load(message[1])
                     responder.swap(engine.snapshot)
+                    outbox.send(("applied", index, message[2]))
                 elif kind == "health":
                     if engine.set_health(message[1]):
                         responder.swap(engine.snapshot)
                 elif kind == "stop":
                     break
             if time.monotonic() >= next_stats:
-                conn.send(("stats", index, stats_message(responder, engine)))
+                outbox.send(("stats", index, stats_message(responder, engine)))
                 next_stats = time.monotonic() + STATS_INTERVAL
         except (EOFError, OSError):
             break  # the supervisor is gone: so are we
     with contextlib.suppress(Exception):
-        conn.close()
+        inbox.close()
+        outbox.close()
     os._exit(0)

@@ -66,7 +66,6 @@ def _parse_record(name: str, doc: Any, line: int, origin: dns.name.Name, zcfg: Z
         out.add(doc.line, f"{where}.type", "missing record type")
         return None
     rtype = rtype.upper()
-    where = f"{where}.{rtype}"
     ok = True
     for key in doc:
         if key not in RECORD_KEYS:
@@ -79,6 +78,7 @@ def _parse_record(name: str, doc: Any, line: int, origin: dns.name.Name, zcfg: Z
         out.add(doc.line_of("type"), f"{where}.type",
                 f"unknown or unsupported record type {rtype!r} (supported: {', '.join(sorted(CONVERTERS))})")
         return None
+    where = f"{where}.{rtype}"
     ttl = doc.get("ttl", zcfg.ttl)
     if isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 <= ttl <= MAX_TTL:
         out.add(doc.line_of("ttl"), f"{where}.ttl", f"TTL must be an integer 0..{MAX_TTL}, got {ttl!r}")

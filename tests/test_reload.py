@@ -1,0 +1,155 @@
+"""Hot reload: SIGHUP, file changes and `gslb reload` swap zones atomically; broken files are
+rejected and the previous zones keep serving; queries never fail while it happens."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import dns.exception
+import dns.rcode
+import pytest
+
+from tests.support.dnsserver import ROOT, gslb_server, wait_until
+
+ZONE = """---
+'':
+  - type: NS
+    value: ns1.example.com.
+www:
+  type: A
+  value: {address}
+"""
+
+
+@pytest.fixture
+def zones_dir():
+    d = tempfile.mkdtemp(prefix="gslb-reload-")
+    with open(os.path.join(d, "example.org.yaml"), "w") as f:
+        f.write(ZONE.format(address="192.0.2.1"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def write_zone(zones_dir: str, address: str, name: str = "example.org.yaml") -> None:
+    path = os.path.join(zones_dir, name)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(ZONE.format(address=address))
+    os.replace(tmp, path)
+
+
+def a_record(server) -> str | None:
+    r = server.query("www.example.org", "A")
+    return r.answer[0][0].address if r.answer else None
+
+
+def serial(server) -> int:
+    return server.query("example.org", "SOA").answer[0][0].serial
+
+
+def gslb_reload(server) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "gslb", "reload", "--control", server.control],
+                          capture_output=True, text=True, timeout=30, cwd=ROOT)
+
+
+def test_sighup_reloads(zones_dir):
+    with gslb_server(zones_dir, config={"watch": False}) as server:
+        before = serial(server)
+        write_zone(zones_dir, "192.0.2.2")
+        time.sleep(1.2)
+        assert a_record(server) == "192.0.2.1"  # watching is off: nothing changes by itself
+        server.hup()
+        wait_until(lambda: a_record(server) == "192.0.2.2", what="SIGHUP reload")
+        assert serial(server) > before
+
+
+def test_file_change_reloads_by_itself(zones_dir):
+    with gslb_server(zones_dir) as server:
+        write_zone(zones_dir, "192.0.2.3")
+        start = time.monotonic()
+        wait_until(lambda: a_record(server) == "192.0.2.3", what="file-change reload")
+        print(f"file change → new answer in {(time.monotonic() - start) * 1000:.0f} ms")
+        write_zone(zones_dir, "192.0.2.4", name="example.info.yaml")  # a new zone appears
+        wait_until(lambda: server.query("www.example.info").rcode() == dns.rcode.NOERROR, what="new zone")
+
+
+def test_gslb_reload_command_reports_and_swaps(zones_dir):
+    with gslb_server(zones_dir, config={"watch": False}) as server:
+        write_zone(zones_dir, "192.0.2.5")
+        result = gslb_reload(server)
+        assert result.returncode == 0, result.stderr
+        assert "reloaded: 1 zone(s)" in result.stdout
+        assert a_record(server) == "192.0.2.5"  # swapped before the command returned
+
+
+def test_broken_file_is_rejected_and_the_old_zone_keeps_serving(zones_dir):
+    with gslb_server(zones_dir, config={"watch": False}) as server:
+        old_serial = serial(server)
+        with open(os.path.join(zones_dir, "example.org.yaml"), "w") as f:
+            f.write("www:\n  type: A\n  value: 192.0.2.300\nmail:\n  type: BOGUS\n  value: x\n")
+        result = gslb_reload(server)
+        assert result.returncode == 1
+        assert "example.org.yaml:3: www.A.value: '192.0.2.300' is not an IPv4 address" in result.stdout
+        assert "example.org.yaml:5: mail.type: unknown or unsupported record type 'BOGUS'" in result.stdout
+        assert "still serving" in result.stderr
+        assert a_record(server) == "192.0.2.1"
+        assert serial(server) == old_serial
+        assert "rejected" in server.log()
+        # fixing the file brings the new content
+        write_zone(zones_dir, "192.0.2.6")
+        assert gslb_reload(server).returncode == 0
+        assert a_record(server) == "192.0.2.6"
+
+
+def test_a_broken_file_written_while_watching_is_rejected(zones_dir):
+    with gslb_server(zones_dir) as server:
+        with open(os.path.join(zones_dir, "example.org.yaml"), "w") as f:
+            f.write("www: [unclosed\n")
+        wait_until(lambda: "rejected" in server.log(), what="rejected reload in the log")
+        assert a_record(server) == "192.0.2.1"
+
+
+def test_no_query_fails_or_stalls_during_reloads(zones_dir):
+    # A bigger zone so each reload does real work while queries run.
+    with open(os.path.join(zones_dir, "bulk.example.yaml"), "w") as f:
+        f.write("---\n" + "".join(f"h{i}:\n  type: A\n  value: 198.51.100.{i % 250 + 1}\n" for i in range(3000)))
+    with gslb_server(zones_dir, config={"watch": False}, workers=2) as server:
+        failures: list[str] = []
+        latencies: list[float] = []
+        stop = threading.Event()
+
+        def query_loop() -> None:
+            while not stop.is_set():
+                start = time.monotonic()
+                try:
+                    r = server.query("www.example.org", "A", timeout=1.0)
+                    if r.rcode() != dns.rcode.NOERROR or not r.answer:
+                        failures.append(f"rcode {r.rcode()}")
+                except dns.exception.Timeout:
+                    failures.append("timeout")
+                latencies.append(time.monotonic() - start)
+
+        threads = [threading.Thread(target=query_loop) for _ in range(2)]
+        for t in threads:
+            t.start()
+        try:
+            for i in range(8):
+                write_zone(zones_dir, f"192.0.2.{10 + i}")
+                assert gslb_reload(server).returncode == 0
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        latencies.sort()
+        p99 = latencies[int(len(latencies) * 0.99)]
+        print(f"{len(latencies)} queries during 8 reloads: 0 failed, p99 {p99 * 1000:.1f} ms, "
+              f"max {latencies[-1] * 1000:.1f} ms")
+        assert failures == []
+        assert latencies[-1] < 0.5
+        assert a_record(server) == "192.0.2.17"
