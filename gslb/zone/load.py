@@ -127,14 +127,17 @@ def _parse_record(name: str, doc: Any, line: int, origin: dns.name.Name, zcfg: Z
         out.add(doc.line_of("octodns"), f"{where}.octodns", "expected a mapping")
         ok = False
         octodns = {}
-    if not ok:
+    if not rdatas:
         return None
+    # With bad values the record still joins the zone-wide checks (CNAME conflicts and such);
+    # the errors already recorded keep the zone from being served.
     try:
         owner = absolute(name, origin)
     except dns.exception.DNSException as exc:
         out.add(line, name, f"bad record name: {exc}")
         return None
-    return Record(owner, rtype, ttl, rdatas, doc.line, options=octodns, dynamic=doc.get("dynamic"))
+    return Record(owner, rtype, ttl if ok else zcfg.ttl, rdatas, doc.line, options=octodns,
+                  dynamic=doc.get("dynamic"))
 
 
 def _soa(origin: dns.name.Name, zcfg: ZoneConfig, records: list[Record], serial: int) -> dns.rrset.RRset:
@@ -216,9 +219,11 @@ def load_zone_text(text: str, path: str, cfg: ServerConfig, serial: int | None =
     except dns.exception.DNSException as exc:
         return None, [Problem(path, 1, "zone", f"file name does not give a valid zone name {zname!r}: {exc}")]
     try:
-        doc = yamlsrc.load(text)
+        doc, duplicates = yamlsrc.load_collecting(text)
     except yaml.YAMLError as exc:
         return None, [Problem(path, yamlsrc.error_line(exc), "yaml", str(exc).replace("\n", " "))]
+    for dup in duplicates:
+        out.add(dup.line, "yaml", str(dup))
     if doc is None:
         doc = yamlsrc.Located()
         doc.line, doc.key_lines = 1, {}

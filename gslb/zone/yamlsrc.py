@@ -26,13 +26,17 @@ class LocatedList(list):
 
 
 class DuplicateKey(yaml.YAMLError):
+    """A key given twice in one mapping; YAML would silently keep the last, we report it."""
+
     def __init__(self, key: Any, line: int, first: int) -> None:
         super().__init__(f"duplicate key {key!r} (first at line {first})")
         self.key, self.line, self.first = key, line, first
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that keeps line numbers and refuses duplicate keys (YAML would keep the last)."""
+    """SafeLoader that keeps line numbers and collects duplicate keys (keeping the first)."""
+
+    duplicates: list[DuplicateKey]
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Located:  # type: ignore[override]
         self.flatten_mapping(node)
@@ -51,7 +55,8 @@ class _Loader(yaml.SafeLoader):
                     key_node.start_mark) from exc
             line = key_node.start_mark.line + 1
             if key in out:
-                raise DuplicateKey(key, line, out.key_lines[key])
+                self.duplicates.append(DuplicateKey(key, line, out.key_lines[key]))
+                continue
             out[key] = self.construct_object(value_node, deep=True)
             out.key_lines[key] = line
         return out
@@ -68,8 +73,21 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _Loader
 
 
 def load(text: str) -> Any:
-    """Parse one YAML document with line information; raises yaml.YAMLError."""
-    return yaml.load(text, Loader=_Loader)
+    """Parse one YAML document with line information; raises yaml.YAMLError (duplicates too)."""
+    doc, duplicates = load_collecting(text)
+    if duplicates:
+        raise duplicates[0]
+    return doc
+
+
+def load_collecting(text: str) -> tuple[Any, list[DuplicateKey]]:
+    """Parse one document; duplicate keys are returned (the first value kept), not raised."""
+    loader = _Loader(text)
+    loader.duplicates = []
+    try:
+        return loader.get_single_data(), loader.duplicates
+    finally:
+        loader.dispose()
 
 
 def error_line(exc: yaml.YAMLError) -> int:
