@@ -49,7 +49,7 @@ def test_every_problem_is_reported_at_once():
         f"{path}:21: bogus.type: unknown or unsupported record type 'WKS'",
         f"{path}:26: yaml: duplicate key 'dup' (first at line 23)",
         f"{path}:33: mx.MX.value.exchange: 'mail.broken.example' is missing the trailing dot",
-        f"{path}:35: v6.AAAA.value: '192.0.2.4' is not an IPv6 address",
+        f"{path}:36: v6.AAAA.value: '192.0.2.4' is not an IPv6 address",
         f"{path}:39: txt.TXT.value: unescaped ';' (octoDNS requires '\\;' in TXT values)",
         f"{path}:3: ''.NS: name server ns2.broken.example. is inside the zone but has no A/AAAA record "
         "(glue-less in-zone NS)",
