@@ -147,7 +147,7 @@ class Responder:
             if end != len(data) or edns.version:
                 return self._slow(data, client, tcp)
             return self._emit(data, qend, entry, edns, client, tcp)
-        except (IndexError, wire.FormErr, struct.error):
+        except (IndexError, wire.FormErr, struct.error, dns.exception.DNSException):
             return self._slow(data, client, tcp)
 
     def _miss(self, key: bytes, name_len: int) -> Entry:
