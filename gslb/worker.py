@@ -30,10 +30,22 @@ log = logging.getLogger(__name__)
 STATS_INTERVAL = 1.0
 
 
+try:
+    from gslb.dns import _udpbatch
+except ImportError:  # the C helper is optional: the pure-Python loop below serves instead
+    _udpbatch = None
+
+
 def udp_loop(sock: socket.socket, responder: Responder) -> None:
+    """recvmmsg/sendmmsg batches through the C helper when built, else recvfrom/sendto."""
+    if _udpbatch is not None:
+        _udpbatch.serve(sock.fileno(), responder.answer, 64)
+        return
     recvfrom = sock.recvfrom
     sendto = sock.sendto
     answer = responder.answer
+    family = sock.family
+    pton = socket.inet_pton
     while True:
         try:
             data, addr = recvfrom(4096)
@@ -41,7 +53,7 @@ def udp_loop(sock: socket.socket, responder: Responder) -> None:
             if sock.fileno() < 0:
                 return
             continue
-        out = answer(data, addr[0])
+        out = answer(data, pton(family, addr[0]))
         if out is not None:
             try:
                 sendto(out, addr)

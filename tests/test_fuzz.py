@@ -81,14 +81,14 @@ def mutate(data: bytes, rnd: random.Random) -> bytes:
 @given(st.binary(min_size=0, max_size=600))
 def test_random_bytes(responder, data):
     for tcp in (False, True):
-        check_reply(data, responder.answer(data, "198.51.100.7", tcp=tcp))
+        check_reply(data, responder.answer(data, bytes([198, 51, 100, 7]), tcp=tcp))
 
 
 @settings(max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.sampled_from(SEEDS), st.integers(min_value=0, max_value=2**32 - 1))
 def test_mutated_queries(responder, seed, salt):
     data = mutate(seed, random.Random(salt))
-    check_reply(data, responder.answer(data, "2001:db8::7"))
+    check_reply(data, responder.answer(data, bytes.fromhex("20010db8000000000000000000000007")))
 
 
 def test_label_loops_and_oversized_names(responder):
@@ -101,7 +101,7 @@ def test_label_loops_and_oversized_names(responder):
         head + b"\x00",
     ]
     for data in cases:
-        reply = responder.answer(data, "192.0.2.9")
+        reply = responder.answer(data, bytes([192, 0, 2, 9]))
         check_reply(data, reply)
         assert reply is not None and dns.message.from_wire(reply).rcode() == dns.rcode.FORMERR
 

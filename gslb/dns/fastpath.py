@@ -43,6 +43,7 @@ _AXFR = RdataType.AXFR.to_bytes(2, "big")
 _IXFR = RdataType.IXFR.to_bytes(2, "big")
 _ANY = RdataType.ANY.to_bytes(2, "big")
 _BADVERS_HDR = struct.pack(">HHHHH", wire.QR, 1, 0, 0, 1)
+_OPT_ROOT = b"\x00\x00\x29"
 
 
 @dataclass
@@ -85,6 +86,8 @@ class Responder:
                  ) -> None:
         self.identity = identity.encode()
         self.udp_size = udp_size
+        self._opt_plain = wire.opt_record(udp_size, False)
+        self._opt_do = wire.opt_record(udp_size, True)
         self.chaos = chaos_entries(identity, version)
         self.client_entry = client_entry
         self.stats = Stats()
@@ -99,8 +102,12 @@ class Responder:
 
     # -- the hot path -------------------------------------------------------------------------
 
-    def answer(self, data: bytes, client: str, tcp: bool = False) -> bytes | None:
-        """The response to one query, or None to send nothing (responses, garbage headers)."""
+    def answer(self, data: bytes, client: bytes, tcp: bool = False) -> bytes | None:
+        """The response to one query, or None to send nothing (responses, garbage headers).
+
+        `client` is the packed source address (4 or 16 octets): converted only when a GSLB name
+        needs it, never for static answers.
+        """
         try:
             if len(data) < 17 or data[2] & 0xF8:  # QR set or opcode != QUERY
                 return self._slow(data, client, tcp)
@@ -143,6 +150,21 @@ class Responder:
                     stats.truncated += 1
                     out = data[:2] + entry.truncated().hdr[(data[2] & 1) | ((data[3] >> 3) & 2)] + data[12:qend]
                 return out
+            # A bare OPT (no options, version 0) is most of real resolver traffic: answer it here.
+            if (data[qend + 9:qend + 11] == b"\x00\x00" and len(data) == qend + 11
+                    and data[qend:qend + 3] == _OPT_ROOT and data[qend + 6] == 0 and entry.pick is None):
+                do = data[qend + 7] & 0x80
+                out = (data[:2] + entry.hdr[4 + ((data[2] & 1) | ((data[3] >> 3) & 2))] + data[12:qend]
+                       + entry.tail + (self._opt_do if do else self._opt_plain))
+                stats = self.stats
+                stats.queries += 1
+                stats.by_rcode[entry.rcode] = stats.by_rcode.get(entry.rcode, 0) + 1
+                if len(out) > 512 and not tcp and len(out) > min(max(512, (data[qend + 3] << 8) | data[qend + 4]),
+                                                                 self.udp_size):
+                    stats.truncated += 1
+                    out = (data[:2] + entry.truncated().hdr[4 + ((data[2] & 1) | ((data[3] >> 3) & 2))]
+                           + data[12:qend] + (self._opt_do if do else self._opt_plain))
+                return out
             edns, end = wire.parse_opt(data, qend)
             if end != len(data) or edns.version:
                 return self._slow(data, client, tcp)
@@ -172,11 +194,11 @@ class Responder:
 
     # -- everything unusual -------------------------------------------------------------------
 
-    def _slow(self, data: bytes, client: str, tcp: bool) -> bytes | None:
+    def _slow(self, data: bytes, client: bytes, tcp: bool) -> bytes | None:
         try:
             return self._careful(data, client, tcp)
         except Exception:  # never let one packet take the server down
-            log.exception("unexpected error answering a %d-byte query from %s", len(data), client)
+            log.exception("unexpected error answering a %d-byte query from %s", len(data), client.hex())
             return self._error(data, wire.RCODE_SERVFAIL)
 
     def _error(self, data: bytes, rcode: int, question: bytes = b"", opt: bytes = b"") -> bytes | None:
@@ -191,7 +213,7 @@ class Responder:
         hdr = struct.pack(">HHHHH", wire.QR | opcode_rd | rcode, 1 if question else 0, 0, 0, 1 if opt else 0)
         return data[:2] + hdr + question + opt
 
-    def _careful(self, data: bytes, client: str, tcp: bool) -> bytes | None:
+    def _careful(self, data: bytes, client: bytes, tcp: bool) -> bytes | None:
         if len(data) < 12:
             self.stats.dropped += 1
             return None
@@ -264,7 +286,7 @@ class Responder:
             return None
         return self.table.get(key[:-4] + RdataType.SOA.to_bytes(2, "big") + IN)
 
-    def _emit(self, data: bytes, qend: int, entry: Entry, edns: wire.Edns | None, client: str,
+    def _emit(self, data: bytes, qend: int, entry: Entry, edns: wire.Edns | None, client: bytes,
               tcp: bool) -> bytes:
         rdcd = (data[2] & 1) | ((data[3] >> 3) & 2)
         self.stats.queries += 1

@@ -30,8 +30,11 @@ class TcpServer:
         return await asyncio.start_server(self._connection, sock=sock, limit=65536 + 2)
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername") or ("?", 0)
-        client = peer[0]
+        peer = writer.get_extra_info("peername") or ("0.0.0.0", 0)
+        sock = writer.get_extra_info("socket")
+        family = sock.family if sock is not None else socket.AF_INET
+        client = socket.inet_pton(family, peer[0].split("%", 1)[0])
+        client_text = peer[0]
         if self.connections >= self.max_connections:
             self.refused_connections += 1
             writer.close()
@@ -48,7 +51,7 @@ class TcpServer:
                 self.responder.stats.tcp += 1
                 out = self.responder.answer(data, client, tcp=True)
                 if out is None:
-                    messages = self._transfer(data, client)
+                    messages = self._transfer(data, client_text)
                     if messages is None:
                         continue
                 else:

@@ -1,0 +1,231 @@
+"""Peer DNS servers for the benchmarks: Knot, PowerDNS (bind backend) and gdnsd from Debian.
+
+Each peer gets the same zone content (rendered from our zone model as RFC 1035 zone files), the
+same port kind and the same CPU set as gslb. Everything runs on loopback and is torn down after.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+import dns.message
+import dns.query
+import dns.rdatatype
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from gslb.config import ServerConfig  # noqa: E402
+from gslb.zone.load import load_zones  # noqa: E402
+from gslb.zone.model import Zone  # noqa: E402
+
+# Types gdnsd parses in presentation form; it gets anything else in RFC 3597 generic form.
+GDNSD_TYPES = {"A", "AAAA", "NS", "CNAME", "MX", "TXT", "SRV", "PTR", "SOA", "NAPTR"}
+
+
+def free_port() -> int:
+    while True:
+        with socket.socket() as t:
+            t.bind(("127.0.0.1", 0))
+            port = t.getsockname()[1]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            try:
+                u.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+
+
+def zone_text(zone: Zone, plain: set[str] | None = None, ds_at_cuts: bool = True) -> str:
+    """An RFC 1035 zone file with the same RRsets we serve (ALIAS rendered as its target's A/AAAA)."""
+    lines = [f"$ORIGIN {zone.origin}"]
+    nodes = dict(zone.nodes)
+    if zone.alias is not None and zone.alias in zone.nodes:
+        apex = dict(nodes.get(zone.origin, {}))
+        for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+            if rdtype in zone.nodes[zone.alias]:
+                apex[rdtype] = zone.nodes[zone.alias][rdtype]
+        nodes[zone.origin] = apex
+    for owner in sorted(nodes, key=lambda n: (n != zone.origin, n)):
+        for rdtype, rrset in sorted(nodes[owner].items(), key=lambda kv: (kv[0] != dns.rdatatype.SOA, kv[0])):
+            if rdtype == dns.rdatatype.DS and not ds_at_cuts:
+                continue
+            tname = dns.rdatatype.to_text(rdtype)
+            for rdata in rrset:
+                if plain is None or tname in plain:
+                    text = rdata.to_text(origin=None, relativize=False)
+                    lines.append(f"{owner} {rrset.ttl} IN {tname} {text}")
+                else:
+                    lines.append(f"{owner} {rrset.ttl} IN TYPE{int(rdtype)} {rdata.to_generic().to_text()}")
+    return "\n".join(lines) + "\n"
+
+
+def load(zones_dir: str) -> list[Zone]:
+    zones, _ = load_zones(zones_dir, ServerConfig(), serial=2026112401)
+    return zones
+
+
+def answers(port: int, qname: str = "www.example.com") -> bool:
+    try:
+        r = dns.query.udp(dns.message.make_query(qname, "A"), "127.0.0.1", port=port, timeout=0.3)
+        return bool(r.answer)
+    except Exception:
+        return False
+
+
+@dataclass
+class Running:
+    name: str
+    port: int
+    proc: subprocess.Popen
+    workdir: str
+    pids: list[int] = field(default_factory=list)
+
+    def tree(self) -> list[int]:
+        """The server's processes (supervisor and forked workers)."""
+        pids = {self.proc.pid}
+        changed = True
+        while changed:
+            changed = False
+            for entry in os.listdir("/proc"):
+                if entry.isdigit() and int(entry) not in pids:
+                    try:
+                        with open(f"/proc/{entry}/stat") as f:
+                            ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                    except (OSError, ValueError, IndexError):
+                        continue
+                    if ppid in pids:
+                        pids.add(int(entry))
+                        changed = True
+        return sorted(pids)
+
+    def cpu_seconds(self) -> float:
+        total = 0
+        tick = os.sysconf("SC_CLK_TCK")
+        for pid in self.tree():
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])
+            except (OSError, ValueError, IndexError):
+                pass
+        return total / tick
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _start(name: str, cmd: list[str], workdir: str, port: int, cpus: str | None, probe: str,
+           env: dict | None = None) -> Running:
+    if cpus:
+        cmd = ["taskset", "-c", cpus, *cmd]
+    log = open(os.path.join(workdir, "server.log"), "w")  # noqa: SIM115 - lives with the process
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
+                            env={**os.environ, **(env or {})})
+    deadline = time.monotonic() + 30
+    while not answers(port, probe):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            with open(os.path.join(workdir, "server.log")) as f:
+                raise RuntimeError(f"{name} did not start:\n{f.read()[-3000:]}")
+        time.sleep(0.1)
+    return Running(name, port, proc, workdir)
+
+
+def start_gslb(zones_dir: str, cpus: str | None, workers: int, probe: str, extra: list[str] | None = None,
+               env: dict | None = None) -> Running:
+    workdir = os.path.realpath(os.path.join("/tmp", f"bench-gslb-{os.getpid()}-{time.monotonic_ns()}"))
+    os.makedirs(workdir)
+    port = free_port()
+    cmd = [sys.executable, "-m", "gslb", "serve", "--zones", os.path.abspath(zones_dir),
+           "--listen", f"127.0.0.1:{port}", "--workers", str(workers), "--control", f"{workdir}/ctl.sock",
+           *(extra or [])]
+    return _start("gslb", cmd, workdir, port, cpus, probe, {"PYTHONPATH": ROOT, **(env or {})})
+
+
+def _write_zones(zones: list[Zone], directory: str, suffix: str = ".zone") -> list[tuple[str, str]]:
+    out = []
+    for z in zones:
+        path = os.path.join(directory, z.name + suffix)
+        with open(path, "w") as f:
+            f.write(zone_text(z))
+        out.append((z.name, path))
+    return out
+
+
+def start_knot(zones: list[Zone], cpus: str | None, threads: int, probe: str, extra_conf: str = "",
+               zone_conf: str = "") -> Running:
+    workdir = os.path.realpath(os.path.join("/tmp", f"bench-knot-{os.getpid()}-{time.monotonic_ns()}"))
+    os.makedirs(workdir)
+    port = free_port()
+    files = _write_zones(zones, workdir)
+    conf = [
+        "server:", f"    rundir: {workdir}", f"    listen: 127.0.0.1@{port}", f"    udp-workers: {threads}",
+        "    tcp-workers: 1", "    background-workers: 1",
+        "database:", f"    storage: {workdir}",
+        "log:", "  - target: stderr", "    any: warning",
+        extra_conf,
+        "template:", "  - id: default", f"    storage: {workdir}", "    zonefile-sync: -1",
+        "    journal-content: none", zone_conf,
+        "zone:",
+    ]
+    for name, path in files:
+        conf += [f"  - domain: {name}", f"    file: {path}"]
+    with open(os.path.join(workdir, "knot.conf"), "w") as f:
+        f.write("\n".join(conf) + "\n")
+    return _start("knot", ["knotd", "-c", os.path.join(workdir, "knot.conf")], workdir, port, cpus, probe)
+
+
+def start_pdns(zones: list[Zone], cpus: str | None, threads: int, probe: str, extra: list[str] | None = None,
+               launch: str = "bind") -> Running:
+    workdir = os.path.realpath(os.path.join("/tmp", f"bench-pdns-{os.getpid()}-{time.monotonic_ns()}"))
+    os.makedirs(workdir)
+    port = free_port()
+    files = _write_zones(zones, workdir)
+    with open(os.path.join(workdir, "named.conf"), "w") as f:
+        for name, path in files:
+            f.write(f'zone "{name}" {{ type master; file "{path}"; }};\n')
+    conf = [f"launch={launch}", f"bind-config={workdir}/named.conf", "local-address=127.0.0.1",
+            f"local-port={port}", "daemon=no", "guardian=no", f"socket-dir={workdir}",
+            f"receiver-threads={threads}", "distributor-threads=1", "disable-syslog=yes", "loglevel=3",
+            "webserver=no", "api=no", *(extra or [])]
+    with open(os.path.join(workdir, "pdns.conf"), "w") as f:
+        f.write("\n".join(conf) + "\n")
+    return _start("pdns", ["pdns_server", f"--config-dir={workdir}"], workdir, port, cpus, probe)
+
+
+def start_gdnsd(zones: list[Zone], cpus: str | None, threads: int, probe: str, plugins: str = "",
+                zone_texts: dict[str, str] | None = None) -> Running:
+    workdir = os.path.realpath(os.path.join("/tmp", f"bench-gdnsd-{os.getpid()}-{time.monotonic_ns()}"))
+    os.makedirs(os.path.join(workdir, "zones"))
+    os.makedirs(os.path.join(workdir, "run"))
+    os.makedirs(os.path.join(workdir, "state"))
+    port = free_port()
+    for z in zones:
+        with open(os.path.join(workdir, "zones", z.name), "w") as f:
+            f.write((zone_texts or {}).get(z.name) or zone_text(z, GDNSD_TYPES, ds_at_cuts=False))
+    conf = f"""options => {{
+  listen => [ 127.0.0.1:{port} ]
+  udp_threads => {threads}
+  tcp_threads => 1
+  run_dir => {workdir}/run
+  state_dir => {workdir}/state
+}}
+{plugins}
+"""
+    with open(os.path.join(workdir, "config"), "w") as f:
+        f.write(conf)
+    return _start("gdnsd", ["gdnsd", "-c", workdir, "start"], workdir, port, cpus, probe)
