@@ -1,27 +1,146 @@
-"""Zones + health → the answers a worker serves (a `Snapshot`), rebuilt only when either changes."""
+"""Zones + health → the answers a worker serves, rebuilt only when either changes.
+
+Static names are compiled once per zone load (`gslb.dns.table`). A GSLB name compiles to an
+entry whose `pick` decides per client: the client's prefix is located once, the record's policy
+decides once per (record, prefix) and health generation, and the wire answer for each distinct
+value set is built once. A health change only empties the decision cache; the next query of
+each client prefix decides again.
+"""
 
 from __future__ import annotations
 
+import random
+from collections.abc import Callable
 from typing import Any
 
+import dns.name
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+from gslb.dns import wire
 from gslb.dns.fastpath import Snapshot
-from gslb.dns.resolve import Zones
+from gslb.dns.resolve import Answer, Zones, negative_soa
+from gslb.dns.table import Entry, compile_answer, compile_sections
+from gslb.policy.client import Client, Locator
+from gslb.policy.select import Decision, RecordPolicy
 from gslb.zone.model import Zone
+
+Health = dict[str, tuple[bool, dict[str, float]]]  # check key → (up, smoothed RTT by region)
+DECISION_CACHE_MAX = 1_000_000
 
 
 class Engine:
-    def __init__(self, zones: list[Zone]) -> None:
-        self.health: dict[str, Any] = {}
+    def __init__(self, zones: list[Zone], locator: Locator | None = None,
+                 site_coordinates: dict[str, tuple[float, float]] | None = None) -> None:
+        self.locator = locator or Locator()
+        self.site_coordinates = site_coordinates or {}
+        self.health: Health = {}
         self.decisions: dict[str, int] = {}
+        self.decision_cache: dict[tuple[int, tuple[int, int, int]], tuple[Entry, int, str]] = {}
+        self.answer_cache: dict[tuple, Entry] = {}
+        self.random = random.Random()
         self.load(zones)
 
-    def load(self, zones: list[Zone]) -> None:
-        self.zones = Zones(zones)
-        self.snapshot = Snapshot.build(self.zones)
+    # -- inputs ---------------------------------------------------------------------------
 
-    def set_health(self, health: dict[str, Any]) -> bool:
-        """New health decisions; True when answers changed and the snapshot was rebuilt."""
+    def load(self, zones: list[Zone]) -> None:
+        policies: dict[tuple[dns.name.Name, int], RecordPolicy] = {}
+        for zone in zones:
+            for key, record in zone.dynamic.items():
+                policy = RecordPolicy(record, self.site_coordinates)
+                policy.set_health(self.health)
+                policies[key] = policy
+        self.policies = policies
+        self.zones = Zones(zones)
+        self.decision_cache = {}
+        self.answer_cache = {}
+        self.snapshot = Snapshot.build(self.zones, self.compile)
+
+    def set_health(self, health: Health) -> bool:
+        """New health decisions. Returns whether any GSLB answer can change."""
         if health == self.health:
             return False
         self.health = health
-        return False
+        for policy in self.policies.values():
+            policy.set_health(health)
+        self.decision_cache = {}
+        return True
+
+    # -- compiling ------------------------------------------------------------------------
+
+    def compile(self, qname: dns.name.Name, qtype: int, ans: Answer) -> Entry:
+        """Answer → Entry; answers that touch a GSLB record get a per-client `pick`."""
+        if ans.dynamic is None:
+            return compile_answer(qname, qtype, ans)
+        index, record = ans.dynamic
+        policy = self.policies[(record.name, record.rdtype)]
+        prefix = ans.answer[:index]
+        owner = ans.answer[index].name
+        static = compile_answer(qname, qtype, ans)
+        slot = id(policy) ^ hash((qname, qtype))
+        decide = self._decider(qname, qtype, ans, prefix, owner, policy, slot)
+        entry = Entry(static.flags, static.an, static.ns, static.ar, static.tail, static.zone, pick=decide)
+        return entry
+
+    def _decider(self, qname: dns.name.Name, qtype: int, ans: Answer, prefix: list[dns.rrset.RRset],
+                 owner: dns.name.Name, policy: RecordPolicy, slot: int
+                 ) -> Callable[[bytes, wire.ClientSubnet | None], tuple[Entry, int]]:
+        locator = self.locator
+        decisions = self.decisions
+
+        def pick(source: bytes, ecs: wire.ClientSubnet | None) -> tuple[Entry, int]:
+            key = locator.key(source, ecs)
+            hit = self.decision_cache.get((slot, key))
+            if hit is None:
+                decision = policy.decide(locator.client(key), self.random)
+                hit = (self._entry(qname, qtype, ans, prefix, owner, policy, decision), decision.scope,
+                       decision.label)
+                if decision.sticky:
+                    cache = self.decision_cache
+                    if len(cache) >= DECISION_CACHE_MAX:
+                        self.decision_cache = cache = {}
+                    cache[(slot, key)] = hit
+            decisions[hit[2]] = decisions.get(hit[2], 0) + 1
+            return hit[0], hit[1]
+
+        return pick
+
+    def _entry(self, qname: dns.name.Name, qtype: int, ans: Answer, prefix: list[dns.rrset.RRset],
+               owner: dns.name.Name, policy: RecordPolicy, decision: Decision) -> Entry:
+        key = (qname, qtype, decision.values, decision.ttl)
+        entry = self.answer_cache.get(key)
+        if entry is not None:
+            return entry
+        record = policy.record
+        answer = list(prefix)
+        authority = []
+        if decision.values:
+            rrset = dns.rrset.RRset(owner, dns.rdataclass.IN, record.rdtype)
+            for value in decision.values:
+                rrset.add(dns.rdata.from_text(dns.rdataclass.IN, record.rdtype, value), decision.ttl)
+            answer.append(rrset)
+        elif ans.zone is not None:
+            authority.append(negative_soa(ans.zone))
+        flags = wire.QR | (wire.AA if ans.aa else 0) | ans.rcode
+        entry = compile_sections(qname, qtype, dns.rdataclass.IN, flags, answer, authority, [],
+                                 ans.zone.name if ans.zone else "")
+        self.answer_cache[key] = entry
+        return entry
+
+    # -- explaining -----------------------------------------------------------------------
+
+    def explain(self, qname: dns.name.Name, qtype: int, client: Client) -> dict[str, Any]:
+        """What the server would answer this client, and why (for `gslb explain`)."""
+        ans = self.zones.resolve(qname, qtype)
+        if ans is None:
+            return {"answer": "REFUSED (not in any zone served)", "trace": []}
+        if ans.dynamic is None:
+            return {"answer": "static", "rrsets": [r.to_text() for r in ans.answer], "trace": [],
+                    "rcode": ans.rcode}
+        index, record = ans.dynamic
+        policy = self.policies[(record.name, record.rdtype)]
+        decision = policy.decide(client, self.random)
+        return {"answer": "dynamic", "record": f"{record.name} {record.rtype}", "policy": record.dynamic.options.policy,
+                "decision": decision, "trace": list(decision.trace),
+                "cname_chain": [r.to_text() for r in ans.answer[:index]]}

@@ -27,6 +27,7 @@ from gslb.dns.table import (
     IN,
     NOTIMP,
     REFUSED,
+    Compiler,
     Entry,
     chaos_entries,
     compile_answer,
@@ -52,14 +53,12 @@ class Snapshot:
 
     zones: Zones
     table: dict[bytes, Entry]
+    compile: Compiler = compile_answer  # Answer → Entry; the engine's makes GSLB names per-client
     serials: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, zones: Zones, extra: dict[bytes, Entry] | None = None) -> Snapshot:
-        table = compile_table(zones)
-        if extra:
-            table.update(extra)
-        return cls(zones, table, {z.name: z.serial for z in zones})
+    def build(cls, zones: Zones, compile_: Compiler = compile_answer) -> Snapshot:
+        return cls(zones, compile_table(zones, compile_), compile_, {z.name: z.serial for z in zones})
 
 
 class Stats:
@@ -186,7 +185,7 @@ class Responder:
         ans = self.snapshot.zones.resolve(qname, qtype)
         if ans is None:
             return REFUSED
-        entry = compile_answer(qname, qtype, ans)
+        entry = self.snapshot.compile(qname, qtype, ans)
         if len(self.misses) >= MISS_CACHE_MAX:
             self.misses = {}
         self.misses[key] = entry
@@ -274,7 +273,7 @@ class Responder:
         if qclass == dns.rdataclass.IN and qtype == RdataType.ANY and tcp:
             qname, _ = dns.name.from_wire(key, 0)
             ans = self.snapshot.zones.resolve(qname, qtype, tcp=True)
-            entry = REFUSED if ans is None else compile_answer(qname, qtype, ans)
+            entry = REFUSED if ans is None else self.snapshot.compile(qname, qtype, ans)
         else:
             entry = self.table.get(key) or self.misses.get(key) or self._miss(key, qend - 4 - 12)
         return self._emit(data, qend, entry, edns, client, tcp)

@@ -17,7 +17,7 @@ import dns.rrset
 from dns.name import Name
 from dns.rdatatype import RdataType
 
-from gslb.zone.model import Zone
+from gslb.zone.model import Record, Zone
 
 MAX_CHAIN = 8  # CNAME/DNAME links followed inside our zones
 ANY_PREFERENCE = (RdataType.A, RdataType.AAAA, RdataType.CNAME, RdataType.MX, RdataType.TXT, RdataType.SOA)
@@ -33,6 +33,7 @@ class Answer:
     zone: Zone | None = None
     referral: bool = False  # TC instead of dropping glue when it does not fit
     wildcard: bool = False  # the answer depends on the query name (synthesised)
+    dynamic: tuple[int, Record] | None = None  # answer[i] comes from a GSLB record: decided per client
 
 
 def _renamed(rrset: dns.rrset.RRset, owner: Name) -> dns.rrset.RRset:
@@ -159,9 +160,10 @@ def _lookup(zones: Zones, zone: Zone, qname: Name, qtype: int, tcp: bool, ans: A
         _follow(zones, zone, target, qtype, tcp, ans, seen)
         return
     node = zone.nodes.get(qname)
+    source = qname
     if node is None and qname not in zone.names:
-        wild = dns.name.Name((b"*", *_closest_encloser(zone, qname).labels))
-        node = zone.nodes.get(wild)
+        source = dns.name.Name((b"*", *_closest_encloser(zone, qname).labels))
+        node = zone.nodes.get(source)
         if node is None:
             ans.rcode = dns.rcode.NXDOMAIN
             ans.authority.append(negative_soa(zone))
@@ -172,6 +174,10 @@ def _lookup(zones: Zones, zone: Zone, qname: Name, qtype: int, tcp: bool, ans: A
     cname = node.get(RdataType.CNAME)
     if cname is not None and qtype not in (RdataType.CNAME, RdataType.ANY):
         ans.answer.append(_renamed(cname, qname))
+        dynamic = zone.dynamic.get((source, RdataType.CNAME))
+        if dynamic is not None:  # the target is chosen per client: the chain stops here
+            ans.dynamic = (len(ans.answer) - 1, dynamic)
+            return
         _follow(zones, zone, cname[0].target, qtype, tcp, ans, seen)
         return
     if qtype == RdataType.ANY:
@@ -186,6 +192,9 @@ def _lookup(zones: Zones, zone: Zone, qname: Name, qtype: int, tcp: bool, ans: A
             return
     elif qtype in node:
         ans.answer.append(_renamed(node[qtype], qname))
+        dynamic = zone.dynamic.get((source, qtype))
+        if dynamic is not None:
+            ans.dynamic = (len(ans.answer) - 1, dynamic)
         return
     elif qtype in (RdataType.A, RdataType.AAAA) and qname == zone.origin and zone.alias is not None:
         target_zone = zones.find(zone.alias)

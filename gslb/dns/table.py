@@ -107,7 +107,10 @@ def chaos_entries(identity: str, version: str | None) -> dict[bytes, Entry]:
     return out
 
 
-def compile_table(zones: Zones) -> dict[bytes, Entry]:
+Compiler = Callable[[dns.name.Name, int, Answer], Entry]
+
+
+def compile_table(zones: Zones, compile_: Compiler = compile_answer) -> dict[bytes, Entry]:
     """Entries for every owner name's data, CNAME chains, apex ALIAS and the common NODATA cases.
 
     Wildcard matches, NXDOMAIN and unusual types are compiled on first use into a bounded cache
@@ -125,10 +128,10 @@ def compile_table(zones: Zones) -> dict[bytes, Entry]:
                 ans = zones.resolve(owner, qtype)
                 if ans is None or ans.wildcard:
                     continue
-                table[table_key(owner, qtype)] = compile_answer(owner, qtype, ans)
+                table[table_key(owner, qtype)] = compile_(owner, qtype, ans)
         for name in zone.names - set(zone.nodes):  # empty non-terminals: NODATA
             for qtype in (RdataType.A, RdataType.AAAA):
                 ans = zones.resolve(name, qtype)
                 if ans is not None and not ans.wildcard:
-                    table[table_key(name, qtype)] = compile_answer(name, qtype, ans)
+                    table[table_key(name, qtype)] = compile_(name, qtype, ans)
     return table

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import dns.rrset
 import yaml
 
 from gslb.config import MAX_TTL, ServerConfig, ZoneConfig
+from gslb.policy.model import parse_dynamic
 from gslb.zone import yamlsrc
 from gslb.zone.model import Record, Zone, absolute
 from gslb.zone.problems import Problem, ZoneError
@@ -25,11 +25,6 @@ from gslb.zone.rdata import CONVERTERS, ValueProblem, to_rdata
 # Record keys octoDNS defines; anything else on a record is a typo we should point at.
 RECORD_KEYS = {"type", "ttl", "value", "values", "octodns", "dynamic", "geo"}
 SINGLE_VALUE_TYPES = {"CNAME", "DNAME", "ALIAS"}
-
-# Called for records with a `dynamic` mapping; returns problems. Set by gslb.policy so this
-# module does not depend on the policy engine.
-DynamicValidator = Callable[[Record, yamlsrc.Located, str], list[Problem]]
-dynamic_validators: list[DynamicValidator] = []
 
 
 def zone_name_from_path(path: str) -> str:
@@ -251,8 +246,8 @@ def load_zone_text(text: str, path: str, cfg: ServerConfig, serial: int | None =
             if record is not None:
                 records.append(record)
                 if record.dynamic is not None:
-                    for validator in dynamic_validators:
-                        out.problems.extend(validator(record, item, path))
+                    record.dynamic, found = parse_dynamic(record, item, path, rname.lower() or "''")
+                    out.problems.extend(found)
     zone = Zone(origin=origin, file=path, config=zcfg, serial=serial or int(time.time()), records=records,
                 soa=_soa(origin, zcfg, records, serial or int(time.time())))
     _check_zone(zone, out)

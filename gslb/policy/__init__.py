@@ -1,0 +1,1 @@
+"""GSLB answers: octoDNS `dynamic` records (pools, rules, fallbacks) and our `octodns.gslb` policies."""
