@@ -26,7 +26,9 @@ from typing import Any
 from gslb import worker
 from gslb.config import ServerConfig
 from gslb.dns import sockets
-from gslb.engine import Engine
+from gslb.engine import Engine, Health
+from gslb.follow import HealthFollower
+from gslb.store import Store, open_store
 from gslb.zone.load import load_zones, zone_files
 from gslb.zone.model import Zone
 from gslb.zone.problems import Problem, ZoneError
@@ -58,6 +60,7 @@ class WorkerHandle:
     from_worker: Connection
     ready: bool = False
     applied: int = 0  # the zone generation this worker serves
+    health_applied: int = 0  # the health generation this worker answers from
     stats: dict[str, Any] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -82,6 +85,10 @@ class Node:
         self._reload_lock: asyncio.Lock | None = None
         self.started = time.time()
         self.generation = 0
+        self.health_generation = 0
+        self.health_changed_at = 0.0
+        self.store: Store | None = None
+        self.follower: HealthFollower | None = None
 
     # -- zones --------------------------------------------------------------------------------
 
@@ -200,6 +207,8 @@ class Node:
             handle.ready = True
         elif kind == "applied":
             handle.applied = message[2]
+        elif kind == "health-applied":
+            handle.health_applied = message[2]
         elif kind == "stats":
             handle.stats = message[2]
         elif kind == "error":
@@ -222,6 +231,25 @@ class Node:
                     total[k][key] = total[k].get(key, 0) + n
         return total
 
+    # -- health --------------------------------------------------------------------------------
+
+    async def _health_changed(self, health: Health) -> None:
+        """Push new health decisions to every worker (and keep the supervisor's engine current)."""
+        assert self.engine is not None
+        self.health_changed_at = time.time()
+        self.engine.set_health(health)
+        self.health_generation += 1
+        await self.broadcast(("health", health, self.health_generation))
+
+    async def _follow_health(self) -> None:
+        assert self.follower is not None
+        while True:
+            try:
+                await self.follower.run()
+            except Exception:
+                log.exception("health follower failed; restarting it")
+            await asyncio.sleep(1)
+
     # -- control socket -----------------------------------------------------------------------
 
     async def _control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -230,7 +258,13 @@ class Node:
             if line == "reload":
                 reply = (await self.reload("gslb reload")).to_json()
             elif line == "status":
+                follower = self.follower
                 reply = json.dumps({"zones": [z.name for z in self.zones], "serial": self._serving,
+                                    "store": self.cfg.redis or "memory://",
+                                    "store_stale": follower.stale if follower else True,
+                                    "health": follower.health if follower else {},
+                                    "health_generation": self.health_generation,
+                                    "health_applied": [h.health_applied for h in self.workers],
                                     "workers": [h.process.pid for h in self.workers],
                                     "per_worker": [h.stats.get("queries", 0) for h in self.workers],
                                     **self.totals()})
@@ -278,6 +312,9 @@ class Node:
         loop.add_signal_handler(signal.SIGTERM, self._stopping.set)
         loop.add_signal_handler(signal.SIGINT, self._stopping.set)
         tasks = []
+        self.store = open_store(self.cfg.redis)
+        self.follower = HealthFollower(self.store, self._health_changed, self.cfg.quorum)
+        tasks.append(asyncio.ensure_future(self._follow_health()))
         if self.cfg.watch:
             tasks.append(asyncio.ensure_future(self._watch()))
         control = None

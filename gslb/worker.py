@@ -117,8 +117,8 @@ def run(index: int, inbox: Connection, outbox: Connection, cfg: ServerConfig, en
                     responder.swap(engine.snapshot)
                     outbox.send(("applied", index, message[2]))
                 elif kind == "health":
-                    if engine.set_health(message[1]):
-                        responder.swap(engine.snapshot)
+                    engine.set_health(message[1])  # decisions re-made on each prefix's next query
+                    outbox.send(("health-applied", index, message[2]))
                 elif kind == "stop":
                     break
             if time.monotonic() >= next_stats:

@@ -81,7 +81,11 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def changes(self) -> AsyncIterator[Change]:
-        """Every `put`/`delete` from any writer, as it happens. Yields `RESYNC` after a gap."""
+        """Every `put`/`delete` from any writer, as it happens.
+
+        The stream starts with `RESYNC` once subscribed and repeats it after every gap: that is
+        the moment to (re)read the state with `scan`, knowing no later write can be missed.
+        """
 
     async def ping(self) -> bool:
         """True when the backend answers now."""

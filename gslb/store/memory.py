@@ -9,7 +9,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
-from gslb.store.base import Change, Store
+from gslb.store.base import RESYNC, Change, Store
 
 LOG_LENGTH = 1000
 
@@ -64,6 +64,7 @@ class MemoryStore(Store):
         queue: asyncio.Queue[Change] = asyncio.Queue()
         self._subscribers.add(queue)
         try:
+            yield RESYNC  # subscribed: anything written from now on will be seen
             while True:
                 yield await queue.get()
         finally:

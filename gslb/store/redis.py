@@ -145,7 +145,7 @@ class RedisStore(Store):
                 await pubsub.subscribe(self._channel)
                 if not first:
                     log.info("redis %s: subscription restored", self.url)
-                    yield RESYNC
+                yield RESYNC  # subscribed: read the current state now, changes follow
                 first = False
                 delay = 0.1
                 while True:
