@@ -88,6 +88,158 @@ def cmd_reload(args: argparse.Namespace) -> int:
     return 1
 
 
+def cmd_probe(args: argparse.Namespace) -> int:
+    """Run the checks the zones ask for from one region, publishing verdicts to the store."""
+    import asyncio
+    import logging
+    import signal
+
+    from gslb.policy.checks import zone_checks
+    from gslb.probe.agent import ProbeAgent
+    from gslb.store import REGION, StoreError, open_store
+    from gslb.zone.load import zone_files
+
+    cfg = _config_or_exit(args)
+    log = logging.getLogger("gslb.probe")
+    if not cfg.redis:
+        log.warning("no --redis: verdicts stay in this process (useful only for testing checks)")
+
+    def load() -> list:
+        zones, _ = load_zones(cfg.zones_dir, cfg)
+        return list(zone_checks(zones).values())
+
+    try:
+        specs = load()
+    except ZoneError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+
+    async def main() -> None:
+        store = open_store(cfg.redis)
+        agent = ProbeAgent(args.region, store, specs, heartbeat=args.heartbeat)
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        runner = asyncio.ensure_future(agent.run())
+        log.info("region %s: %d check(s) from %s", args.region, len(specs), cfg.zones_dir)
+
+        def mtimes() -> dict:
+            return {p: os.stat(p).st_mtime_ns for p in zone_files(cfg.zones_dir)}
+
+        seen = mtimes()
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), 2.0)
+            except TimeoutError:
+                pass
+            now = mtimes()
+            if now != seen:
+                seen = now
+                try:
+                    new = load()
+                    agent.update_checks(new)
+                    log.info("zones changed: %d check(s)", len(new))
+                except ZoneError as exc:
+                    log.error("zones changed but do not load; keeping the current checks:\n%s", exc)
+        agent.stop()
+        runner.cancel()
+        try:  # leave at once, so the other regions decide without waiting for our expiry
+            await store.delete(REGION, args.region)
+        except StoreError:
+            pass
+        await store.close()
+
+    try:
+        import uvloop
+
+        uvloop.run(main())
+    except ImportError:
+        asyncio.run(main())
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Print how the server decides the answer to NAME for a client address."""
+    import asyncio
+    import ipaddress
+
+    import dns.name
+    import dns.rdatatype
+
+    from gslb.engine import Engine
+    from gslb.geo import locator_for
+    from gslb.health import HealthView, Verdict
+    from gslb.store import OVERRIDE, PROBE, REGION, StoreError, open_store
+
+    cfg = _config_or_exit(args)
+    try:
+        zones, _ = load_zones(cfg.zones_dir, cfg)
+    except ZoneError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    locator, sites = locator_for(cfg.geodb, cfg.asndb, cfg.regions)
+    engine = Engine(zones, locator, sites)
+    health_note = "no store given: every check counts as up (unknown)"
+    if cfg.redis:
+        async def read() -> dict:
+            store = open_store(cfg.redis)
+            try:
+                view = HealthView(cfg.quorum)
+                for doc in (await store.scan(PROBE)).values():
+                    view.put(Verdict.from_doc(doc))
+                for region, doc in (await store.scan(REGION)).items():
+                    view.heartbeat(region, float(doc.get("expires_at", 0)))
+                view.overrides = {k: v.get("status", "up") for k, v in (await store.scan(OVERRIDE)).items()}
+                return view.decide()
+            finally:
+                await store.close()
+        try:
+            decided = asyncio.run(read())
+            engine.set_health({k: (h.up, dict(h.rtt_ms)) for k, h in decided.items()})
+            health_note = f"health from {cfg.redis}: {len(decided)} check(s) with fresh verdicts"
+        except StoreError as exc:
+            health_note = f"store unreachable ({exc}): every check counts as up"
+    try:
+        ip = ipaddress.ip_address(args.client.split("/")[0])
+    except ValueError:
+        print(f"gslb explain: --client {args.client!r} is not an IP address", file=sys.stderr)
+        return 2
+    ecs = None
+    if "/" in args.client:
+        from gslb.dns.wire import ClientSubnet
+
+        net = ipaddress.ip_network(args.client, strict=False)
+        nbytes = (net.prefixlen + 7) // 8
+        ecs = ClientSubnet(1 if net.version == 4 else 2, net.prefixlen, net.network_address.packed[:nbytes])
+    key = locator.key(ip.packed, ecs)
+    client = locator.client(key)
+    loc = client.location
+    print(f"client      {args.client}  (decided per {client.ip()}/{client.prefix})")
+    print(f"location    {' '.join(loc.codes) or 'unknown'}"
+          + (f"  lat {loc.latitude} lon {loc.longitude}" if loc.latitude is not None else "")
+          + (f"  AS{loc.asn}" if loc.asn else "") + (f"  network {loc.network}" if loc.network else ""))
+    print(f"region      {client.region or 'none'}")
+    print(f"health      {health_note}")
+    qname = dns.name.from_text(args.name)
+    qtype = dns.rdatatype.from_text(args.type)
+    result = engine.explain(qname, qtype, client)
+    if result["answer"] != "dynamic":
+        print(f"answer      {result['answer']}")
+        for line in result.get("rrsets", []):
+            print(f"            {line}")
+        return 0
+    print(f"record      {result['record']}  policy {result['policy']}")
+    for line in result["cname_chain"]:
+        print(f"chain       {line}")
+    for line in result["trace"]:
+        print(f"decision    {line}")
+    decision = result["decision"]
+    print(f"answer      {' '.join(decision.values) or '(empty)'}  ttl {decision.ttl}  ecs scope /{decision.scope}"
+          f"  [{decision.label}]")
+    return 0
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="server config file (gslb.yaml); flags override it")
 
@@ -111,6 +263,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(p)
     p.add_argument("path")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("probe", help="run the zones' health checks from one region into the store")
+    _common(p)
+    p.add_argument("--region", required=True, help="name of the region this agent probes from")
+    p.add_argument("--redis", help="store URL (the probes' verdicts go there)")
+    p.add_argument("--zones", help="folder of zone files whose checks to run (default: zones)")
+    p.add_argument("--heartbeat", type=float, default=1.0, help="seconds between liveness heartbeats")
+    p.set_defaults(func=cmd_probe)
+
+    p = sub.add_parser("explain", help="show how the answer to NAME is decided for a client")
+    _common(p)
+    p.add_argument("name")
+    p.add_argument("type", nargs="?", default="A")
+    p.add_argument("--client", required=True, help="client address, or a subnet as ECS would send it")
+    p.add_argument("--zones", help="folder of zone files (default: zones)")
+    p.add_argument("--geodb", help="GeoLite2/GeoIP2 City or Country .mmdb (default: bundled test data)")
+    p.add_argument("--redis", help="read current health from this store")
+    p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("reload", help="reload the zones of a running server (or send it SIGHUP)")
     _common(p)

@@ -22,7 +22,7 @@ from gslb.dns import wire
 from gslb.dns.fastpath import Snapshot
 from gslb.dns.resolve import Answer, Zones, negative_soa
 from gslb.dns.table import Entry, compile_answer, compile_sections
-from gslb.policy.client import Client, Locator
+from gslb.policy.client import V4_BITS, V6_BITS, Client, Locator
 from gslb.policy.select import Decision, RecordPolicy
 from gslb.zone.model import Zone
 
@@ -45,6 +45,7 @@ class Engine:
     # -- inputs ---------------------------------------------------------------------------
 
     def load(self, zones: list[Zone]) -> None:
+        self._fit_locator(zones)
         policies: dict[tuple[dns.name.Name, int], RecordPolicy] = {}
         for zone in zones:
             for key, record in zone.dynamic.items():
@@ -56,6 +57,19 @@ class Engine:
         self.decision_cache = {}
         self.answer_cache = {}
         self.snapshot = Snapshot.build(self.zones, self.compile)
+
+    def _fit_locator(self, zones: list[Zone]) -> None:
+        """Client prefixes must be at least as fine as the finest subnet rule."""
+        v4, v6 = V4_BITS, V6_BITS
+        for zone in zones:
+            for record in zone.dynamic.values():
+                for rule in record.dynamic.rules:
+                    for net in rule.subnets:
+                        if net.version == 4:
+                            v4 = max(v4, net.prefixlen)
+                        else:
+                            v6 = max(v6, net.prefixlen)
+        self.locator.resize(v4, v6)
 
     def set_health(self, health: Health) -> bool:
         """New health decisions. Returns whether any GSLB answer can change."""

@@ -95,7 +95,10 @@ class HealthView:
         self.heartbeats[region] = expires_at
 
     def fresh(self, verdict: Verdict, now: float) -> bool:
-        return verdict.expires_at > now or self.heartbeats.get(verdict.region, 0.0) > now
+        """A region that sends heartbeats is alive exactly as long as they come; its silent
+        refreshes do not reach readers, so its verdicts' own expiry says nothing."""
+        beat = self.heartbeats.get(verdict.region)
+        return beat > now if beat is not None else verdict.expires_at > now
 
     def put(self, verdict: Verdict) -> None:
         self.verdicts[verdict.store_key] = verdict
@@ -112,7 +115,7 @@ class HealthView:
     def next_expiry(self, now: float | None = None) -> float | None:
         """When the next fresh verdict goes stale: the time to decide again."""
         now = time.time() if now is None else now
-        times = [max(v.expires_at, self.heartbeats.get(v.region, 0.0)) for v in self.verdicts.values()]
+        times = [self.heartbeats.get(v.region, v.expires_at) for v in self.verdicts.values()]
         times = [t for t in times if t > now]
         return min(times) if times else None
 

@@ -28,6 +28,9 @@ from gslb.config import ServerConfig
 from gslb.dns import sockets
 from gslb.engine import Engine, Health
 from gslb.follow import HealthFollower
+from gslb.geo import locator_for
+from gslb.policy.checks import zone_checks
+from gslb.probe.agent import ProbeAgent
 from gslb.store import Store, open_store
 from gslb.zone.load import load_zones, zone_files
 from gslb.zone.model import Zone
@@ -88,6 +91,7 @@ class Node:
         self.health_generation = 0
         self.health_changed_at = 0.0
         self.store: Store | None = None
+        self.agent: ProbeAgent | None = None
         self.follower: HealthFollower | None = None
 
     # -- zones --------------------------------------------------------------------------------
@@ -104,7 +108,8 @@ class Node:
         for p in problems:
             log.warning("%s", p)
         self.zones = zones
-        self.engine = Engine(zones)
+        locator, sites = locator_for(self.cfg.geodb, self.cfg.asndb, self.cfg.regions)
+        self.engine = Engine(zones, locator, sites)
         self._mtimes = self._scan_mtimes()
         log.info("loaded %d zone(s) from %s, serial %d", len(zones), self.cfg.zones_dir, self.serial)
         return problems
@@ -128,6 +133,8 @@ class Node:
             assert self.engine is not None
             await loop.run_in_executor(None, self.engine.load, zones)
             self._serving = self.serial
+            if self.agent is not None:
+                self.agent.update_checks(zone_checks(zones).values())
             self.generation += 1
             await self.broadcast(("zones", zones, self.generation))
             await self._wait_applied(self.generation)
@@ -315,6 +322,13 @@ class Node:
         self.store = open_store(self.cfg.redis)
         self.follower = HealthFollower(self.store, self._health_changed, self.cfg.quorum)
         tasks.append(asyncio.ensure_future(self._follow_health()))
+        if self.cfg.redis is None or self.cfg.region:
+            # Embedded probing: the in-process store has no other agents, and a node given a
+            # region also probes for it.
+            region = self.cfg.region or "local"
+            self.agent = ProbeAgent(region, self.store, zone_checks(self.zones).values())
+            tasks.append(asyncio.ensure_future(self.agent.run()))
+            log.info("probing %d check(s) from region %s", len(self.agent._pending), region)
         if self.cfg.watch:
             tasks.append(asyncio.ensure_future(self._watch()))
         control = None

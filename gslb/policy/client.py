@@ -1,8 +1,8 @@
 """Who is asking: the client's subnet (ECS first, else the source address), located once.
 
-Locating costs a database lookup, so results are cached per client prefix. The prefix is as fine
-as the finest subnet rule in the zones needs (at least /24 for IPv4, /56 for IPv6), and never
-finer than what an ECS option reveals.
+Locating costs a database lookup, so results are cached per client prefix: a source address
+counts whole for IPv4 (geo databases split networks finer than /24) and by its /64 for IPv6
+(finer when a subnet rule needs it); an ECS option counts by the prefix it reveals.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from gslb.dns.wire import ClientSubnet
 
-V4_BITS = 24
-V6_BITS = 56
+V4_BITS = 32
+V6_BITS = 64
 CACHE_MAX = 500_000
 
 
@@ -59,6 +59,11 @@ class Locator:
         self.v4_bits = v4_bits
         self.v6_bits = v6_bits
         self._cache: dict[ClientKey, Client] = {}
+
+    def resize(self, v4_bits: int, v6_bits: int) -> None:
+        if (v4_bits, v6_bits) != (self.v4_bits, self.v6_bits):
+            self.v4_bits, self.v6_bits = v4_bits, v6_bits
+            self._cache = {}
 
     def key(self, source: bytes, ecs: ClientSubnet | None) -> ClientKey:
         """The cache key for one query: cheap, no allocation beyond the tuple."""
