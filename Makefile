@@ -7,9 +7,15 @@ LISTEN ?= 127.0.0.1:5353
 setup:
 	@scripts/setup
 
+# Serves zones/ with the in-process store, the bundled test geo data and the embedded probe
+# loop, which checks the demo endpoints `gslb demo` runs on 127.0.0.10-14:8080.
 run: setup
-	@echo "serving zones/ on $(LISTEN) (UDP+TCP); try: dig @127.0.0.1 -p 5353 www.example.com A"
-	$(VENV)/bin/gslb serve --zones zones --listen $(LISTEN)
+	@echo "serving zones/ on $(LISTEN) (UDP+TCP). Try:"
+	@echo "  dig @127.0.0.1 -p 5353 www.example.com A"
+	@echo "  dig @127.0.0.1 -p 5353 www.gslb.example.com A +subnet=198.51.100.0/26   # a client in Germany"
+	@echo "  curl -X POST 127.0.0.10:8080/down    # fail an endpoint and watch the answer move"
+	@$(VENV)/bin/gslb demo & demo=$$!; trap 'kill $$demo 2>/dev/null' EXIT INT TERM; \
+	  $(VENV)/bin/gslb serve --zones zones --listen $(LISTEN)
 
 test: setup
 	$(VENV)/bin/ruff check .

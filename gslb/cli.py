@@ -11,6 +11,7 @@ from collections.abc import Sequence
 # Modules that each provide `register(subparsers)`; the order is the order of `gslb --help`.
 COMMAND_MODULES = [
     "gslb.commands",
+    "gslb.demo",
 ]
 
 
