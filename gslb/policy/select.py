@@ -136,9 +136,17 @@ class RecordPolicy:
                 chosen, used_hash = self._select(healthy, client, rnd, n=len(healthy))
                 name, fallback = None, True
             elif opts.fail_open and start is not None:
-                trace.append(f"everything is down: failing open with pool {start} as if all were up")
-                chosen, used_hash = self._select(list(self.dyn.pools[start].values), client, rnd)
-                name, fail_open = start, True
+                # As if every check were up; values an operator set to `status: down` stay out.
+                candidates = [v for v in self.dyn.pools[start].values if v.status != "down"]
+                if candidates:
+                    trace.append(f"everything is down: failing open with pool {start} as if all were up")
+                    chosen, used_hash = self._select(candidates, client, rnd)
+                    name = start
+                else:
+                    trace.append("everything is down: failing open with the record's values")
+                    chosen, used_hash = self._select(defaults, client, rnd, n=len(defaults))
+                    name = None
+                fail_open = True
             else:
                 trace.append("everything is down and fail_open is false: empty answer")
         degraded = fallback or fail_open or (pool is not None and any(not self.value_up(v) for v in pool.values))
@@ -227,15 +235,20 @@ class RecordPolicy:
             net = client.location.network
             scope = max(scope, net.prefixlen if net is not None and net.version == client.version else client.prefix)
         if consulted:
+            # A subnet rule inside the scope would make part of it answer differently: narrow the
+            # scope until it either lies inside that subnet or no longer touches it.
             width = 32 if client.version == 4 else 128
-            mine = client.address >> (width - client.prefix)
             for rule in consulted:
                 for net in rule.subnets:
                     if net.version != client.version:
                         continue
-                    bits = min(net.prefixlen, client.prefix)
-                    if (int(net.network_address) >> (width - bits)) == (mine >> (client.prefix - bits)):
-                        scope = max(scope, net.prefixlen)
+                    start = int(net.network_address)
+                    if (client.address >> (width - net.prefixlen)) == (start >> (width - net.prefixlen)):
+                        scope = max(scope, net.prefixlen)  # the client is inside the subnet
+                    else:
+                        common = width - (client.address ^ start).bit_length()
+                        if common < net.prefixlen and scope <= common:
+                            scope = common + 1  # the scope would reach into the subnet
         if used_hash:
             scope = max(scope, 24 if client.version == 4 else 48)
         return scope
