@@ -153,7 +153,7 @@ class ProbeAgent:
 
     async def _heartbeat(self) -> None:
         now = time.time()
-        ttl = 3 * self.heartbeat_interval + 1
+        ttl = 3 * self.heartbeat_interval + 0.5
         await self._put(REGION, self.region, {"region": self.region, "time": now, "expires_at": now + ttl,
                                               "checks": len(self.states)}, ttl, True)
 

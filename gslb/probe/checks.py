@@ -7,6 +7,7 @@ every protocol, and is what the latency policy compares. Errors say what failed 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import ssl
 import time
@@ -44,7 +45,8 @@ async def run(spec: CheckSpec) -> Result:
     except ssl.SSLError as exc:
         return Result(False, None, f"tls {_where(spec)}: {exc.reason or exc}")
     except OSError as exc:
-        return Result(False, None, f"{spec.protocol} connect {_where(spec)}: {exc.strerror or exc}")
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        return Result(False, None, f"{spec.protocol} connect {_where(spec)}: {reason}")
     except Exception as exc:  # a check must never take the agent down
         return Result(False, None, f"{spec.protocol} {_where(spec)}: {type(exc).__name__}: {exc}")
 
