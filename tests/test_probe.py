@@ -162,7 +162,7 @@ def test_agents_in_two_regions_reach_a_quorum_through_redis(redis_url, endpoint)
         assert h.up and {"q0", "q1"} <= set(h.up_regions)
         agents[1].stop()
         tasks[1].cancel()
-        await asyncio.sleep(1.6)  # q1's heartbeat (0.2 s × 3 + 0.5) lapses
+        await asyncio.sleep(1.6)  # q1's heartbeat (3 x 0.2 s + 0.5) lapses
         for region, doc in (await reader.scan(REGION)).items():
             view.heartbeat(region, doc["expires_at"])
         h = view.decide()[s.key]

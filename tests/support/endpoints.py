@@ -28,7 +28,7 @@ class Endpoint:
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's spelling
+            def do_GET(self) -> None:
                 endpoint.hosts.append(self.headers.get("Host", ""))
                 self.send_response(endpoint.status)
                 self.send_header("Content-Length", str(len(endpoint.body)))
