@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from gslb.health import HealthView, Verdict
-from gslb.store import OVERRIDE, PROBE, REGION, RESYNC, Store, StoreError
+from gslb.store import LOST, OVERRIDE, PROBE, REGION, RESYNC, Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,11 @@ class HealthFollower:
         decider = asyncio.ensure_future(self._decide_loop())
         try:
             async for change in self.store.changes():
-                if change is RESYNC or change == RESYNC:
+                if change == RESYNC:
                     await self._rescan()
+                elif change == LOST:
+                    self.stale = True
+                    continue
                 elif change.space == PROBE:
                     if change.value is None:
                         self.view.remove(change.key)
@@ -91,7 +94,10 @@ class HealthFollower:
                 delay = min(delay * 2, BACKOFF_MAX)
         if self.stale:
             log.info("store %s: reading health again", self.store.url)
-        self.view.load(probes)
+        # Merge, do not replace: a store that restarted empty must not erase what we know
+        # before the agents have written again (deletes still arrive as changes).
+        for doc in probes.values():
+            self.view.put(Verdict.from_doc(doc))
         for region, doc in regions.items():
             self.view.heartbeat(region, float(doc.get("expires_at", 0)))
         self.view.overrides = {k: str(v.get("status", "up")) for k, v in overrides.items()}

@@ -311,6 +311,9 @@ class Node:
         self._reload_lock = asyncio.Lock()
         self._serving = self.serial
         loop = asyncio.get_running_loop()
+        control = None
+        if self.control_path:  # before the workers: once DNS answers, `gslb reload` must work
+            control = await self._open_control(self.control_path)
         count = self.cfg.workers or os.cpu_count() or 1
         self.workers = []
         for i in range(count):
@@ -331,9 +334,6 @@ class Node:
             log.info("probing %d check(s) from region %s", len(self.agent._pending), region)
         if self.cfg.watch:
             tasks.append(asyncio.ensure_future(self._watch()))
-        control = None
-        if self.control_path:
-            control = await self._open_control(self.control_path)
         deadline = time.monotonic() + 10
         while not all(h.ready for h in self.workers) and time.monotonic() < deadline:
             await asyncio.sleep(0.01)

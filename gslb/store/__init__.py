@@ -7,6 +7,7 @@ from gslb.store.base import (
     CONTROL,
     DATAPLANE,
     DRAIN,
+    LOST,
     NODE,
     OVERRIDE,
     PROBE,
@@ -21,7 +22,7 @@ from gslb.store.base import (
 from gslb.store.memory import MemoryStore
 
 __all__ = [
-    "ANSWERS", "CONTROL", "DATAPLANE", "DRAIN", "NODE", "OVERRIDE", "PROBE", "REGION", "RESYNC", "SITE",
+    "ANSWERS", "CONTROL", "DATAPLANE", "DRAIN", "LOST", "NODE", "OVERRIDE", "PROBE", "REGION", "RESYNC", "SITE",
     "Change", "MemoryStore", "Store", "StoreError", "event", "open_store",
 ]
 

@@ -45,6 +45,7 @@ class Change:
 
 
 RESYNC = Change("*", "", None)
+LOST = Change("!", "", None)  # the stream broke: what you hold may be stale until the next RESYNC
 
 
 class Store(abc.ABC):

@@ -21,7 +21,7 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.sentinel import Sentinel
 from redis.exceptions import RedisError
 
-from gslb.store.base import RESYNC, Change, Store, StoreError
+from gslb.store.base import LOST, RESYNC, Change, Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,9 @@ class RedisStore(Store):
                     data = json.loads(msg["data"])
                     yield Change(data["space"], data["key"], data["value"])
             except (RedisError, OSError) as exc:
-                log.warning("redis %s: subscription lost (%s); retrying in %.1fs", self.url, exc, delay)
+                if delay == 0.1:
+                    log.warning("redis %s: subscription lost (%s); retrying with backoff", self.url, exc)
+                    yield LOST
                 first = False
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, BACKOFF_MAX)
