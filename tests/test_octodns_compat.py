@@ -85,5 +85,11 @@ def test_served_rrset_equals_what_octodns_reads(server, record):
         target = server.query(rrset.rdatas[0], "A", tcp=True).answer[0]
         assert set(got) == set(target)
         return
+    if getattr(record, "dynamic", None):
+        # A GSLB name answers per client from its pools (or its values when all fail).
+        pool_values = {dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.from_text(rtype), v["value"])
+                       for pool in record.dynamic.pools.values() for v in pool.data["values"]}
+        assert set(got) <= pool_values | expected
+        return
     assert set(got) == expected
     assert got.ttl == record.ttl
