@@ -167,14 +167,14 @@ def _write_zones(zones: list[Zone], directory: str, suffix: str = ".zone") -> li
 
 
 def start_knot(zones: list[Zone], cpus: str | None, threads: int, probe: str, extra_conf: str = "",
-               zone_conf: str = "") -> Running:
+               zone_conf: str = "", server_conf: str = "") -> Running:
     workdir = os.path.realpath(os.path.join("/tmp", f"bench-knot-{os.getpid()}-{time.monotonic_ns()}"))
     os.makedirs(workdir)
     port = free_port()
     files = _write_zones(zones, workdir)
     conf = [
         "server:", f"    rundir: {workdir}", f"    listen: 127.0.0.1@{port}", f"    udp-workers: {threads}",
-        "    tcp-workers: 1", "    background-workers: 1",
+        "    tcp-workers: 1", "    background-workers: 1", server_conf,
         "database:", f"    storage: {workdir}",
         "log:", "  - target: stderr", "    any: warning",
         extra_conf,
@@ -198,7 +198,8 @@ def start_pdns(zones: list[Zone], cpus: str | None, threads: int, probe: str, ex
     with open(os.path.join(workdir, "named.conf"), "w") as f:
         for name, path in files:
             f.write(f'zone "{name}" {{ type master; file "{path}"; }};\n')
-    conf = [f"launch={launch}", f"bind-config={workdir}/named.conf", "local-address=127.0.0.1",
+    conf = [f"launch={launch}", *([f"bind-config={workdir}/named.conf"] if "bind" in launch else []),
+            "local-address=127.0.0.1",
             f"local-port={port}", "daemon=no", "guardian=no", f"socket-dir={workdir}",
             f"receiver-threads={threads}", "distributor-threads=1", "disable-syslog=yes", "loglevel=3",
             "webserver=no", "api=no", *(extra or [])]

@@ -49,7 +49,7 @@ class Engine:
         policies: dict[tuple[dns.name.Name, int], RecordPolicy] = {}
         for zone in zones:
             for key, record in zone.dynamic.items():
-                policy = RecordPolicy(record, self.site_coordinates)
+                policy = RecordPolicy(record, self.site_coordinates, self.locator)
                 policy.set_health(self.health)
                 policies[key] = policy
         self.policies = policies

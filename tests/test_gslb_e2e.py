@@ -159,7 +159,7 @@ EU_SUBNETS = [f"127.1.{i}.0/24" for i in range(8)] + [f"2001:db8:{i:x}::/48" for
 
 @pytest.mark.parametrize(("subnet", "expected", "scope_at_least"), [
     ("198.51.100.64/26", {"192.0.2.10", "192.0.2.11"}, 24),  # GB: EU pool, weighted pick
-    ("198.51.100.128/26", {"198.51.100.10"}, 26),  # California: catch-all
+    ("198.51.100.128/26", {"198.51.100.10"}, 25),  # California: catch-all, merged with New York
     ("203.0.113.0/26", {"203.0.113.10"}, 26),  # Japan: AS
     ("203.0.113.64/26", {"198.51.100.10"}, 26),  # Australia: the subnet rule beats OC
     ("2001:db8:c000::/48", {"203.0.113.10"}, 34),  # IPv6 client in Japan

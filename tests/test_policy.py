@@ -103,13 +103,21 @@ def test_subnet_rule_beats_geo_and_sets_scope(locator):
     assert d.scope == 28
 
 
-def test_scope_is_the_geo_network_not_the_client_prefix(locator):
+def test_scope_widens_over_neighbours_that_decide_the_same(locator):
     p = policy_of(load(ZONE))
+    p.locator = locator
+    # Japan's /26 sits in 200.0.0.0/5 with nothing but catch-all places (and no subnet rule):
+    # like gdnsd, the scope covers all of it, so resolvers cache one answer for the region.
     d = p.decide(client(locator, "203.0.113.0/24"))
-    # Japan's /26 decided it; the subnet rule (198.51.100.0/28) does not overlap.
-    assert d.scope == 26
-    d = p.decide(client(locator, "198.51.100.64/26"))  # GB: overlaps nothing finer than its /26
-    assert d.scope == 26
+    assert d.pool == "us" and d.scope == 5
+    wide = ipaddress.ip_network("200.0.0.0/5")
+    for sample in ("203.0.113.70", "203.0.113.200", "200.1.2.3", "207.255.0.1"):
+        assert p.decide(client(locator, f"{sample}/32")).pool == "us" and ipaddress.ip_address(sample) in wide
+    # GB's /26 would merge with Germany's (also EU), but the subnet rule 198.51.100.0/28 lives there.
+    d = p.decide(client(locator, "198.51.100.64/26"))
+    assert d.pool == "eu" and d.scope == 26
+    # California merges with New York (both catch-all) but not with Europe next door.
+    assert p.decide(client(locator, "198.51.100.128/26")).scope == 25
 
 
 def test_fallback_then_record_values_then_fail_open(locator):

@@ -93,6 +93,13 @@ class Locator:
         self._cache[key] = found
         return found
 
+    def locate_int(self, address: int, version: int) -> Location:
+        text = str(ipaddress.IPv4Address(address) if version == 4 else ipaddress.IPv6Address(address))
+        return self._locate(text)
+
+    def region_of(self, location: Location) -> str | None:
+        return self._region_of(location)
+
     def synthetic(self, location: Location, region: str | None) -> Client:
         """A stand-in client for a region (the dashboard's "answer per region")."""
         return Client(4, 0, 0, location, region)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from gslb.geo_math import distance_km
 from gslb.policy.checks import value_checks
-from gslb.policy.client import Client
+from gslb.policy.client import Client, Location, Locator
 from gslb.policy.model import Dynamic, Pool, PoolValue, Rule
 from gslb.zone.model import Record
 
@@ -51,9 +51,14 @@ class Decision:
         return f"{self.pool}{' (fallback)' if self.fallback else ''}"
 
 
+WIDEN_BUDGET = 64  # geo lookups one decision may spend widening its ECS scope
+
+
 class RecordPolicy:
-    def __init__(self, record: Record, site_coordinates: dict[str, tuple[float, float]] | None = None) -> None:
+    def __init__(self, record: Record, site_coordinates: dict[str, tuple[float, float]] | None = None,
+                 locator: Locator | None = None) -> None:
         self.record = record
+        self.locator = locator
         self.dyn: Dynamic = record.dynamic
         self.checks = value_checks(record)
         self.defaults = tuple(r.to_text() for r in record.rdatas)
@@ -200,6 +205,46 @@ class RecordPolicy:
         u = (h + 1) / (MASK64 + 2)
         return value.weight / -math.log(u)
 
+    def _geo_key(self, location: Location) -> tuple:
+        """What a location decides for this record, leaving subnet rules aside."""
+        codes = set(location.codes)
+        rules = self.dyn.rules
+        index = next((i for i, r in enumerate(rules) if r.catch_all or any(g in codes for g in r.geos)), None)
+        region = self.locator.region_of(location) if self.dyn.options.policy == "latency" and self.locator else None
+        return index, region
+
+    def _widen(self, client: Client, prefix: int) -> int:
+        """Widen the scope past the geo network while the neighbouring half decides the same (the
+        way gdnsd merges networks): resolvers then cache one answer for a whole region."""
+        if self.locator is None:
+            return prefix
+        width = 32 if client.version == 4 else 128
+        want = self._geo_key(client.location)
+        budget = [WIDEN_BUDGET]
+
+        def uniform(start: int, plen: int) -> bool:
+            if budget[0] <= 0:
+                return False
+            budget[0] -= 1
+            location = self.locator.locate_int(start, client.version)
+            net = location.network
+            if net is not None and net.prefixlen <= plen:
+                return self._geo_key(location) == want
+            if plen >= width:
+                return False
+            half = 1 << (width - plen - 1)
+            return uniform(start, plen + 1) and uniform(start + half, plen + 1)
+
+        address = client.address & ~((1 << (width - prefix)) - 1)
+        while prefix > 0:
+            size = 1 << (width - prefix)
+            parent = address & ~((size << 1) - 1)
+            sibling = parent + size if address == parent else parent
+            if not uniform(sibling, prefix):
+                break
+            address, prefix = parent, prefix - 1
+        return prefix
+
     def _by_latency(self, values: list[PoolValue], client: Client) -> list[str] | None:
         def rtt(v: PoolValue) -> float | None:
             by_region = self.rtt.get(v.value) or {}
@@ -234,6 +279,8 @@ class RecordPolicy:
         if any(r.geos for r in consulted) or self.dyn.options.policy in ("latency", "proximity"):
             net = client.location.network
             scope = max(scope, net.prefixlen if net is not None and net.version == client.version else client.prefix)
+            if net is not None and net.version == client.version and self.dyn.options.policy != "proximity":
+                scope = self._widen(client, net.prefixlen)
         if consulted:
             # A subnet rule inside the scope would make part of it answer differently: narrow the
             # scope until it either lies inside that subnet or no longer touches it.
