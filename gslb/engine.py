@@ -37,7 +37,7 @@ class Engine:
         self.site_coordinates = site_coordinates or {}
         self.health: Health = {}
         self.decisions: dict[str, int] = {}
-        self.decision_cache: dict[tuple[int, tuple[int, int, int]], tuple[Entry, int, str]] = {}
+        self.decision_cache: dict[tuple[int, bytes], tuple[Entry, int, str]] = {}
         self.answer_cache: dict[tuple, Entry] = {}
         self.random = random.Random()
         self.load(zones)
@@ -99,17 +99,22 @@ class Engine:
 
     def _decider(self, qname: dns.name.Name, qtype: int, ans: Answer, prefix: list[dns.rrset.RRset],
                  owner: dns.name.Name, policy: RecordPolicy, slot: int
-                 ) -> Callable[[bytes, wire.ClientSubnet | None], tuple[Entry, int]]:
+                 ) -> Callable[[bytes, bytes | None], tuple[Entry, int]]:
         locator = self.locator
         decisions = self.decisions
 
-        def pick(source: bytes, ecs: wire.ClientSubnet | None) -> tuple[Entry, int]:
-            key = locator.key(source, ecs)
+        def pick(source: bytes, ecs: bytes | None) -> tuple[Entry, int]:
+            """`ecs` is the raw Client Subnet option body: cached as is, validated on a miss.
+
+            An option with SOURCE PREFIX-LENGTH 0 asks us not to use client information: the
+            resolver's own address decides and the scope is 0 (RFC 7871 section 7.1.2)."""
+            key = ecs if ecs and ecs[2] else source
             hit = self.decision_cache.get((slot, key))
             if hit is None:
-                decision = policy.decide(locator.client(key), self.random)
-                hit = (self._entry(qname, qtype, ans, prefix, owner, policy, decision), decision.scope,
-                       decision.label)
+                subnet = wire.parse_ecs(ecs) if ecs else None
+                decision = policy.decide(locator.client(locator.key(source, subnet)), self.random)
+                scope = decision.scope if ecs and ecs[2] else 0
+                hit = (self._entry(qname, qtype, ans, prefix, owner, policy, decision), scope, decision.label)
                 if decision.sticky:
                     cache = self.decision_cache
                     if len(cache) >= DECISION_CACHE_MAX:

@@ -45,6 +45,7 @@ _IXFR = RdataType.IXFR.to_bytes(2, "big")
 _ANY = RdataType.ANY.to_bytes(2, "big")
 _BADVERS_HDR = struct.pack(">HHHHH", wire.QR, 1, 0, 0, 1)
 _OPT_ROOT = b"\x00\x00\x29"
+_ECS_CODE = b"\x00\x08"
 
 
 @dataclass
@@ -85,8 +86,9 @@ class Responder:
                  ) -> None:
         self.identity = identity.encode()
         self.udp_size = udp_size
-        self._opt_plain = wire.opt_record(udp_size, False)
-        self._opt_do = wire.opt_record(udp_size, True)
+        self._opt_head = wire.opt_record(udp_size, False)[:-2]  # all but RDLENGTH
+        self._opt_head_do = wire.opt_record(udp_size, True)[:-2]
+        self._valid_ecs: set[bytes] = set()  # ECS options already validated
         self.chaos = chaos_entries(identity, version)
         self.client_entry = client_entry
         self.stats = Stats()
@@ -149,21 +151,43 @@ class Responder:
                     stats.truncated += 1
                     out = data[:2] + entry.truncated().hdr[(data[2] & 1) | ((data[3] >> 3) & 2)] + data[12:qend]
                 return out
-            # A bare OPT (no options, version 0) is most of real resolver traffic: answer it here.
-            if (data[qend + 9:qend + 11] == b"\x00\x00" and len(data) == qend + 11
-                    and data[qend:qend + 3] == _OPT_ROOT and data[qend + 6] == 0 and entry.pick is None):
-                do = data[qend + 7] & 0x80
-                out = (data[:2] + entry.hdr[4 + ((data[2] & 1) | ((data[3] >> 3) & 2))] + data[12:qend]
-                       + entry.tail + (self._opt_do if do else self._opt_plain))
-                stats = self.stats
-                stats.queries += 1
-                stats.by_rcode[entry.rcode] = stats.by_rcode.get(entry.rcode, 0) + 1
-                if len(out) > 512 and not tcp and len(out) > min(max(512, (data[qend + 3] << 8) | data[qend + 4]),
-                                                                 self.udp_size):
-                    stats.truncated += 1
-                    out = (data[:2] + entry.truncated().hdr[4 + ((data[2] & 1) | ((data[3] >> 3) & 2))]
-                           + data[12:qend] + (self._opt_do if do else self._opt_plain))
-                return out
+            # Version-0 OPT with no options, or with one Client Subnet option: nearly all real
+            # resolver traffic. Answered here; anything else takes the careful path below.
+            if data[qend:qend + 3] == _OPT_ROOT and data[qend + 6] == 0:
+                rdlen = (data[qend + 9] << 8) | data[qend + 10]
+                end = qend + 11 + rdlen
+                ecs = None
+                if rdlen == 0:
+                    option = b""
+                elif data[qend + 11:qend + 13] == _ECS_CODE and rdlen == 4 + ((data[qend + 13] << 8)
+                                                                              | data[qend + 14]):
+                    ecs = data[qend + 15:end]
+                    option = None
+                else:
+                    ecs = False
+                if ecs is not False and end == len(data):
+                    scope = 0
+                    if entry.pick is not None:
+                        entry, scope = entry.pick(client, ecs)
+                    elif ecs is not None and ecs not in self._valid_ecs:
+                        wire.parse_ecs(ecs)  # FormErr on a bad option
+                        if len(self._valid_ecs) > 100_000:
+                            self._valid_ecs.clear()
+                        self._valid_ecs.add(ecs)
+                    if option is None:
+                        option = b"\x00\x08" + data[qend + 13:qend + 15] + ecs[:3] + bytes((scope,)) + ecs[4:]
+                    opt = (self._opt_head_do if data[qend + 7] & 0x80 else self._opt_head) + len(option).to_bytes(
+                        2, "big") + option
+                    rdcd = (data[2] & 1) | ((data[3] >> 3) & 2)
+                    out = data[:2] + entry.hdr[4 + rdcd] + data[12:qend] + entry.tail + opt
+                    stats = self.stats
+                    stats.queries += 1
+                    stats.by_rcode[entry.rcode] = stats.by_rcode.get(entry.rcode, 0) + 1
+                    if len(out) > 512 and not tcp and len(out) > min(
+                            max(512, (data[qend + 3] << 8) | data[qend + 4]), self.udp_size):
+                        stats.truncated += 1
+                        out = data[:2] + entry.truncated().hdr[4 + rdcd] + data[12:qend] + opt
+                    return out
             edns, end = wire.parse_opt(data, qend)
             if end != len(data) or edns.version:
                 return self._slow(data, client, tcp)
@@ -301,7 +325,7 @@ class Responder:
         options = wire.nsid_option(self.identity) if edns.nsid else b""
         scope = 0
         if entry.pick is not None:
-            entry, scope = entry.pick(client, edns.ecs)
+            entry, scope = entry.pick(client, edns.ecs.raw if edns.ecs is not None else None)
         if edns.ecs is not None:
             options += edns.ecs.option(scope)
         opt = wire.opt_record(self.udp_size, edns.do, options)

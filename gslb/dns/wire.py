@@ -42,6 +42,7 @@ class ClientSubnet:
     family: int  # 1 = IPv4, 2 = IPv6
     source: int  # SOURCE PREFIX-LENGTH
     address: bytes  # as sent: ceil(source / 8) octets
+    raw: bytes = b""  # the option body as received (the fast path's cache key)
 
     def network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
         size = 4 if self.family == 1 else 16
@@ -76,7 +77,7 @@ def parse_ecs(data: bytes) -> ClientSubnet:
         raise FormErr(f"ECS address has {len(address)} octets, /{source} needs {(source + 7) // 8}")
     if source % 8 and address[-1] & (0xFF >> (source % 8)):
         raise FormErr("ECS address has bits set beyond the source prefix")
-    return ClientSubnet(family, source, bytes(address))
+    return ClientSubnet(family, source, bytes(address), bytes(data))
 
 
 @dataclass(slots=True)
