@@ -12,6 +12,7 @@ from collections.abc import Sequence
 COMMAND_MODULES = [
     "gslb.commands",
     "gslb.demo",
+    "bgp.cli",
 ]
 
 

@@ -1,0 +1,130 @@
+"""`gslb bgp …`: generate the ExaBGP config, run ExaBGP for a site, drain, undrain, status."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+from bgp.config import load_site
+from bgp.exabgp_conf import EXABGP_ENV, render
+from gslb.store import DRAIN, SITE, StoreError, event, open_store
+from gslb.zone.problems import ZoneError
+
+
+def _site(path: str):
+    try:
+        return load_site(path)
+    except ZoneError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    text = render(_site(args.site), log_file=args.api_log)
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Write the ExaBGP config and become ExaBGP (for containers and service managers)."""
+    cfg = _site(args.site)
+    exabgp = shutil.which("exabgp") or os.path.join(os.path.dirname(sys.executable), "exabgp")
+    workdir = tempfile.mkdtemp(prefix=f"gslb-bgp-{cfg.site}-")
+    conf = os.path.join(workdir, "exabgp.conf")
+    with open(conf, "w") as f:
+        f.write(render(cfg, log_file=args.api_log))
+    os.execve(exabgp, [exabgp, conf], {**os.environ, **EXABGP_ENV})
+    return 0  # not reached
+
+
+def _store_url(args: argparse.Namespace) -> str | None:
+    if args.redis:
+        return args.redis
+    if getattr(args, "site_file", None):
+        return _site(args.site_file).store
+    return None
+
+
+def cmd_drain(args: argparse.Namespace) -> int:
+    async def go() -> None:
+        store = open_store(_store_url(args))
+        try:
+            if args.undrain:
+                await store.delete(DRAIN, args.site)
+                await store.log(event("drain", args.site, "draining", "undrained", args.reason or "", "cli"))
+            else:
+                await store.put(DRAIN, args.site, {"time": time.time(), "by": os.environ.get("USER", "cli"),
+                                                   "reason": args.reason or "", "force": args.force})
+                await store.log(event("drain", args.site, "serving", "draining", args.reason or "", "cli"))
+        finally:
+            await store.close()
+
+    try:
+        asyncio.run(go())
+    except StoreError as exc:
+        print(f"gslb bgp: {exc}", file=sys.stderr)
+        return 2
+    print(f"{'undrained' if args.undrain else 'drain requested for'} {args.site}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    async def go() -> dict:
+        store = open_store(_store_url(args))
+        try:
+            return await store.scan(SITE)
+        finally:
+            await store.close()
+
+    try:
+        sites = asyncio.run(go())
+    except StoreError as exc:
+        print(f"gslb bgp: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(sites, indent=2, sort_keys=True))
+        return 0
+    for site, doc in sorted(sites.items()):
+        peers = ", ".join(f"{p} {s}" for p, s in doc.get("peers", {}).items())
+        print(f"{site}: {'healthy' if doc.get('healthy') else 'UNHEALTHY'}; peers: {peers}")
+        for prefix, st in sorted(doc.get("prefixes", {}).items()):
+            print(f"  {prefix:24} {st['state']:10} since {time.strftime('%H:%M:%S', time.localtime(st['since']))}"
+                  f"  {st['reason']}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bgp", help="anycast controller: ExaBGP config, run, drain, status")
+    bsub = p.add_subparsers(dest="bgp_command", required=True, metavar="ACTION")
+    c = bsub.add_parser("config", help="print the ExaBGP config for a site file")
+    c.add_argument("site")
+    c.add_argument("-o", "--output")
+    c.add_argument("--api-log", help="the API process also logs to this file")
+    c.set_defaults(func=cmd_config)
+    r = bsub.add_parser("run", help="run ExaBGP for a site file (replaces this process)")
+    r.add_argument("site")
+    r.add_argument("--api-log")
+    r.set_defaults(func=cmd_run)
+    for name, undrain in (("drain", False), ("undrain", True)):
+        d = bsub.add_parser(name, help=f"{'lift the' if undrain else 'request a'} maintenance drain of SITE")
+        d.add_argument("site", help="the site name")
+        d.add_argument("--redis", help="store URL (default: the store of --site-file)")
+        d.add_argument("--site-file", help="a site YAML to take the store URL from")
+        d.add_argument("--reason")
+        d.add_argument("--force", action="store_true", help="withdraw even the last announcement")
+        d.set_defaults(func=cmd_drain, undrain=undrain)
+    s = bsub.add_parser("status", help="every site's prefixes and sessions, from the store")
+    s.add_argument("--redis")
+    s.add_argument("--site-file")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_status)

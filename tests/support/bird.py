@@ -1,0 +1,99 @@
+"""BIRD 2 as the upstream router in a test namespace, and reading its routing table."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from dataclasses import dataclass, field
+
+from tests.support.netns import sh
+
+
+@dataclass
+class Route:
+    prefix: str
+    protocol: str
+    best: bool
+    as_path: list[int] = field(default_factory=list)
+    med: int | None = None
+    communities: list[str] = field(default_factory=list)
+
+
+def config(router_id: str, sessions: list[tuple[str, str, str, int, int]], log: str) -> str:
+    """sessions: (name, local address, neighbor address, local AS, peer AS)."""
+    out = [f"router id {router_id};", f'log "{log}" all;', "protocol device { scan time 1; }"]
+    for name, local, neighbor, las, pas in sessions:
+        family = "ipv6" if ":" in neighbor else "ipv4"
+        out.append(f"""protocol bgp {name} {{
+  local {local} as {las};
+  neighbor {neighbor} as {pas};
+  hold time 3;
+  connect retry time 1;
+  error wait time 1, 5;
+  {family} {{ import all; export none; import keep filtered on; }};
+}}""")
+    return "\n".join(out) + "\n"
+
+
+class Bird:
+    def __init__(self, ns: str, workdir: str, conf: str) -> None:
+        self.ns, self.workdir = ns, workdir
+        self.conf = os.path.join(workdir, "bird.conf")
+        self.sock = os.path.join(workdir, "bird.ctl")
+        with open(self.conf, "w") as f:
+            f.write(conf)
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(["ip", "netns", "exec", self.ns, "bird", "-f", "-c", self.conf, "-s", self.sock],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not os.path.exists(self.sock):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError(f"bird did not start in {self.ns}")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(5)
+        if os.path.exists(self.sock):
+            os.unlink(self.sock)
+
+    def birdc(self, *args: str) -> str:
+        r = subprocess.run(["birdc", "-s", self.sock, *args], capture_output=True, text=True, timeout=5)
+        return r.stdout
+
+    def routes(self, prefix: str) -> list[Route]:
+        out = self.birdc("show", "route", prefix, "all")
+        routes: list[Route] = []
+        for line in out.splitlines():
+            m = re.match(r"^(\S+)?\s+unicast \[(\S+) [^\]]*\] (\*)?", line)
+            if m and (m.group(1) or routes):
+                routes.append(Route(m.group(1) or routes[-1].prefix, m.group(2), bool(m.group(3))))
+                continue
+            if not routes:
+                continue
+            line = line.strip()
+            if line.startswith("BGP.as_path:"):
+                routes[-1].as_path = [int(x) for x in line.split(":", 1)[1].split()]
+            elif line.startswith("BGP.med:"):
+                routes[-1].med = int(line.split(":", 1)[1])
+            elif line.startswith("BGP.community:"):
+                routes[-1].communities = re.findall(r"\((\d+),(\d+)\)", line)
+                routes[-1].communities = [f"{a}:{b}" for a, b in routes[-1].communities]
+        return routes
+
+    def sessions(self) -> dict[str, str]:
+        out = {}
+        for line in self.birdc("show", "protocols").splitlines():
+            parts = line.split()
+            if len(parts) >= 6 and parts[1] == "BGP":
+                out[parts[0]] = parts[5]
+        return out
+
+
+def ns_sh(ns: str, *cmd: str) -> subprocess.CompletedProcess:
+    return sh(*cmd, ns=ns, check=False)
