@@ -1,0 +1,168 @@
+"""The dataplane YAML: which interface, which VIPs, which backends, how to forward.
+
+```yaml
+name: lb1                   # names the pinned maps (/sys/fs/bpf/gslb-lb1) and the stats
+interface: eth0             # where VIP traffic arrives (and leaves again: XDP_TX)
+xdp_mode: auto              # native | generic | auto (native, else generic)
+ipip_source: 192.0.2.1      # outer source address for mode: ipip
+store: redis://192.0.2.254:6379/0   # backend health (quorum of probes); none: all up
+vips:
+  - address: 198.51.100.1
+    port: 80
+    protocol: tcp
+    mode: dsr               # dsr: rewrite the MAC (backends hold the VIP on lo); ipip: encapsulate
+    backends:
+      - {address: 192.0.2.11, mac: "02:00:00:00:00:11", weight: 1}
+      - {address: 192.0.2.12, mac: "02:00:00:00:00:12", weight: 2,
+         check: {protocol: http, port: 8080, path: /health}}   # default: TCP to the VIP port
+```
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gslb.health import check_key
+from gslb.zone import yamlsrc
+from gslb.zone.problems import Problem, ZoneError
+
+_MAC = re.compile(r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    address: str
+    mac: str
+    weight: int = 1
+    check: str = ""  # the store key of the health check that decides this backend
+
+
+@dataclass(frozen=True)
+class VipSpec:
+    address: str
+    port: int
+    protocol: str  # tcp | udp
+    mode: str = "dsr"  # dsr | ipip
+    backends: tuple[BackendSpec, ...] = ()
+
+    @property
+    def label(self) -> str:
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        return f"{host}:{self.port}/{self.protocol}"
+
+
+@dataclass(frozen=True)
+class DataplaneConfig:
+    name: str
+    interface: str
+    vips: tuple[VipSpec, ...]
+    xdp_mode: str = "auto"
+    ipip_source: str | None = None
+    store: str | None = None
+    path: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def load(path: str) -> DataplaneConfig:
+    """Read and validate; raises ZoneError with every problem (file:line: field: message)."""
+    try:
+        doc = yamlsrc.load(Path(path).read_text())
+    except OSError as exc:
+        raise ZoneError([Problem(path, 1, "dataplane", f"cannot read: {exc.strerror}")]) from None
+    except yaml.YAMLError as exc:
+        raise ZoneError([Problem(path, yamlsrc.error_line(exc), "yaml", str(exc))]) from None
+    problems: list[Problem] = []
+
+    def add(line: int, where: str, message: str) -> None:
+        problems.append(Problem(path, line, where, message))
+
+    if not isinstance(doc, dict):
+        raise ZoneError([Problem(path, 1, "dataplane", "expected a mapping")])
+    name = str(doc.get("name", "default"))
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,32}", name):
+        add(doc.line_of("name"), "name", "letters, digits, . _ - (it names the pinned maps)")
+    interface = doc.get("interface")
+    if not isinstance(interface, str) or not interface:
+        add(doc.line, "interface", "the interface VIP traffic arrives on")
+    mode = doc.get("xdp_mode", "auto")
+    if mode not in ("auto", "native", "generic"):
+        add(doc.line_of("xdp_mode"), "xdp_mode", "auto, native or generic")
+    ipip_source = doc.get("ipip_source")
+    if ipip_source is not None:
+        try:
+            ipaddress.IPv4Address(str(ipip_source))
+        except ValueError:
+            add(doc.line_of("ipip_source"), "ipip_source", "an IPv4 address")
+    vips = []
+    raw = doc.get("vips")
+    if not isinstance(raw, list) or not raw:
+        add(doc.line_of("vips") if "vips" in doc else doc.line, "vips", "a list of VIPs")
+        raw = []
+    seen: dict[tuple, int] = {}
+    for i, v in enumerate(raw):
+        line, where = raw.line_of(i), f"vips[{i}]"
+        if not isinstance(v, dict):
+            add(line, where, "a mapping with address, port, protocol, backends")
+            continue
+        try:
+            address = str(ipaddress.ip_address(str(v.get("address"))))
+        except ValueError:
+            add(v.line_of("address") if "address" in v else line, f"{where}.address", f"{v.get('address')!r} is not "
+                "an IP address")
+            continue
+        port = v.get("port")
+        if not isinstance(port, int) or not 1 <= port <= 65535:
+            add(v.line_of("port") if "port" in v else line, f"{where}.port", "1..65535")
+            continue
+        proto = str(v.get("protocol", "tcp")).lower()
+        if proto not in ("tcp", "udp"):
+            add(v.line_of("protocol"), f"{where}.protocol", "tcp or udp")
+        vmode = v.get("mode", "dsr")
+        if vmode not in ("dsr", "ipip"):
+            add(v.line_of("mode"), f"{where}.mode", "dsr or ipip")
+        if vmode == "ipip" and (ipip_source is None or ":" in address):
+            add(v.line_of("mode"), f"{where}.mode", "ipip needs an IPv4 VIP and `ipip_source`")
+        key = (address, port, proto)
+        if key in seen:
+            add(line, where, f"the same VIP as vips[{seen[key]}]")
+        seen[key] = i
+        backends = []
+        braw = v.get("backends") or []
+        if not isinstance(braw, list):
+            add(v.line_of("backends"), f"{where}.backends", "a list")
+            braw = []
+        for j, b in enumerate(braw):
+            bline, bwhere = braw.line_of(j), f"{where}.backends[{j}]"
+            if not isinstance(b, dict):
+                add(bline, bwhere, "a mapping with address and mac")
+                continue
+            try:
+                baddr = ipaddress.ip_address(str(b.get("address")))
+            except ValueError:
+                add(bline, f"{bwhere}.address", f"{b.get('address')!r} is not an IP address")
+                continue
+            bmac = str(b.get("mac", ""))
+            if not _MAC.match(bmac):
+                add(b.line_of("mac") if "mac" in b else bline, f"{bwhere}.mac", "the backend's MAC, aa:bb:cc:dd:ee:ff")
+            weight = b.get("weight", 1)
+            if not isinstance(weight, int) or isinstance(weight, bool) or not 0 <= weight <= 1000:
+                add(b.line_of("weight"), f"{bwhere}.weight", "0..1000 (0 drains the backend)")
+                weight = 1
+            check = b.get("check") or {}
+            cproto = str(check.get("protocol", "tcp")).lower()
+            if cproto not in ("tcp", "http", "https"):
+                add(bline, f"{bwhere}.check.protocol", "tcp, http or https")
+            key_text = check_key(cproto, str(baddr), int(check.get("port", port)), str(check.get("path", "")),
+                                 str(check.get("host", "")))
+            backends.append(BackendSpec(str(baddr), bmac.lower(), weight, key_text))
+        vips.append(VipSpec(address, port, proto, str(vmode), tuple(backends)))
+    if problems:
+        raise ZoneError(problems)
+    return DataplaneConfig(name=name, interface=str(interface), vips=tuple(vips), xdp_mode=str(mode),
+                           ipip_source=str(ipip_source) if ipip_source else None, store=doc.get("store"), path=path)
