@@ -31,23 +31,24 @@ MAPS = ("vips", "rings", "backends", "conns", "vip_stats", "backend_stats", "con
 BPFFS = "/sys/fs/bpf"
 
 
-def ensure_bpffs() -> None:
+def ensure_bpffs(root: str = BPFFS) -> None:
     """bpffs must be mounted to pin maps; mount it when it is not."""
     with open("/proc/mounts") as f:
-        if any(line.split()[1] == BPFFS and line.split()[2] == "bpf" for line in f):
+        if any(line.split()[1] == root and line.split()[2] == "bpf" for line in f):
             return
-    os.makedirs(BPFFS, exist_ok=True)
-    subprocess.run(["mount", "-t", "bpf", "bpf", BPFFS], check=True)
+    os.makedirs(root, exist_ok=True)
+    subprocess.run(["mount", "-t", "bpf", "bpf", root], check=True)
 
 
 class Balancer:
-    def __init__(self, name: str = "default", obj_path: str = BPF_OBJECT, pin: bool = True) -> None:
+    def __init__(self, name: str = "default", obj_path: str = BPF_OBJECT, pin: bool = True,
+                 pin_root: str = BPFFS) -> None:
         self.name = name
-        self.pin_dir = os.path.join(BPFFS, f"gslb-{name}") if pin else None
+        self.pin_dir = os.path.join(pin_root, f"gslb-{name}") if pin else None
         self.obj = libbpf.BpfObject(obj_path)
         self.reused: list[str] = []
         if self.pin_dir:
-            ensure_bpffs()
+            ensure_bpffs(pin_root)
             os.makedirs(self.pin_dir, exist_ok=True)
             for m in MAPS:
                 path = os.path.join(self.pin_dir, m)

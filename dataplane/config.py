@@ -6,11 +6,13 @@ interface: eth0             # where VIP traffic arrives (and leaves again: XDP_T
 xdp_mode: auto              # native | generic | auto (native, else generic)
 ipip_source: 192.0.2.1      # outer source address for mode: ipip
 store: redis://192.0.2.254:6379/0   # backend health (quorum of probes); none: all up
+pin_root: /sys/fs/bpf       # a bpffs mount for the pinned maps (mounted when it is not)
 vips:
   - address: 198.51.100.1
     port: 80
     protocol: tcp
     mode: dsr               # dsr: rewrite the MAC (backends hold the VIP on lo); ipip: encapsulate
+    conntrack: true         # false: no connection table (stateless UDP services such as DNS)
     backends:
       - {address: 192.0.2.11, mac: "02:00:00:00:00:11", weight: 1}
       - {address: 192.0.2.12, mac: "02:00:00:00:00:12", weight: 2,
@@ -50,6 +52,7 @@ class VipSpec:
     protocol: str  # tcp | udp
     mode: str = "dsr"  # dsr | ipip
     backends: tuple[BackendSpec, ...] = ()
+    conntrack: bool = True  # false: stateless, every packet by Maglev (UDP services)
 
     @property
     def label(self) -> str:
@@ -65,6 +68,7 @@ class DataplaneConfig:
     xdp_mode: str = "auto"
     ipip_source: str | None = None
     store: str | None = None
+    pin_root: str = "/sys/fs/bpf"
     path: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -161,8 +165,13 @@ def load(path: str) -> DataplaneConfig:
             key_text = check_key(cproto, str(baddr), int(check.get("port", port)), str(check.get("path", "")),
                                  str(check.get("host", "")))
             backends.append(BackendSpec(str(baddr), bmac.lower(), weight, key_text))
-        vips.append(VipSpec(address, port, proto, str(vmode), tuple(backends)))
+        conntrack = v.get("conntrack", True)
+        if not isinstance(conntrack, bool):
+            add(v.line_of("conntrack"), f"{where}.conntrack", "true or false")
+            conntrack = True
+        vips.append(VipSpec(address, port, proto, str(vmode), tuple(backends), conntrack))
     if problems:
         raise ZoneError(problems)
     return DataplaneConfig(name=name, interface=str(interface), vips=tuple(vips), xdp_mode=str(mode),
-                           ipip_source=str(ipip_source) if ipip_source else None, store=doc.get("store"), path=path)
+                           ipip_source=str(ipip_source) if ipip_source else None, store=doc.get("store"),
+                           pin_root=str(doc.get("pin_root", "/sys/fs/bpf")), path=path)

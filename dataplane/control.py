@@ -23,6 +23,7 @@ from dataplane.structs import (
     MAX_VIPS,
     RING_SLOTS,
     VIP_F_IPIP,
+    VIP_F_NO_CONNTRACK,
     Backend,
     LbConfig,
     VipKey,
@@ -56,7 +57,7 @@ class Control:
                 self.vip_ids[bytes(key)] = meta.vip_id
         self.tables: dict[str, list[str]] = {}  # VIP label → backend address per ring entry (for tests)
 
-    def _backend_id(self, spec: BackendSpec) -> int:
+    def backend_id(self, spec: BackendSpec) -> int:
         addr, _ = pack_addr(spec.address)
         raw = bytes(addr)
         if raw not in self.backend_ids:
@@ -92,7 +93,7 @@ class Control:
             vip_id = self._vip_id(key)
             live = []
             for spec in vip.backends:
-                bid = self._backend_id(spec)
+                bid = self.backend_id(spec)
                 healthy = up.get(spec.check, True)
                 addr, family = pack_addr(spec.address)
                 start = time.perf_counter()
@@ -114,10 +115,10 @@ class Control:
                 self.tables[vip.label] = [live[i][0].address for i in table]
             else:
                 self.tables[vip.label] = []
-            self.lb.set_vip(key, VipMeta(vip_id=vip_id, ring_slot=slot, flags=VIP_F_IPIP if vip.mode == "ipip" else 0,
-                                         backend_count=len(live)))
+            flags = (VIP_F_IPIP if vip.mode == "ipip" else 0) | (0 if vip.conntrack else VIP_F_NO_CONNTRACK)
+            self.lb.set_vip(key, VipMeta(vip_id=vip_id, ring_slot=slot, flags=flags, backend_count=len(live)))
             t_write += time.perf_counter() - start
-        for raw, bid in self.backend_ids.items():
+        for bid in self.backend_ids.values():
             if bid not in backends_seen:  # gone from the config: no flow may stay on it
                 b = self.lb.get_backend(bid)
                 if b.flags & BACKEND_F_UP:

@@ -13,6 +13,7 @@ COMMAND_MODULES = [
     "gslb.commands",
     "gslb.demo",
     "bgp.cli",
+    "dataplane.cli",
 ]
 
 

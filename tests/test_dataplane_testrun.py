@@ -39,6 +39,9 @@ CONFIG = {
         {"address": "198.51.100.2", "port": 443, "protocol": "tcp", "mode": "ipip", "backends": [
             {"address": "203.0.113.21", "mac": "02:00:00:00:02:21"}]},
         {"address": "198.51.100.3", "port": 80, "protocol": "tcp", "backends": []},
+        {"address": "198.51.100.4", "port": 53, "protocol": "udp", "conntrack": False, "backends": [
+            {"address": "192.0.2.41", "mac": "02:00:00:00:04:41"},
+            {"address": "192.0.2.42", "mac": "02:00:00:00:04:42"}]},
     ],
 }
 MACS = {b["mac"]: b["address"] for v in CONFIG["vips"] for b in v["backends"]}
@@ -190,6 +193,23 @@ def test_connection_table_keeps_flows_when_backends_change(lb):
     for src, sport in new:
         _, out, _ = balancer.test_run(packet(src, vip, "tcp", sport, 80, dst_mac=LB_MAC))
         assert MACS[mac_text(out[:6])] != "192.0.2.14"
+
+
+def test_stateless_vip_keeps_no_connection_state(lb):
+    balancer, control = lb
+    from dataplane.structs import FlowKey, pack_addr
+
+    label = "198.51.100.4:53/udp"
+    for sport in range(20000, 20200):
+        _, out, _ = balancer.test_run(packet("203.0.113.9", "198.51.100.4", "udp", sport, 53, dst_mac=LB_MAC))
+        assert MACS[mac_text(out[:6])] == expected_backend(control, label, "203.0.113.9", "198.51.100.4", "udp",
+                                                           sport, 53)
+    src, family = pack_addr("203.0.113.9")
+    dst, _ = pack_addr("198.51.100.4")
+    key = FlowKey(src=src, dst=dst, sport=socket.htons(20000), dport=socket.htons(53), proto=17, family=family)
+    assert balancer.conn(key) is None  # nothing remembered
+    key.dst, _ = pack_addr("198.51.100.1")
+    key.proto, key.dport = 6, socket.htons(80)
 
 
 def test_counters_per_vip_and_backend(lb):

@@ -48,12 +48,15 @@ static __always_inline void count(void *map, __u32 id, __u32 len)
 
 static __always_inline struct backend *pick_backend(struct flow_key *flow, struct vip_meta *meta, __u32 *id)
 {
-    struct flow_value *known = bpf_map_lookup_elem(&conns, flow);
-    if (known && known->vip_id == meta->vip_id) {
-        struct backend *be = bpf_map_lookup_elem(&backends, &known->backend_id);
-        if (be && (be->flags & BACKEND_F_UP)) {
-            *id = known->backend_id;
-            return be;
+    int track = !(meta->flags & VIP_F_NO_CONNTRACK);
+    if (track) {
+        struct flow_value *known = bpf_map_lookup_elem(&conns, flow);
+        if (known && known->vip_id == meta->vip_id) {
+            struct backend *be = bpf_map_lookup_elem(&backends, &known->backend_id);
+            if (be && (be->flags & BACKEND_F_UP)) {
+                *id = known->backend_id;
+                return be;
+            }
         }
     }
     if (meta->backend_count == 0 || meta->vip_id >= MAX_VIPS || meta->ring_slot >= RING_SLOTS)
@@ -65,8 +68,10 @@ static __always_inline struct backend *pick_backend(struct flow_key *flow, struc
     struct backend *be = bpf_map_lookup_elem(&backends, ring_id);
     if (!be)
         return 0;
-    struct flow_value value = {.backend_id = *ring_id, .vip_id = meta->vip_id};
-    bpf_map_update_elem(&conns, flow, &value, BPF_ANY);
+    if (track) {
+        struct flow_value value = {.backend_id = *ring_id, .vip_id = meta->vip_id};
+        bpf_map_update_elem(&conns, flow, &value, BPF_ANY);
+    }
     *id = *ring_id;
     return be;
 }

@@ -9,6 +9,7 @@
 #define MAX_CONNS 262144       /* LRU connection table entries */
 
 #define VIP_F_IPIP 1           /* encapsulate in IP-in-IP instead of L2 direct server return */
+#define VIP_F_NO_CONNTRACK 2   /* stateless: every packet by Maglev alone (UDP services like DNS) */
 #define BACKEND_F_UP 1         /* the backend may receive new flows */
 
 #define FAMILY_V4 4

@@ -34,9 +34,11 @@ struct {
 } backends SEC(".maps");
 
 /* 5-tuple → backend: established flows stay put when the backend set changes. Written by the
- * program on a flow's first packet; the least recently used entries make room. */
+ * program on a flow's first packet; the least recently used entries make room. Each CPU keeps
+ * its own LRU list (no shared lock on the hot path), as Katran does. */
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(map_flags, BPF_F_NO_COMMON_LRU);
     __uint(max_entries, MAX_CONNS);
     __type(key, struct flow_key);
     __type(value, struct flow_value);
