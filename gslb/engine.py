@@ -94,7 +94,8 @@ class Engine:
         static = compile_answer(qname, qtype, ans)
         slot = id(policy) ^ hash((qname, qtype))
         decide = self._decider(qname, qtype, ans, prefix, owner, policy, slot)
-        entry = Entry(static.flags, static.an, static.ns, static.ar, static.tail, static.zone, pick=decide)
+        entry = Entry(static.flags, static.an, static.ns, static.ar, static.tail, static.zone, pick=decide,
+                      qtype=qtype)
         return entry
 
     def _decider(self, qname: dns.name.Name, qtype: int, ans: Answer, prefix: list[dns.rrset.RRset],

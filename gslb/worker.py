@@ -76,8 +76,14 @@ def tcp_thread(socks: list[socket.socket], server: TcpServer) -> None:
 
 def stats_message(responder: Responder, engine: Engine) -> dict[str, Any]:
     s = responder.stats
-    return {"pid": os.getpid(), "queries": s.queries, "tcp": s.tcp, "truncated": s.truncated,
-            "dropped": s.dropped, "formerr": s.formerr, "by_rcode": dict(s.by_rcode),
+    counts = responder.counts([engine.answer_cache])
+    by_rcode: dict[int, int] = {}
+    for (_zone, _qtype, rcode), n in counts.items():
+        by_rcode[rcode] = by_rcode.get(rcode, 0) + n
+    return {"pid": os.getpid(), "queries": sum(counts.values()), "tcp": s.tcp, "truncated": s.truncated,
+            "dropped": s.dropped, "formerr": s.formerr, "by_rcode": by_rcode,
+            "counts": [[z, q, r, n] for (z, q, r), n in counts.items()],
+            "latency": list(_udpbatch.histogram()) if _udpbatch is not None else [],
             "decisions": dict(engine.decisions), "cpu": time.process_time()}
 
 
@@ -113,6 +119,7 @@ def run(index: int, inbox: Connection, outbox: Connection, cfg: ServerConfig, en
                 message = inbox.recv()
                 kind = message[0]
                 if kind == "zones":
+                    responder._retire([engine.answer_cache])  # keep the counts of answers about to go
                     engine.load(message[1])
                     responder.swap(engine.snapshot)
                     outbox.send(("applied", index, message[2]))

@@ -17,6 +17,23 @@
 
 #define BATCH 64
 #define BUFSIZE 4096
+#define BUCKETS 12 /* handler time: <1, <2, <4 ... <1024 us, and more */
+
+#include <time.h>
+
+static unsigned long long histogram[BUCKETS];
+
+static void observe(const struct timespec *a, const struct timespec *b)
+{
+    long long ns = (b->tv_sec - a->tv_sec) * 1000000000LL + (b->tv_nsec - a->tv_nsec);
+    long long limit = 1000;
+    int i = 0;
+    while (i < BUCKETS - 1 && ns >= limit) {
+        limit <<= 1;
+        i++;
+    }
+    histogram[i]++;
+}
 
 static PyObject *
 serve(PyObject *self, PyObject *args)
@@ -80,8 +97,12 @@ serve(PyObject *self, PyObject *args)
             PyObject *query = PyBytes_FromStringAndSize(bufs[i], rmsg[i].msg_len);
             PyObject *client = PyBytes_FromStringAndSize(raw, rawlen);
             PyObject *reply = NULL;
+            struct timespec t0, t1;
+            clock_gettime(CLOCK_MONOTONIC, &t0);
             if (query && client)
                 reply = PyObject_CallFunctionObjArgs(handler, query, client, NULL);
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            observe(&t0, &t1);
             Py_XDECREF(query);
             Py_XDECREF(client);
             if (reply == NULL) {
@@ -122,7 +143,20 @@ serve(PyObject *self, PyObject *args)
     }
 }
 
+static PyObject *
+get_histogram(PyObject *self, PyObject *unused)
+{
+    PyObject *out = PyList_New(BUCKETS);
+    if (!out)
+        return NULL;
+    for (int i = 0; i < BUCKETS; i++)
+        PyList_SET_ITEM(out, i, PyLong_FromUnsignedLongLong(histogram[i]));
+    return out;
+}
+
 static PyMethodDef methods[] = {
+    {"histogram", get_histogram, METH_NOARGS,
+     "Handler time per query: counts below 1, 2, 4 ... 1024 microseconds, then everything slower."},
     {"serve", serve, METH_VARARGS,
      "serve(fd, handler, batch=64): receive, answer and send UDP datagrams until the socket closes."},
     {NULL, NULL, 0, NULL},

@@ -63,19 +63,16 @@ class Snapshot:
 
 
 class Stats:
-    """Per-process counters; the server ships them to the metrics endpoint."""
+    """Per-process counters beside the per-entry hits; the server ships them to the metrics."""
 
-    __slots__ = ("by_qtype", "by_rcode", "by_zone", "dropped", "formerr", "queries", "tcp", "truncated")
+    __slots__ = ("by_rcode", "dropped", "formerr", "tcp", "truncated")
 
     def __init__(self) -> None:
-        self.queries = 0
         self.tcp = 0
         self.truncated = 0
         self.dropped = 0
         self.formerr = 0
-        self.by_qtype: dict[int, int] = {}
-        self.by_rcode: dict[int, int] = {}
-        self.by_zone: dict[str, int] = {}
+        self.by_rcode: dict[int, int] = {}  # header-only error answers (FORMERR, NOTIMP, ...)
 
 
 class Responder:
@@ -92,14 +89,52 @@ class Responder:
         self.chaos = chaos_entries(identity, version)
         self.client_entry = client_entry
         self.stats = Stats()
+        self.retired: dict[tuple[str, int, int], int] = {}
         self.swap(snapshot)
 
     def swap(self, snapshot: Snapshot) -> None:
+        if hasattr(self, "table"):
+            self._retire()
         table = dict(snapshot.table)
         table.update(self.chaos)
         self.snapshot = snapshot
         self.misses: dict[bytes, Entry] = {}
         self.table = table  # last: the hot path reads only this reference
+
+    # -- counters -------------------------------------------------------------------------
+
+    def _entries(self, extra: list[dict] | None = None) -> list[Entry]:
+        seen: dict[int, Entry] = {}
+        for source in (self.table, self.misses, *(extra or [])):
+            for entry in list(source.values()):
+                seen[id(entry)] = entry
+        for entry in (REFUSED, NOTIMP, FORMERR):
+            seen[id(entry)] = entry
+        return list(seen.values())
+
+    def _retire(self, extra: list[dict] | None = None) -> None:
+        """Fold the hits of entries about to be dropped into the running totals."""
+        for key, n in self._live_counts(extra).items():
+            self.retired[key] = self.retired.get(key, 0) + n
+        for entry in self._entries(extra):
+            entry.hits = 0
+
+    def _live_counts(self, extra: list[dict] | None = None) -> dict[tuple[str, int, int], int]:
+        out: dict[tuple[str, int, int], int] = {}
+        for entry in self._entries(extra):
+            if entry.hits:
+                key = (entry.zone, entry.qtype, entry.rcode)
+                out[key] = out.get(key, 0) + entry.hits
+        return out
+
+    def counts(self, extra: list[dict] | None = None) -> dict[tuple[str, int, int], int]:
+        """Answers sent so far by (zone, qtype, rcode), slow-path errors included."""
+        out = dict(self.retired)
+        for key, n in self._live_counts(extra).items():
+            out[key] = out.get(key, 0) + n
+        for rcode, n in self.stats.by_rcode.items():
+            out[("", 0, rcode)] = out.get(("", 0, rcode), 0) + n
+        return out
 
     # -- the hot path -------------------------------------------------------------------------
 
@@ -144,11 +179,9 @@ class Responder:
                 if entry.pick is not None:
                     entry, _scope = entry.pick(client, None)
                 out = data[:2] + entry.hdr[(data[2] & 1) | ((data[3] >> 3) & 2)] + data[12:qend] + entry.tail
-                stats = self.stats
-                stats.queries += 1
-                stats.by_rcode[entry.rcode] = stats.by_rcode.get(entry.rcode, 0) + 1
+                entry.hits += 1
                 if len(out) > 512 and not tcp:
-                    stats.truncated += 1
+                    self.stats.truncated += 1
                     out = data[:2] + entry.truncated().hdr[(data[2] & 1) | ((data[3] >> 3) & 2)] + data[12:qend]
                 return out
             # Version-0 OPT with no options, or with one Client Subnet option: nearly all real
@@ -180,12 +213,10 @@ class Responder:
                         2, "big") + option
                     rdcd = (data[2] & 1) | ((data[3] >> 3) & 2)
                     out = data[:2] + entry.hdr[4 + rdcd] + data[12:qend] + entry.tail + opt
-                    stats = self.stats
-                    stats.queries += 1
-                    stats.by_rcode[entry.rcode] = stats.by_rcode.get(entry.rcode, 0) + 1
+                    entry.hits += 1
                     if len(out) > 512 and not tcp and len(out) > min(
                             max(512, (data[qend + 3] << 8) | data[qend + 4]), self.udp_size):
-                        stats.truncated += 1
+                        self.stats.truncated += 1
                         out = data[:2] + entry.truncated().hdr[4 + rdcd] + data[12:qend] + opt
                     return out
             edns, end = wire.parse_opt(data, qend)
@@ -228,7 +259,6 @@ class Responder:
         if len(data) < 12 or data[2] & 0x80:
             self.stats.dropped += 1
             return None  # too short to answer, or a response: never reply to those
-        self.stats.queries += 1
         self.stats.by_rcode[rcode] = self.stats.by_rcode.get(rcode, 0) + 1
         if rcode == wire.RCODE_FORMERR:
             self.stats.formerr += 1
@@ -312,11 +342,10 @@ class Responder:
     def _emit(self, data: bytes, qend: int, entry: Entry, edns: wire.Edns | None, client: bytes,
               tcp: bool) -> bytes:
         rdcd = (data[2] & 1) | ((data[3] >> 3) & 2)
-        self.stats.queries += 1
-        self.stats.by_rcode[entry.rcode] = self.stats.by_rcode.get(entry.rcode, 0) + 1
         if edns is None:
             if entry.pick is not None:
                 entry, _ = entry.pick(client, None)
+            entry.hits += 1
             out = data[:2] + entry.hdr[rdcd] + data[12:qend] + entry.tail
             if not tcp and len(out) > 512:
                 self.stats.truncated += 1
@@ -328,6 +357,7 @@ class Responder:
             entry, scope = entry.pick(client, edns.ecs.raw if edns.ecs is not None else None)
         if edns.ecs is not None:
             options += edns.ecs.option(scope)
+        entry.hits += 1
         opt = wire.opt_record(self.udp_size, edns.do, options)
         out = data[:2] + entry.hdr[4 + rdcd] + data[12:qend] + entry.tail + opt
         if not tcp and len(out) > max(512, min(edns.payload, self.udp_size)):

@@ -33,14 +33,16 @@ CH = dns.rdataclass.CH.to_bytes(2, "big")
 class Entry:
     """A ready response body for one question. `pick` is set for GSLB names (per-client)."""
 
-    __slots__ = ("an", "ar", "flags", "hdr", "ns", "pick", "rcode", "tail", "zone")
+    __slots__ = ("an", "ar", "flags", "hdr", "hits", "ns", "pick", "qtype", "rcode", "tail", "zone")
 
     def __init__(self, flags: int, an: int, ns: int, ar: int, tail: bytes, zone: str = "",
-                 pick: Callable[..., Any] | None = None) -> None:
+                 pick: Callable[..., Any] | None = None, qtype: int = 0) -> None:
         self.flags, self.an, self.ns, self.ar, self.tail = flags, an, ns, ar, tail
         self.rcode = flags & 0xF
         self.zone = zone
         self.pick = pick
+        self.qtype = qtype
+        self.hits = 0  # answers sent from this entry: the per zone/type/rcode counters
         hdr = []
         for edns in (0, 1):
             for rdcd in range(4):
@@ -50,7 +52,7 @@ class Entry:
 
     def truncated(self) -> Entry:
         """The same response with TC set and no records: the client retries over TCP."""
-        return Entry((self.flags | wire.TC), 0, 0, 0, b"", self.zone)
+        return Entry((self.flags | wire.TC), 0, 0, 0, b"", self.zone, qtype=self.qtype)
 
 
 def header_only(rcode: int, aa: bool = False) -> Entry:
@@ -79,7 +81,7 @@ def compile_sections(qname: dns.name.Name, qtype: int, qclass: int, flags: int,
     data = msg.to_wire(max_size=65535)
     an, ns, ar = struct.unpack_from(">HHH", data, 6)
     tail = data[12 + len(qname_wire(qname)) + 4:]
-    return Entry(flags, an, ns, ar, tail, zone)
+    return Entry(flags, an, ns, ar, tail, zone, qtype=qtype)
 
 
 def compile_answer(qname: dns.name.Name, qtype: int, ans: Answer) -> Entry:
