@@ -1,6 +1,7 @@
 # The two commands of the README: `make run` and `make test`. Both set up what they need first.
 VENV := .venv
 LISTEN ?= 127.0.0.1:5353
+WEB ?= 127.0.0.1:8053
 
 .PHONY: setup run test lint bench clean
 
@@ -14,8 +15,9 @@ run: setup
 	@echo "  dig @127.0.0.1 -p 5353 www.example.com A"
 	@echo "  dig @127.0.0.1 -p 5353 www.gslb.example.com A +subnet=198.51.100.0/26   # a client in Germany"
 	@echo "  curl -X POST 127.0.0.10:8080/down    # fail an endpoint and watch the answer move"
+	@echo "  dashboard: http://$(WEB)/   metrics: http://$(WEB)/metrics"
 	@$(VENV)/bin/gslb demo & demo=$$!; trap 'kill $$demo 2>/dev/null' EXIT INT TERM; \
-	  $(VENV)/bin/gslb serve --zones zones --listen $(LISTEN)
+	  $(VENV)/bin/gslb serve --zones zones --listen $(LISTEN) --web $(WEB)
 
 test: setup
 	$(VENV)/bin/ruff check .

@@ -14,6 +14,7 @@ COMMAND_MODULES = [
     "gslb.demo",
     "bgp.cli",
     "dataplane.cli",
+    "gslb.web.cli",
 ]
 
 

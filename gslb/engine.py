@@ -10,6 +10,7 @@ each client prefix decides again.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -147,6 +148,34 @@ class Engine:
                                  ans.zone.name if ans.zone else "")
         self.answer_cache[key] = entry
         return entry
+
+    # -- for the dashboard ------------------------------------------------------------------
+
+    def region_answers(self, regions: Any) -> dict[str, dict[str, Any]]:
+        """Per GSLB name: its pools with value health, and what a client in each probe region gets."""
+        from gslb.policy.client import Location
+
+        clients = {}
+        for name, place in regions.regions.items():
+            codes = tuple(place.covers[:1])  # the region's first covered geo stands for it
+            location = Location(codes=codes, latitude=place.latitude, longitude=place.longitude)
+            clients[name] = self.locator.synthetic(location, name)
+        out = {}
+        for (owner, rdtype), policy in self.policies.items():
+            record = policy.record
+            pools = {p.name: [{"value": v.value, "weight": v.weight, "status": v.status, "up": policy.value_up(v),
+                               "check": policy.checks[v.value].key if v.value in policy.checks else None}
+                              for v in p.values] for p in record.dynamic.pools.values()}
+            by_region = {}
+            for region, client in clients.items():
+                d = policy.decide(client, self.random)
+                by_region[region] = {"rule": d.rule, "pool": d.pool, "values": list(d.values), "fallback": d.fallback,
+                                     "fail_open": d.fail_open}
+            name = owner.to_text(omit_final_dot=True)
+            out[f"{name} {dns.rdatatype.to_text(rdtype)}"] = {
+                "name": name, "type": dns.rdatatype.to_text(rdtype), "policy": record.dynamic.options.policy,
+                "time": time.time(), "pools": pools, "by_region": by_region}
+        return out
 
     # -- explaining -----------------------------------------------------------------------
 

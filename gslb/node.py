@@ -23,15 +23,18 @@ from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
 from typing import Any
 
+import dns.rcode
+
+import geodb
 from gslb import worker
 from gslb.config import ServerConfig
 from gslb.dns import sockets
 from gslb.engine import Engine, Health
 from gslb.follow import HealthFollower
-from gslb.geo import locator_for
+from gslb.geo import load_regions, locator_for
 from gslb.policy.checks import zone_checks
 from gslb.probe.agent import ProbeAgent
-from gslb.store import Store, open_store
+from gslb.store import ANSWERS, CONTROL, NODE, Store, StoreError, open_store
 from gslb.zone.load import load_zones, zone_files
 from gslb.zone.model import Zone
 from gslb.zone.problems import Problem, ZoneError
@@ -39,6 +42,8 @@ from gslb.zone.problems import Problem, ZoneError
 log = logging.getLogger("gslb.node")
 
 WATCH_INTERVAL = 0.5
+NODE_INTERVAL = 2.0
+ANSWERS_TTL = 120.0
 
 
 @dataclass
@@ -109,6 +114,7 @@ class Node:
             log.warning("%s", p)
         self.zones = zones
         locator, sites = locator_for(self.cfg.geodb, self.cfg.asndb, self.cfg.regions)
+        self.regions = load_regions(self.cfg.regions or geodb.REGIONS)
         self.engine = Engine(zones, locator, sites)
         self._mtimes = self._scan_mtimes()
         log.info("loaded %d zone(s) from %s, serial %d", len(zones), self.cfg.zones_dir, self.serial)
@@ -136,6 +142,7 @@ class Node:
             if self.agent is not None:
                 self.agent.update_checks(zone_checks(zones).values())
             self.generation += 1
+            self._answers_due.set()
             await self.broadcast(("zones", zones, self.generation))
             await self._wait_applied(self.generation)
             log.info("reload (%s): %d zone(s), serial %d", reason, len(zones), self.serial)
@@ -228,7 +235,7 @@ class Node:
 
     def totals(self) -> dict[str, Any]:
         total: dict[str, Any] = {"queries": 0, "tcp": 0, "truncated": 0, "dropped": 0, "formerr": 0,
-                                 "by_rcode": {}, "decisions": {}, "cpu": 0.0}
+                                 "by_rcode": {}, "decisions": {}, "cpu": 0.0, "counts": {}, "latency": []}
         for h in self.workers:
             s = h.stats
             for k in ("queries", "tcp", "truncated", "dropped", "formerr", "cpu"):
@@ -236,7 +243,69 @@ class Node:
             for k in ("by_rcode", "decisions"):
                 for key, n in s.get(k, {}).items():
                     total[k][key] = total[k].get(key, 0) + n
+            for zone, qtype, rcode, n in s.get("counts", []):
+                key = (zone, int(qtype), int(rcode))
+                total["counts"][key] = total["counts"].get(key, 0) + n
+            latency = s.get("latency", [])
+            if latency:
+                total["latency"] = [a + b for a, b in zip(total["latency"] or [0] * len(latency), latency,
+                                                          strict=True)]
         return total
+
+    # -- what the dashboard shows about this node -------------------------------------------
+
+    def local_metrics(self) -> list:
+        from gslb.web.metrics import dns_families
+
+        t = self.totals()
+        return dns_families(t, [[z, q, r, n] for (z, q, r), n in t["counts"].items()], t["latency"])
+
+    async def _publish_node(self) -> None:
+        """Counters for the dashboard's DNS node view, every few seconds (expiring)."""
+        last_queries, last_time = None, time.monotonic()
+        while True:
+            await asyncio.sleep(NODE_INTERVAL)
+            t = self.totals()
+            now = time.monotonic()
+            qps = 0.0 if last_queries is None else (t["queries"] - last_queries) / max(1e-6, now - last_time)
+            last_queries, last_time = t["queries"], now
+            doc = {"node": self.cfg.identity, "site": self.cfg.region or "", "time": time.time(),
+                   "expires_at": time.time() + 3 * NODE_INTERVAL, "qps": round(qps, 1), "queries": t["queries"],
+                   "by_rcode": {dns.rcode.to_text(int(k)): v for k, v in t["by_rcode"].items()},
+                   "by_decision": t["decisions"], "zones": [z.name for z in self.zones], "serial": self._serving}
+            with contextlib.suppress(StoreError):
+                await self.store.put(NODE, self.cfg.identity, doc, ttl=3 * NODE_INTERVAL)
+
+    async def _publish_answers(self) -> None:
+        """Which answer each probe region's clients get now, per GSLB name (on every change)."""
+        assert self.engine is not None and self.store is not None
+        docs = self.engine.region_answers(self.regions)
+        for key, doc in docs.items():
+            with contextlib.suppress(StoreError):
+                await self.store.put(ANSWERS, key, doc, ttl=ANSWERS_TTL)
+
+    async def _answers_loop(self) -> None:
+        while True:
+            await self._answers_due.wait()
+            self._answers_due.clear()
+            await self._publish_answers()
+            await asyncio.sleep(0.5)  # at most twice a second
+
+    async def _follow_control(self) -> None:
+        """`control/reload` written by the dashboard (or anyone) reloads every node."""
+        assert self.store is not None
+        seen: float | None = None
+        while True:
+            try:
+                async for change in self.store.changes():
+                    if change.space == CONTROL and change.key == "reload" and change.value is not None:
+                        stamp = float(change.value.get("time", 0))
+                        if stamp != seen:
+                            seen = stamp
+                            await self.reload(f"requested by {change.value.get('by', 'the store')}")
+            except Exception:
+                log.exception("control follower failed; retrying")
+                await asyncio.sleep(1)
 
     # -- health --------------------------------------------------------------------------------
 
@@ -245,6 +314,7 @@ class Node:
         assert self.engine is not None
         self.health_changed_at = time.time()
         self.engine.set_health(health)
+        self._answers_due.set()
         self.health_generation += 1
         await self.broadcast(("health", health, self.health_generation))
 
@@ -283,6 +353,26 @@ class Node:
             pass
         finally:
             writer.close()
+
+    async def _start_web(self):
+        if not self.cfg.web:
+            return None
+        from aiohttp import web
+
+        from gslb.web.app import make_app
+
+        host, port = sockets.parse_listen(self.cfg.web)
+        token = self.cfg.web_token or os.environ.get("GSLB_WEB_TOKEN")
+        runner = web.AppRunner(make_app(self.store, token=token, local_metrics=self.local_metrics), access_log=None)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError as exc:
+            log.error("dashboard: cannot listen on %s: %s", self.cfg.web, exc.strerror)
+            await runner.cleanup()
+            return None
+        log.info("dashboard, API and /metrics on http://%s/", self.cfg.web)
+        return runner
 
     async def _open_control(self, path: str) -> asyncio.AbstractServer | None:
         try:
@@ -325,6 +415,11 @@ class Node:
         self.store = open_store(self.cfg.redis)
         self.follower = HealthFollower(self.store, self._health_changed, self.cfg.quorum)
         tasks.append(asyncio.ensure_future(self._follow_health()))
+        self._answers_due = asyncio.Event()
+        self._answers_due.set()
+        tasks += [asyncio.ensure_future(self._publish_node()), asyncio.ensure_future(self._answers_loop()),
+                  asyncio.ensure_future(self._follow_control())]
+        web_runner = await self._start_web()
         if self.cfg.redis is None or self.cfg.region:
             # Embedded probing: the in-process store has no other agents, and a node given a
             # region also probes for it.
@@ -343,6 +438,8 @@ class Node:
         log.info("stopping")
         for task in tasks:
             task.cancel()
+        if web_runner is not None:
+            await web_runner.cleanup()
         if control is not None and self.control_path:
             control.close()
             with contextlib.suppress(FileNotFoundError):

@@ -1,0 +1,199 @@
+"""The aiohttp application: pages, JSON API, admin API, live events and /metrics.
+
+`make_app(store, token=…)` is all an embedding process needs: `gslb web` runs it alone against
+Redis, `gslb serve --web ADDR` runs it inside the DNS server (adding its own DNS counters).
+Read endpoints are open; write endpoints need the bearer token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterable
+
+from aiohttp import web
+from prometheus_client.core import Metric
+
+from gslb.store import CONTROL, DRAIN, OVERRIDE, Store, StoreError, event
+from gslb.web import live, metrics, views
+from gslb.web.auth import require_token
+from gslb.web.openapi import document
+
+STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
+
+
+def _json(handler):
+    """Read endpoints: the view's JSON, or 503 naming the store when it cannot be read."""
+
+    async def wrapped(request: web.Request) -> web.Response:
+        try:
+            data = await handler(request.app["store"])
+        except StoreError as exc:
+            return web.json_response({"error": str(exc)}, status=503)
+        request.app["store_last_ok"] = time.time()
+        return web.json_response(data)
+
+    return wrapped
+
+
+async def log_view(request: web.Request) -> web.Response:
+    try:
+        limit = max(1, min(1000, int(request.query.get("limit", "100"))))
+    except ValueError:
+        return web.json_response({"error": "limit must be an integer"}, status=400)
+    try:
+        return web.json_response({"entries": await request.app["store"].recent(limit)})
+    except StoreError as exc:
+        return web.json_response({"error": str(exc)}, status=503)
+
+
+def _who(request: web.Request) -> str:
+    return f"web {request.remote or '?'}"
+
+
+async def _write(request: web.Request, action) -> web.Response:
+    try:
+        result = await action(request.app["store"])
+    except StoreError as exc:
+        return web.json_response({"error": str(exc)}, status=503)
+    return web.json_response({"ok": True, **(result or {})})
+
+
+@require_token
+async def reload(request: web.Request) -> web.Response:
+    async def act(store: Store) -> dict:
+        doc = {"time": time.time(), "by": _who(request)}
+        await store.put(CONTROL, "reload", doc)
+        await store.log(event("zone", "all zones", "", "reload requested", "dashboard", _who(request)))
+        return {"requested": doc}
+
+    return await _write(request, act)
+
+
+async def _body(request: web.Request) -> dict:
+    if not request.can_read_body:
+        return {}
+    try:
+        body = await request.json()
+    except ValueError:
+        raise web.HTTPBadRequest(text='{"error": "body must be JSON"}', content_type="application/json") from None
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text='{"error": "body must be a JSON object"}', content_type="application/json")
+    return body
+
+
+@require_token
+async def drain(request: web.Request) -> web.Response:
+    site = request.match_info["site"]
+    body = await _body(request)
+
+    async def act(store: Store) -> dict:
+        doc = {"time": time.time(), "by": _who(request), "reason": str(body.get("reason", "")),
+               "force": bool(body.get("force", False))}
+        await store.put(DRAIN, site, doc)
+        await store.log(event("drain", site, "serving", "draining", doc["reason"], _who(request)))
+        return {"drain": doc}
+
+    return await _write(request, act)
+
+
+@require_token
+async def undrain(request: web.Request) -> web.Response:
+    site = request.match_info["site"]
+
+    async def act(store: Store) -> dict:
+        await store.delete(DRAIN, site)
+        await store.log(event("drain", site, "draining", "undrained", "", _who(request)))
+        return {}
+
+    return await _write(request, act)
+
+
+@require_token
+async def set_override(request: web.Request) -> web.Response:
+    check = request.match_info["check"]
+    body = await _body(request)
+    status = body.get("status")
+    if status not in ("up", "down"):
+        return web.json_response({"error": 'status must be "up" or "down"'}, status=400)
+
+    async def act(store: Store) -> dict:
+        doc = {"status": status, "time": time.time(), "by": _who(request), "reason": str(body.get("reason", ""))}
+        await store.put(OVERRIDE, check, doc)
+        await store.log(event("endpoint", check, "", f"override {status}", doc["reason"], _who(request)))
+        return {"override": doc}
+
+    return await _write(request, act)
+
+
+@require_token
+async def clear_override(request: web.Request) -> web.Response:
+    check = request.match_info["check"]
+
+    async def act(store: Store) -> dict:
+        await store.delete(OVERRIDE, check)
+        await store.log(event("endpoint", check, "override", "cleared", "", _who(request)))
+        return {}
+
+    return await _write(request, act)
+
+
+async def metrics_view(request: web.Request) -> web.Response:
+    app = request.app
+    families = await metrics.store_families(app["store"], app["store_ok"], app["store_last_ok"])
+    if families and families[0].samples and families[0].samples[0].value == 1:
+        app["store_last_ok"] = time.time()
+    local = app["local_metrics"]
+    if local is not None:
+        families += list(local())
+    return web.Response(body=metrics.render(families), headers={"Content-Type": "text/plain; version=0.0.4"})
+
+
+async def index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(os.path.join(STATIC, "index.html"))
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(document())
+
+
+async def _start(app: web.Application) -> None:
+    app["follower"] = asyncio.ensure_future(live.follow(app))
+
+
+async def _stop(app: web.Application) -> None:
+    app["follower"].cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await app["follower"]
+
+
+def make_app(store: Store, *, token: str | None = None,
+             local_metrics: Callable[[], Iterable[Metric]] | None = None) -> web.Application:
+    app = web.Application()
+    app["store"] = store
+    app["token"] = token
+    app["local_metrics"] = local_metrics
+    app["listeners"] = set()
+    app["store_ok"] = True
+    app["store_last_ok"] = 0.0
+    app.router.add_get("/", index)
+    app.router.add_static("/static/", STATIC)
+    app.router.add_get("/api/openapi.json", openapi)
+    app.router.add_get("/api/health", _json(views.health))
+    app.router.add_get("/api/sites", _json(views.sites))
+    app.router.add_get("/api/nodes", _json(views.nodes))
+    app.router.add_get("/api/answers", _json(views.answers))
+    app.router.add_get("/api/dataplane", _json(views.dataplane))
+    app.router.add_get("/api/log", log_view)
+    app.router.add_get("/api/events", live.events)
+    app.router.add_post("/api/reload", reload)
+    app.router.add_post("/api/sites/{site}/drain", drain)
+    app.router.add_delete("/api/sites/{site}/drain", undrain)
+    app.router.add_put("/api/overrides/{check:.+}", set_override)
+    app.router.add_delete("/api/overrides/{check:.+}", clear_override)
+    app.router.add_get("/metrics", metrics_view)
+    app.on_startup.append(_start)
+    app.on_cleanup.append(_stop)
+    return app

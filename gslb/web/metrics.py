@@ -1,0 +1,124 @@
+"""Prometheus `/metrics`: what the store knows (probes, quorum, BGP, XDP, DNS nodes) plus the
+local DNS server's own counters when the app runs inside `gslb serve`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+
+from gslb.store import Store, StoreError
+from gslb.web import views
+
+# A hook the DNS server fills: returns ready metric families for this process.
+LocalMetrics = Callable[[], Iterable[Metric]]
+
+
+class _Snapshot:
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return iter(self.families)
+
+
+async def store_families(store: Store, store_ok: bool, last_ok: float) -> list[Metric]:
+    up = GaugeMetricFamily("gslb_store_up", "1 when the store answered this scrape", labels=["store"])
+    age = GaugeMetricFamily("gslb_store_last_success_age_seconds", "seconds since the store last answered",
+                            labels=["store"])
+    families: list[Metric] = [up, age]
+    try:
+        health = await views.health(store)
+        sites = await views.sites(store)
+        nodes = await views.nodes(store)
+        dataplane = await views.dataplane(store)
+    except StoreError:
+        up.add_metric([store.url], 0)
+        age.add_metric([store.url], time.time() - last_ok if last_ok else float("inf"))
+        return families
+    up.add_metric([store.url], 1 if store_ok else 0)
+    age.add_metric([store.url], 0)
+    probe_up = GaugeMetricFamily("gslb_probe_up", "a region's verdict on a check (after rise/fall)",
+                                 labels=["region", "check"])
+    probe_fresh = GaugeMetricFamily("gslb_probe_fresh", "1 while the region's verdict counts",
+                                    labels=["region", "check"])
+    probe_rtt = GaugeMetricFamily("gslb_probe_rtt_seconds", "smoothed RTT from a region", labels=["region", "check"])
+    for check, row in health["cells"].items():
+        for region, cell in row.items():
+            probe_up.add_metric([region, check], 1 if cell["up"] else 0)
+            probe_fresh.add_metric([region, check], 1 if cell["fresh"] else 0)
+            if cell["rtt_ms"] is not None:
+                probe_rtt.add_metric([region, check], cell["rtt_ms"] / 1000)
+    check_up = GaugeMetricFamily("gslb_check_up", "the quorum decision for a check", labels=["check"])
+    for check, q in health["quorum"].items():
+        check_up.add_metric([check], 1 if q["up"] else 0)
+    agent_up = GaugeMetricFamily("gslb_probe_agent_alive", "1 while a region's heartbeat is fresh", labels=["region"])
+    for region, a in health["agents"].items():
+        agent_up.add_metric([region], 1 if a["alive"] else 0)
+    bgp = GaugeMetricFamily("gslb_bgp_prefix_state", "1 for the state a site's prefix is in",
+                            labels=["site", "prefix", "state"])
+    peer = GaugeMetricFamily("gslb_bgp_peer_up", "1 when the BGP session is up", labels=["site", "peer"])
+    for site, doc in sites["sites"].items():
+        for prefix, st in doc.get("prefixes", {}).items():
+            for state in ("announced", "degraded", "draining", "withdrawn"):
+                bgp.add_metric([site, prefix, state], 1 if st.get("state") == state else 0)
+        for addr, state in doc.get("peers", {}).items():
+            peer.add_metric([site, addr], 1 if state == "up" else 0)
+    queries = CounterMetricFamily("gslb_node_queries", "answers sent by a DNS node", labels=["node", "rcode"])
+    decisions = CounterMetricFamily("gslb_node_decisions", "GSLB decisions by kind", labels=["node", "decision"])
+    qps = GaugeMetricFamily("gslb_node_qps", "a DNS node's recent queries per second", labels=["node"])
+    for node, doc in nodes["nodes"].items():
+        qps.add_metric([node], float(doc.get("qps", 0)))
+        for rcode, n in doc.get("by_rcode", {}).items():
+            queries.add_metric([node, str(rcode)], n)
+        for decision, n in doc.get("by_decision", {}).items():
+            decisions.add_metric([node, decision], n)
+    xdp_p = CounterMetricFamily("gslb_xdp_packets", "packets balanced by XDP", labels=["node", "vip", "backend"])
+    xdp_b = CounterMetricFamily("gslb_xdp_bytes", "bytes balanced by XDP", labels=["node", "vip", "backend"])
+    for node, doc in dataplane["nodes"].items():
+        for vip, v in doc.get("vips", {}).items():
+            for backend, b in v.get("backends", {}).items():
+                xdp_p.add_metric([node, vip, backend], b.get("packets", 0))
+                xdp_b.add_metric([node, vip, backend], b.get("bytes", 0))
+    families += [probe_up, probe_fresh, probe_rtt, check_up, agent_up, bgp, peer, queries, decisions, qps, xdp_p,
+                 xdp_b]
+    return families
+
+
+def dns_families(totals: dict[str, Any], zones_by_rcode: list[list], latency: list[int]) -> list[Metric]:
+    """The local server's counters (from its workers) as metric families."""
+    import dns.rcode
+    import dns.rdatatype
+
+    q = CounterMetricFamily("gslb_dns_queries", "answers sent by this server", labels=["zone", "qtype", "rcode"])
+    for zone, qtype, rcode, n in zones_by_rcode:
+        q.add_metric([zone or "-", dns.rdatatype.to_text(qtype) if qtype else "-", dns.rcode.to_text(rcode)], n)
+    d = CounterMetricFamily("gslb_dns_decisions", "GSLB answers by decision (pool, fallback, fail-open)",
+                            labels=["decision"])
+    for label, n in totals.get("decisions", {}).items():
+        d.add_metric([label], n)
+    t = CounterMetricFamily("gslb_dns_truncated", "UDP answers sent truncated (TC)")
+    t.add_metric([], totals.get("truncated", 0))
+    tcp = CounterMetricFamily("gslb_dns_tcp_queries", "queries over TCP")
+    tcp.add_metric([], totals.get("tcp", 0))
+    families: list[Metric] = [q, d, t, tcp]
+    if latency:
+        buckets, running = [], 0
+        for i, n in enumerate(latency[:-1]):
+            running += n
+            buckets.append((str((1 << i) / 1e6), running))
+        running += latency[-1]
+        buckets.append(("+Inf", running))
+        h = HistogramMetricFamily("gslb_dns_processing_seconds", "time to answer one UDP query in the server")
+        h.add_metric([], buckets, sum_value=None)
+        families.append(h)
+    return families
+
+
+def render(families: list[Metric]) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Snapshot(families))
+    return generate_latest(registry)
