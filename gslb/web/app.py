@@ -12,6 +12,7 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from prometheus_client.core import Metric
@@ -24,15 +25,35 @@ from gslb.web.openapi import document
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 
 
+@dataclass
+class WebState:
+    """Everything the handlers share; the app holds one (mutable while it runs)."""
+
+    store: Store
+    token: str | None
+    local_metrics: Callable[[], Iterable[Metric]] | None
+    listeners: set = field(default_factory=set)
+    store_ok: bool = True
+    store_last_ok: float = 0.0
+    follower: asyncio.Task | None = None
+
+
+STATE = web.AppKey("state", WebState)
+
+
+def state(request: web.Request) -> WebState:
+    return request.app[STATE]
+
+
 def _json(handler):
     """Read endpoints: the view's JSON, or 503 naming the store when it cannot be read."""
 
     async def wrapped(request: web.Request) -> web.Response:
         try:
-            data = await handler(request.app["store"])
+            data = await handler(state(request).store)
         except StoreError as exc:
             return web.json_response({"error": str(exc)}, status=503)
-        request.app["store_last_ok"] = time.time()
+        state(request).store_last_ok = time.time()
         return web.json_response(data)
 
     return wrapped
@@ -44,7 +65,7 @@ async def log_view(request: web.Request) -> web.Response:
     except ValueError:
         return web.json_response({"error": "limit must be an integer"}, status=400)
     try:
-        return web.json_response({"entries": await request.app["store"].recent(limit)})
+        return web.json_response({"entries": await state(request).store.recent(limit)})
     except StoreError as exc:
         return web.json_response({"error": str(exc)}, status=503)
 
@@ -55,7 +76,7 @@ def _who(request: web.Request) -> str:
 
 async def _write(request: web.Request, action) -> web.Response:
     try:
-        result = await action(request.app["store"])
+        result = await action(state(request).store)
     except StoreError as exc:
         return web.json_response({"error": str(exc)}, status=503)
     return web.json_response({"ok": True, **(result or {})})
@@ -141,14 +162,18 @@ async def clear_override(request: web.Request) -> web.Response:
 
 
 async def metrics_view(request: web.Request) -> web.Response:
-    app = request.app
-    families = await metrics.store_families(app["store"], app["store_ok"], app["store_last_ok"])
+    st = state(request)
+    families = await metrics.store_families(st.store, st.store_ok, st.store_last_ok)
     if families and families[0].samples and families[0].samples[0].value == 1:
-        app["store_last_ok"] = time.time()
-    local = app["local_metrics"]
+        st.store_last_ok = time.time()
+    local = st.local_metrics
     if local is not None:
         families += list(local())
     return web.Response(body=metrics.render(families), headers={"Content-Type": "text/plain; version=0.0.4"})
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    return await live.events(request, state(request))
 
 
 async def index(request: web.Request) -> web.FileResponse:
@@ -160,24 +185,21 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 async def _start(app: web.Application) -> None:
-    app["follower"] = asyncio.ensure_future(live.follow(app))
+    app[STATE].follower = asyncio.ensure_future(live.follow(app[STATE]))
 
 
 async def _stop(app: web.Application) -> None:
-    app["follower"].cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await app["follower"]
+    task = app[STATE].follower
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def make_app(store: Store, *, token: str | None = None,
              local_metrics: Callable[[], Iterable[Metric]] | None = None) -> web.Application:
     app = web.Application()
-    app["store"] = store
-    app["token"] = token
-    app["local_metrics"] = local_metrics
-    app["listeners"] = set()
-    app["store_ok"] = True
-    app["store_last_ok"] = 0.0
+    app[STATE] = WebState(store, token, local_metrics)
     app.router.add_get("/", index)
     app.router.add_static("/static/", STATIC)
     app.router.add_get("/api/openapi.json", openapi)
@@ -187,7 +209,7 @@ def make_app(store: Store, *, token: str | None = None,
     app.router.add_get("/api/answers", _json(views.answers))
     app.router.add_get("/api/dataplane", _json(views.dataplane))
     app.router.add_get("/api/log", log_view)
-    app.router.add_get("/api/events", live.events)
+    app.router.add_get("/api/events", events)
     app.router.add_post("/api/reload", reload)
     app.router.add_post("/api/sites/{site}/drain", drain)
     app.router.add_delete("/api/sites/{site}/drain", undrain)

@@ -14,7 +14,9 @@ def require_token(handler: Handler) -> Handler:
     """401 unless `Authorization: Bearer <token>` matches the configured token (none set: 403)."""
 
     async def wrapped(request: web.Request) -> web.StreamResponse:
-        token = request.app["token"]
+        from gslb.web.app import STATE
+
+        token = request.app[STATE].token
         if not token:
             return web.json_response({"error": "write API disabled: no token configured"}, status=403)
         header = request.headers.get("Authorization", "")

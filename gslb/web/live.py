@@ -15,33 +15,32 @@ log = logging.getLogger(__name__)
 COALESCE = 0.2  # seconds: bursts of writes become one event per space
 
 
-async def follow(app: web.Application) -> None:
-    store = app["store"]
+async def follow(state) -> None:
     while True:
         try:
-            async for change in store.changes():
+            async for change in state.store.changes():
                 if change == RESYNC:
-                    app["store_ok"] = True
+                    state.store_ok = True
                     space = "*"
                 elif change == LOST:
-                    app["store_ok"] = False
+                    state.store_ok = False
                     space = "*"
                 else:
                     space = change.space
-                for queue in list(app["listeners"]):
+                for queue in list(state.listeners):
                     queue.put_nowait(space)
         except Exception:
             log.exception("store follower for the dashboard failed; retrying")
-            app["store_ok"] = False
+            state.store_ok = False
             await asyncio.sleep(1)
 
 
-async def events(request: web.Request) -> web.StreamResponse:
+async def events(request: web.Request, state) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                            "X-Accel-Buffering": "no"})
     await response.prepare(request)
     queue: asyncio.Queue[str] = asyncio.Queue()
-    request.app["listeners"].add(queue)
+    state.listeners.add(queue)
     try:
         await response.write(b"event: hello\ndata: {}\n\n")
         while True:
@@ -59,7 +58,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
-        request.app["listeners"].discard(queue)
+        state.listeners.discard(queue)
         with contextlib.suppress(Exception):
             await response.write_eof()
     return response
