@@ -344,13 +344,15 @@ class Node:
                                     "health_applied": [h.health_applied for h in self.workers],
                                     "workers": [h.process.pid for h in self.workers],
                                     "per_worker": [h.stats.get("queries", 0) for h in self.workers],
-                                    **self.totals()})
+                                    **{k: v for k, v in self.totals().items() if k != "counts"}})
             else:
                 reply = json.dumps({"ok": False, "error": f"unknown command {line!r} (reload, status)"})
             writer.write(reply.encode() + b"\n")
             await writer.drain()
         except (TimeoutError, ConnectionError):
             pass
+        except Exception:
+            log.exception("control command failed")
         finally:
             writer.close()
 
