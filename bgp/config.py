@@ -26,10 +26,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from gslb.dns.sockets import ListenError, parse_listen
 from gslb.zone import yamlsrc
@@ -168,12 +165,7 @@ def _parse_signal(name: str, doc: Any, line: int, out: _Problems) -> Signal | No
 def load_site(path: str) -> SiteConfig:
     """Read and validate a site file; raises ZoneError listing every problem."""
     out = _Problems(path)
-    try:
-        doc = yamlsrc.load(Path(path).read_text())
-    except OSError as exc:
-        raise ZoneError([Problem(path, 1, "site", f"cannot read: {exc.strerror}")]) from None
-    except yaml.YAMLError as exc:
-        raise ZoneError([Problem(path, yamlsrc.error_line(exc), "yaml", str(exc))]) from None
+    doc = yamlsrc.load_file(path, "site")
     if not isinstance(doc, dict):
         raise ZoneError([Problem(path, 1, "site", "expected a mapping")])
     known = {"site", "local_as", "router_id", "neighbors", "prefixes", "signals", "store", "allow_last_withdraw"}

@@ -25,10 +25,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from gslb.health import check_key
 from gslb.zone import yamlsrc
@@ -75,12 +72,7 @@ class DataplaneConfig:
 
 def load(path: str) -> DataplaneConfig:
     """Read and validate; raises ZoneError with every problem (file:line: field: message)."""
-    try:
-        doc = yamlsrc.load(Path(path).read_text())
-    except OSError as exc:
-        raise ZoneError([Problem(path, 1, "dataplane", f"cannot read: {exc.strerror}")]) from None
-    except yaml.YAMLError as exc:
-        raise ZoneError([Problem(path, yamlsrc.error_line(exc), "yaml", str(exc))]) from None
+    doc = yamlsrc.load_file(path, "dataplane")
     problems: list[Problem] = []
 
     def add(line: int, where: str, message: str) -> None:

@@ -57,26 +57,23 @@ class Control:
                 self.vip_ids[bytes(key)] = meta.vip_id
         self.tables: dict[str, list[str]] = {}  # VIP label → backend address per ring entry (for tests)
 
+    @staticmethod
+    def _allocate(ids: dict[bytes, int], raw: bytes, limit: int, what: str) -> int:
+        """The id of `raw`, giving it the lowest free one the first time."""
+        if raw not in ids:
+            used = set(ids.values())
+            free = next((i for i in range(limit) if i not in used), None)
+            if free is None:
+                raise RuntimeError(f"more than {limit} {what}")
+            ids[raw] = free
+        return ids[raw]
+
     def backend_id(self, spec: BackendSpec) -> int:
         addr, _ = pack_addr(spec.address)
-        raw = bytes(addr)
-        if raw not in self.backend_ids:
-            used = set(self.backend_ids.values())
-            free = next((i for i in range(MAX_BACKENDS) if i not in used), None)
-            if free is None:
-                raise RuntimeError(f"more than {MAX_BACKENDS} backends")
-            self.backend_ids[raw] = free
-        return self.backend_ids[raw]
+        return self._allocate(self.backend_ids, bytes(addr), MAX_BACKENDS, "backends")
 
     def _vip_id(self, key: VipKey) -> int:
-        raw = bytes(key)
-        if raw not in self.vip_ids:
-            used = set(self.vip_ids.values())
-            free = next((i for i in range(MAX_VIPS) if i not in used), None)
-            if free is None:
-                raise RuntimeError(f"more than {MAX_VIPS} VIPs")
-            self.vip_ids[raw] = free
-        return self.vip_ids[raw]
+        return self._allocate(self.vip_ids, bytes(key), MAX_VIPS, "VIPs")
 
     def apply(self, cfg: DataplaneConfig, up: dict[str, bool] | None = None) -> Applied:
         """Make the maps say what `cfg` says, with backends whose check is down left out."""

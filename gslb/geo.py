@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import maxminddb
-import yaml
 
 from gslb.policy.client import Location, Locator
 from gslb.zone import yamlsrc
@@ -88,12 +86,7 @@ class Regions:
 
 def load_regions(path: str) -> Regions:
     """Read a regions file; raises ZoneError with every problem."""
-    try:
-        doc = yamlsrc.load(Path(path).read_text())
-    except OSError as exc:
-        raise ZoneError([Problem(path, 1, "regions", f"cannot read: {exc.strerror}")]) from None
-    except yaml.YAMLError as exc:
-        raise ZoneError([Problem(path, yamlsrc.error_line(exc), "yaml", str(exc))]) from None
+    doc = yamlsrc.load_file(path, "regions")
     problems: list[Problem] = []
     out = Regions()
     if not isinstance(doc, dict):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -34,6 +35,15 @@ try:
     from gslb.dns import _udpbatch
 except ImportError:  # the C helper is optional: the pure-Python loop below serves instead
     _udpbatch = None
+
+
+def quiet_gc() -> None:
+    """Keep the collector off the answer path: the zones are long-lived and cycle-free, so move
+    them out of its reach (freeze) and collect rarely. Answers themselves are freed by
+    reference counting."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
 
 
 def udp_loop(sock: socket.socket, responder: Responder) -> None:
@@ -97,6 +107,7 @@ def run(index: int, inbox: Connection, outbox: Connection, cfg: ServerConfig, en
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     responder = Responder(engine.snapshot, cfg.identity, cfg.version, cfg.edns_udp_size)
+    quiet_gc()
     tcp = TcpServer(responder, cfg.tcp_idle_timeout, cfg.tcp_max_connections)
     tcp_socks = []
     try:
@@ -122,6 +133,7 @@ def run(index: int, inbox: Connection, outbox: Connection, cfg: ServerConfig, en
                     responder._retire([engine.answer_cache])  # keep the counts of answers about to go
                     engine.load(message[1])
                     responder.swap(engine.snapshot)
+                    quiet_gc()
                     outbox.send(("applied", index, message[2]))
                 elif kind == "health":
                     engine.set_health(message[1])  # decisions re-made on each prefix's next query

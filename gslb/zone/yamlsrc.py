@@ -96,3 +96,17 @@ def error_line(exc: yaml.YAMLError) -> int:
         return exc.line
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     return mark.line + 1 if mark is not None else 1
+
+
+def load_file(path: str, what: str) -> Any:
+    """Read and parse a config file; ZoneError (file:line) when it cannot be read or parsed."""
+    from pathlib import Path
+
+    from gslb.zone.problems import Problem, ZoneError
+
+    try:
+        return load(Path(path).read_text())
+    except OSError as exc:
+        raise ZoneError([Problem(path, 1, what, f"cannot read: {exc.strerror}")]) from None
+    except yaml.YAMLError as exc:
+        raise ZoneError([Problem(path, error_line(exc), "yaml", str(exc))]) from None
