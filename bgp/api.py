@@ -17,15 +17,16 @@ import time
 from typing import Any, TextIO
 
 from bgp.config import SiteConfig
-from bgp.controller import ANNOUNCED, DEGRADED, Controller, Transition
-from bgp.signals import SignalRunner, SignalState
+from bgp.controller import Controller, Other, Transition
+from bgp.signals import Health, SignalRunner, SignalState
 from gslb.follow import HealthFollower
 from gslb.store import DRAIN, RESYNC, SITE, Store, StoreError, event, open_store
 
 log = logging.getLogger("gslb.bgp")
 
-PUBLISH_INTERVAL = 1.0
-SITE_TTL = 3.5
+PUBLISH_INTERVAL = 1.0  # the site document is re-written this often (and on every change)
+SITE_TTL = 3.5  # ... and vanishes this long after its writer stopped
+STARTUP_READ = 2.0  # seconds to wait for the store's drain and sites before the first decision
 
 
 class AnycastProcess:
@@ -34,7 +35,7 @@ class AnycastProcess:
         self.out = out
         self.store = store or open_store(cfg.store)
         self.controller = Controller(cfg)
-        self.signals = SignalRunner(cfg.signals, self._signal_changed)
+        self.signals = SignalRunner(cfg.signals, self._signal_changed, self._health_now)
         self.drain: dict[str, Any] | None = None
         self.sites: dict[str, dict[str, Any]] = {}
         self.peers: dict[str, str] = {str(n.address): "unknown" for n in cfg.neighbors}
@@ -85,6 +86,7 @@ class AnycastProcess:
             if not line:
                 log.info("ExaBGP closed our stdin: exiting")
                 self._stop.set()
+                self._dirty.set()
                 return
             self.handle_message(line.decode(errors="replace"))
 
@@ -120,15 +122,25 @@ class AnycastProcess:
                 log.exception("store follower failed; retrying")
                 await asyncio.sleep(1)
 
-    def others_announce(self, prefix: str) -> bool:
-        """Another site announces `prefix` and is itself healthy (fresh state in the store)."""
+    def others(self, prefix: str) -> list[Other]:
+        """The other sites' fresh published views of `prefix` (stale documents do not count: a
+        site that stopped publishing is not relied on)."""
         now = time.time()
+        out = []
         for site, doc in self.sites.items():
-            if site == self.cfg.site or float(doc.get("expires_at", 0)) <= now or not doc.get("healthy", False):
+            if site == self.cfg.site or float(doc.get("expires_at", 0)) <= now:
                 continue
-            if doc.get("prefixes", {}).get(prefix, {}).get("state") in (ANNOUNCED, DEGRADED):
-                return True
-        return False
+            p = doc.get("prefixes", {}).get(prefix)
+            if isinstance(p, dict):
+                out.append(Other(site, str(p.get("state", "")), bool(p.get("leaving")), bool(p.get("guarded"))))
+        return out
+
+    def _health_now(self) -> Health | None:
+        """The probes' quorum decisions as of now; None until the store has been read."""
+        f = self.follower
+        if f is None or f.stale:
+            return None
+        return {k: (h.up, dict(h.rtt_ms)) for k, h in f.view.decide().items()}
 
     # -- deciding and publishing ------------------------------------------------------------
 
@@ -137,12 +149,12 @@ class AnycastProcess:
 
     def site_doc(self) -> dict[str, Any]:
         now = time.time()
+        signals = {n: s.doc() for n, s in self.signals.states.items()}
+        signals["drain"] = {"up": self.drain is None, "detail": "no drain requested" if self.drain is None else
+                            f"drain requested by {self.drain.get('by', '?')}: {self.drain.get('reason', '')}"}
         return {
             "site": self.cfg.site, "time": now, "expires_at": now + SITE_TTL, "healthy": self.healthy(),
-            "prefixes": {k: {"state": p.state, "since": p.since, "reason": p.reason, "guarded": p.guarded}
-                         for k, p in self.controller.prefixes.items()},
-            "peers": dict(self.peers),
-            "signals": {n: {"up": s.up, "detail": s.detail} for n, s in self.signals.states.items()},
+            "prefixes": self.controller.snapshot(), "peers": dict(self.peers), "signals": signals,
             "drain": self.drain,
         }
 
@@ -153,30 +165,53 @@ class AnycastProcess:
             log.warning("cannot publish site state: %s", exc)
 
     async def decide(self) -> list[Transition]:
-        transitions = self.controller.evaluate(self.signals.states, self.drain, self.others_announce)
+        before = self.controller.snapshot()
+        transitions = self.controller.evaluate(self.signals.states, self.drain, self.others)
         for t in transitions:
             log.info("%s %s: %s → %s (%s)", self.cfg.site, t.prefix, t.old, t.new, t.reason)
             if t.old != t.new:
-                for command in self.controller.commands(t.prefix):
-                    self.send(command)
+                self._send_state(t.prefix)
             with contextlib.suppress(StoreError):
                 await self.store.log(event("prefix", f"{self.cfg.site} {t.prefix}", t.old, t.new, t.reason,
                                            self.cfg.site))
-        if transitions:
+        for key in self.controller.unsynced():  # first decision of this process: say it, whatever it is
+            log.info("%s %s: %s (first decision of this process)", self.cfg.site, key,
+                     self.controller.prefixes[key].state)
+            self._send_state(key)
+        if transitions or self.controller.snapshot() != before:
             await self.publish()
         return transitions
+
+    def _send_state(self, key: str) -> None:
+        for command in self.controller.commands(key):
+            self.send(command)
+        self.controller.prefixes[key].synced = True
+
+    async def _read_initial(self) -> None:
+        """Drains and the other sites before the first decision, so a restarted drained site does
+        not announce for a moment."""
+        try:
+            self.drain = await asyncio.wait_for(self.store.get(DRAIN, self.cfg.site), STARTUP_READ)
+            self.sites = await asyncio.wait_for(self.store.scan(SITE), STARTUP_READ)
+        except (StoreError, TimeoutError) as exc:
+            log.warning("store %s not readable at start (%s): deciding without drains and other sites",
+                        self.store.url, exc or "timeout")
 
     async def run(self) -> None:
         tasks = [asyncio.ensure_future(self._read_stdin()), asyncio.ensure_future(self._follow_sites())]
         if any(s.type == "health" for s in self.cfg.signals.values()):
             self.follower = HealthFollower(self.store, self._health)
             tasks.append(asyncio.ensure_future(self.follower.run()))
+        if self.cfg.store is None:
+            log.warning("no store in %s: drains and other sites cannot be seen; the global guard keeps every "
+                        "prefix announced unless allow_last_withdraw is true", self.cfg.path)
+        await self._read_initial()
         self.signals.start()
         next_publish = 0.0
         try:
             while not self._stop.is_set():
                 timeout = PUBLISH_INTERVAL
-                deadline = self.controller.drain_deadline()
+                deadline = self.controller.next_deadline()
                 if deadline is not None:
                     timeout = min(timeout, max(0.01, deadline - time.time()))
                 with contextlib.suppress(TimeoutError):

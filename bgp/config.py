@@ -4,6 +4,7 @@
 site: ams
 local_as: 65001
 router_id: 192.0.2.1
+store: redis://192.0.2.254:6379/0
 neighbors:
   - {address: 192.0.2.2, peer_as: 65000, hold_time: 9, md5: secret, local_address: 192.0.2.1}
 prefixes:
@@ -13,20 +14,29 @@ prefixes:
     signals: [dns]               # default: every signal
     degrade: {prepend: 3, med: 500}
     drain_seconds: 30
+    hold_down: 2                 # flap damping: seconds before coming back, doubling per flap
+    max_hold_down: 120
 signals:
   dns: {type: dns, address: "127.0.0.1:53", name: www.example.com, qtype: A,
         interval: 0.5, timeout: 0.5, rise: 3, fall: 2, on_fail: withdraw}
   backends: {type: health, checks: ["tcp://192.0.2.10:80"], min_up: 1, on_fail: degrade}
-store: redis://192.0.2.254:6379/0
 allow_last_withdraw: false       # the global guard: never withdraw the last announcement
+guard_settle: 0.3                # seconds a withdraw waits for the other sites' view to settle
 ```
+
+Every problem in the file is reported at once as `file:line: field: message`.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from typing import Any
+
+import dns.exception
+import dns.name
+import dns.rdatatype
 
 from gslb.dns.sockets import ListenError, parse_listen
 from gslb.zone import yamlsrc
@@ -34,6 +44,10 @@ from gslb.zone.problems import Problem, ZoneError
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+MAX_AS = 4294967295
+MAX_MED = 4294967295
+STORE_SCHEMES = ("memory", "redis", "rediss", "unix", "redis+sentinel", "redis+cluster")
 
 
 @dataclass(frozen=True)
@@ -76,6 +90,8 @@ class Prefix:
     signals: tuple[str, ...] = ()
     degrade: Degrade = field(default_factory=Degrade)
     drain_seconds: float = 30.0
+    hold_down: float = 2.0
+    max_hold_down: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -88,6 +104,7 @@ class SiteConfig:
     signals: dict[str, Signal]
     store: str | None = None
     allow_last_withdraw: bool = False
+    guard_settle: float = 0.3
     path: str = ""
 
     def neighbors_for(self, prefix: Prefix) -> list[Neighbor]:
@@ -95,7 +112,21 @@ class SiteConfig:
         return [n for n in self.neighbors if n.address.version == prefix.prefix.version]
 
 
-class _Problems:
+TOP_KEYS = ("site", "local_as", "router_id", "store", "neighbors", "prefixes", "signals", "allow_last_withdraw",
+            "guard_settle")
+NEIGHBOR_KEYS = ("address", "peer_as", "local_address", "hold_time", "md5")
+PREFIX_KEYS = ("prefix", "next_hop", "communities", "med", "signals", "degrade", "drain_seconds", "hold_down",
+               "max_hold_down")
+DEGRADE_KEYS = ("prepend", "med")
+SIGNAL_KEYS = {
+    "dns": ("type", "on_fail", "interval", "rise", "fall", "address", "name", "qtype", "timeout"),
+    "health": ("type", "on_fail", "interval", "rise", "fall", "checks", "min_up"),
+}
+
+
+class _Checker:
+    """Collects problems with their lines; small typed readers that report and fall back."""
+
     def __init__(self, path: str) -> None:
         self.path = path
         self.items: list[Problem] = []
@@ -103,13 +134,34 @@ class _Problems:
     def add(self, line: int, where: str, message: str) -> None:
         self.items.append(Problem(self.path, line, where, message))
 
+    @staticmethod
+    def line(doc: Any, key: Any, default: int) -> int:
+        if isinstance(doc, yamlsrc.Located | yamlsrc.LocatedList):
+            return doc.line_of(key)
+        return default
 
-def _line(doc: Any, key: Any, default: int) -> int:
-    return doc.line_of(key) if isinstance(doc, yamlsrc.Located | yamlsrc.LocatedList) else default
+    def keys(self, doc: dict, allowed: tuple[str, ...], where: str, line: int) -> None:
+        for key in doc:
+            if key not in allowed:
+                prefix = f"{where}." if where else ""
+                self.add(self.line(doc, key, line), f"{prefix}{key}", f"unknown key (one of {', '.join(allowed)})")
+
+    def number(self, doc: dict, key: str, where: str, line: int, lo: float, hi: float, default: float,
+               integer: bool = False, unit: str = "") -> float:
+        if key not in doc:
+            return default
+        v = doc[key]
+        kind = int if integer else (int, float)
+        if isinstance(v, bool) or not isinstance(v, kind) or not lo <= v <= hi:
+            what = "an integer" if integer else "a number"
+            self.add(self.line(doc, key, line), f"{where}.{key}" if where else key,
+                     f"{what} {lo:g}..{hi:g}{unit}, not {v!r}")
+            return default
+        return v
 
 
 def _asn(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 4294967295 else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_AS else None
 
 
 def _community(text: str) -> bool:
@@ -117,161 +169,244 @@ def _community(text: str) -> bool:
     return len(parts) == 2 and all(p.isdigit() and int(p) <= 65535 for p in parts)
 
 
-def _parse_signal(name: str, doc: Any, line: int, out: _Problems) -> Signal | None:
+def _ip(value: Any) -> Address | None:
+    try:
+        return ipaddress.ip_address(str(value))
+    except ValueError:
+        return None
+
+
+def _parse_signal(name: str, doc: Any, line: int, out: _Checker) -> Signal | None:
     where = f"signals.{name}"
     if not isinstance(doc, dict):
-        out.add(line, where, "expected a mapping with a type")
+        out.add(line, where, "a mapping with a type (dns or health)")
         return None
     kind = doc.get("type")
-    if kind not in ("dns", "health"):
-        out.add(_line(doc, "type", line), f"{where}.type", "type must be dns or health")
+    if kind not in SIGNAL_KEYS:
+        out.add(out.line(doc, "type", line), f"{where}.type", f"type must be dns or health, not {kind!r}")
         return None
+    out.keys(doc, SIGNAL_KEYS[kind], where, line)
     on_fail = doc.get("on_fail", "withdraw")
     if on_fail not in ("withdraw", "degrade"):
-        out.add(_line(doc, "on_fail", line), f"{where}.on_fail", "on_fail must be withdraw or degrade")
-    kwargs: dict[str, Any] = {}
-    for key, lo, hi in (("interval", 0.05, 3600.0), ("timeout", 0.01, 60.0)):
-        if key in doc:
-            v = doc[key]
-            if isinstance(v, bool) or not isinstance(v, int | float) or not lo <= v <= hi:
-                out.add(_line(doc, key, line), f"{where}.{key}", f"must be {lo}..{hi} seconds")
-            else:
-                kwargs[key] = float(v)
-    for key in ("rise", "fall", "min_up"):
-        if key in doc:
-            v = doc[key]
-            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 1000:
-                out.add(_line(doc, key, line), f"{where}.{key}", "must be a positive integer")
-            else:
-                kwargs[key] = v
+        out.add(out.line(doc, "on_fail", line), f"{where}.on_fail", f"withdraw or degrade, not {on_fail!r}")
+        on_fail = "withdraw"
+    # A health signal follows the probes' quorum decisions, which already carry the probes' own
+    # rise/fall: by default it moves on the first decision; a dns signal is a probe itself.
+    first = 1 if kind == "health" else None
+    kwargs: dict[str, Any] = {
+        "interval": float(out.number(doc, "interval", where, line, 0.05, 3600, 0.5, unit=" seconds")),
+        "rise": int(out.number(doc, "rise", where, line, 1, 1000, first or 3, integer=True)),
+        "fall": int(out.number(doc, "fall", where, line, 1, 1000, first or 2, integer=True)),
+    }
     if kind == "dns":
+        kwargs["timeout"] = float(out.number(doc, "timeout", where, line, 0.01, 60, 0.5, unit=" seconds"))
+        address = str(doc.get("address", "127.0.0.1:53"))
         try:
-            parse_listen(str(doc.get("address", "127.0.0.1:53")))
+            parse_listen(address)
         except ListenError as exc:
-            out.add(_line(doc, "address", line), f"{where}.address", str(exc))
-        if not doc.get("name"):
-            out.add(line, f"{where}.name", "the name to query (a name the local server answers)")
-        kwargs.update(address=str(doc.get("address", "127.0.0.1:53")), qname=str(doc.get("name", "")),
-                      qtype=str(doc.get("qtype", "A")).upper())
+            out.add(out.line(doc, "address", line), f"{where}.address", str(exc))
+        qname = doc.get("name")
+        if not qname or not isinstance(qname, str):
+            out.add(line, f"{where}.name", "the name to ask (one the local server answers authoritatively)")
+            qname = ""
+        else:
+            try:
+                dns.name.from_text(qname)
+            except dns.exception.DNSException as exc:
+                out.add(out.line(doc, "name", line), f"{where}.name", f"{qname!r}: {exc}")
+        qtype = str(doc.get("qtype", "A")).upper()
+        try:
+            dns.rdatatype.from_text(qtype)
+        except dns.exception.DNSException:
+            out.add(out.line(doc, "qtype", line), f"{where}.qtype", f"{qtype!r} is not a record type")
+        kwargs.update(address=address, qname=qname, qtype=qtype)
     else:
         checks = doc.get("checks")
         if not isinstance(checks, list) or not checks:
-            out.add(_line(doc, "checks", line), f"{where}.checks", "a list of check keys (see gslb explain)")
+            out.add(out.line(doc, "checks", line), f"{where}.checks", "a list of check keys (see `gslb explain`)")
             checks = []
         kwargs["checks"] = tuple(str(c) for c in checks)
+        kwargs["min_up"] = int(out.number(doc, "min_up", where, line, 1, 10000, 1, integer=True))
+        if checks and kwargs["min_up"] > len(checks):
+            out.add(out.line(doc, "min_up", line), f"{where}.min_up", f"more than the {len(checks)} check(s) listed")
     return Signal(name=name, type=kind, on_fail=str(on_fail), **kwargs)
+
+
+def _parse_neighbor(i: int, n: Any, line: int, out: _Checker) -> Neighbor | None:
+    where = f"neighbors[{i}]"
+    if not isinstance(n, dict):
+        out.add(line, where, "a mapping with address and peer_as")
+        return None
+    out.keys(n, NEIGHBOR_KEYS, where, line)
+    address = _ip(n.get("address"))
+    if address is None:
+        out.add(out.line(n, "address", line), f"{where}.address", f"{n.get('address')!r} is not an IP address")
+    peer_as = _asn(n.get("peer_as"))
+    if peer_as is None:
+        out.add(out.line(n, "peer_as", line), f"{where}.peer_as", f"an AS number 1..{MAX_AS}, not {n.get('peer_as')!r}")
+    hold = n.get("hold_time", 9)
+    if isinstance(hold, bool) or not isinstance(hold, int) or not (hold == 0 or 3 <= hold <= 65535):
+        out.add(out.line(n, "hold_time", line), f"{where}.hold_time", "0 or 3..65535 seconds (RFC 4271)")
+        hold = 9
+    local = None
+    if n.get("local_address") is not None:
+        local = _ip(n["local_address"])
+        if local is None:
+            out.add(out.line(n, "local_address", line), f"{where}.local_address", "not an IP address")
+        elif address is not None and local.version != address.version:
+            out.add(out.line(n, "local_address", line), f"{where}.local_address",
+                    f"IPv{local.version} for an IPv{address.version} neighbor")
+    md5 = n.get("md5")
+    if md5 is not None and (not isinstance(md5, str) or not 1 <= len(md5) <= 80 or '"' in md5):
+        out.add(out.line(n, "md5", line), f"{where}.md5", "a password of 1..80 characters without '\"' (TCP MD5)")
+        md5 = None
+    if address is None or peer_as is None:
+        return None
+    return Neighbor(address, peer_as, local, hold, md5 or None)
+
+
+def _parse_prefix(i: int, p: Any, line: int, signals: dict[str, Signal], signal_names: list[str],
+                  neighbors: list[Neighbor], out: _Checker) -> Prefix | None:
+    where = f"prefixes[{i}]"
+    if not isinstance(p, dict):
+        out.add(line, where, "a mapping with prefix")
+        return None
+    out.keys(p, PREFIX_KEYS, where, line)
+    try:
+        net = ipaddress.ip_network(str(p.get("prefix")), strict=True)
+    except ValueError as exc:
+        out.add(out.line(p, "prefix", line), f"{where}.prefix", f"bad prefix: {exc}")
+        return None
+    next_hop = str(p.get("next_hop", "self"))
+    if next_hop != "self":
+        hop = _ip(next_hop)
+        if hop is None:
+            out.add(out.line(p, "next_hop", line), f"{where}.next_hop", f"self or an IP address, not {next_hop!r}")
+        elif hop.version != net.version:
+            out.add(out.line(p, "next_hop", line), f"{where}.next_hop", f"an IPv{hop.version} next hop for {net}")
+    if neighbors and not any(n.address.version == net.version for n in neighbors):
+        out.add(line, where, f"no IPv{net.version} neighbor to announce {net} to")
+    raw = p.get("communities") or []
+    if not isinstance(raw, list):
+        out.add(out.line(p, "communities", line), f"{where}.communities", 'a list like ["65001:100"]')
+        raw = []
+    communities = tuple(str(c) for c in raw)
+    for c in communities:
+        if not _community(c):
+            out.add(out.line(p, "communities", line), f"{where}.communities", f"{c!r} is not ASN:VALUE (0..65535 each)")
+    med = p.get("med")
+    if med is not None and (isinstance(med, bool) or not isinstance(med, int) or not 0 <= med <= MAX_MED):
+        out.add(out.line(p, "med", line), f"{where}.med", f"0..{MAX_MED}")
+        med = None
+    listed = p.get("signals")
+    if listed is not None and not isinstance(listed, list):
+        out.add(out.line(p, "signals", line), f"{where}.signals", "a list of signal names")
+        listed = None
+    names = tuple(str(s) for s in (listed if listed is not None else signal_names))
+    for name in names:
+        if name not in signal_names:
+            out.add(out.line(p, "signals", line), f"{where}.signals",
+                    f"unknown signal {name!r} (defined: {', '.join(sorted(signal_names)) or 'none'})")
+    dg = p.get("degrade") or {}
+    dline = out.line(p, "degrade", line)
+    if not isinstance(dg, dict):
+        out.add(dline, f"{where}.degrade", "a mapping {prepend: N, med: M}")
+        dg = {}
+    out.keys(dg, DEGRADE_KEYS, f"{where}.degrade", dline)
+    prepend = int(out.number(dg, "prepend", f"{where}.degrade", dline, 0, 10, 3, integer=True))
+    dmed = dg.get("med")
+    if dmed is not None and (isinstance(dmed, bool) or not isinstance(dmed, int) or not 0 <= dmed <= MAX_MED):
+        out.add(out.line(dg, "med", dline), f"{where}.degrade.med", f"0..{MAX_MED}")
+        dmed = None
+    gated_by_degrade = [n for n in names if n in signals and signals[n].on_fail == "degrade"]
+    if gated_by_degrade and prepend == 0 and dmed is None:
+        out.add(dline, f"{where}.degrade", f"degrading changes nothing (prepend 0, no med) but "
+                f"{', '.join(gated_by_degrade)} degrade(s) this prefix")
+    drain = out.number(p, "drain_seconds", where, line, 0, 3600, 30.0, unit=" seconds")
+    hold = out.number(p, "hold_down", where, line, 0, 3600, 2.0, unit=" seconds")
+    max_hold = out.number(p, "max_hold_down", where, line, 0, 86400, max(120.0, hold), unit=" seconds")
+    if max_hold < hold:
+        out.add(out.line(p, "max_hold_down", line), f"{where}.max_hold_down", f"less than hold_down ({hold:g})")
+        max_hold = hold
+    return Prefix(net, next_hop, communities, med, names, Degrade(prepend, dmed), float(drain), float(hold),
+                  float(max_hold))
 
 
 def load_site(path: str) -> SiteConfig:
     """Read and validate a site file; raises ZoneError listing every problem."""
-    out = _Problems(path)
+    out = _Checker(path)
     doc = yamlsrc.load_file(path, "site")
     if not isinstance(doc, dict):
-        raise ZoneError([Problem(path, 1, "site", "expected a mapping")])
-    known = {"site", "local_as", "router_id", "neighbors", "prefixes", "signals", "store", "allow_last_withdraw"}
-    for key in doc:
-        if key not in known:
-            out.add(doc.line_of(key), str(key), f"unknown key (one of {', '.join(sorted(known))})")
+        raise ZoneError([Problem(path, 1, "site", "expected a mapping (see docs/bgp.md)")])
+    out.keys(doc, TOP_KEYS, "", doc.line)
     site = doc.get("site")
-    if not isinstance(site, str) or not site:
-        out.add(doc.line, "site", "the site's name is required")
+    if not isinstance(site, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", site):
+        out.add(out.line(doc, "site", doc.line), "site", "the site's name (letters, digits, . _ -) is required")
+        site = ""
     local_as = _asn(doc.get("local_as"))
     if local_as is None:
-        out.add(_line(doc, "local_as", doc.line), "local_as", "an AS number 1..4294967295")
+        out.add(out.line(doc, "local_as", doc.line), "local_as",
+                f"an AS number 1..{MAX_AS}, not {doc.get('local_as')!r}")
     router_id = str(doc.get("router_id", ""))
-    try:
-        if ipaddress.ip_address(router_id).version != 4:
-            raise ValueError
-    except ValueError:
-        out.add(_line(doc, "router_id", doc.line), "router_id", "an IPv4 address (the BGP identifier)")
-    signals: dict[str, Signal] = {}
+    rid = _ip(router_id)
+    if rid is None or rid.version != 4:
+        out.add(out.line(doc, "router_id", doc.line), "router_id", "an IPv4 address (the BGP identifier)")
+    store = doc.get("store")
+    if store is not None and (not isinstance(store, str) or store.split(":", 1)[0] not in STORE_SCHEMES):
+        out.add(out.line(doc, "store", doc.line), "store", f"a store URL ({', '.join(STORE_SCHEMES)}), not {store!r}")
+        store = None
+
     sdoc = doc.get("signals") or {}
     if not isinstance(sdoc, dict):
-        out.add(_line(doc, "signals", doc.line), "signals", "a mapping of name → signal")
+        out.add(out.line(doc, "signals", doc.line), "signals", "a mapping of name → signal")
         sdoc = {}
+    signals: dict[str, Signal] = {}
     for name, sig in sdoc.items():
-        parsed = _parse_signal(str(name), sig, sdoc.line_of(name), out)
+        if str(name) == "drain":
+            out.add(out.line(sdoc, name, doc.line), "signals.drain",
+                    "reserved: the operator drain (`gslb bgp drain`) is always a signal")
+            continue
+        parsed = _parse_signal(str(name), sig, out.line(sdoc, name, doc.line), out)
         if parsed:
             signals[str(name)] = parsed
-    neighbors = []
+
+    neighbors: list[Neighbor] = []
     ndoc = doc.get("neighbors")
     if not isinstance(ndoc, list) or not ndoc:
-        out.add(_line(doc, "neighbors", doc.line), "neighbors", "at least one neighbor")
+        out.add(out.line(doc, "neighbors", doc.line), "neighbors", "at least one neighbor")
         ndoc = []
     for i, n in enumerate(ndoc):
-        line, where = ndoc.line_of(i), f"neighbors[{i}]"
-        if not isinstance(n, dict):
-            out.add(line, where, "a mapping with address and peer_as")
+        line = out.line(ndoc, i, doc.line)
+        parsed_n = _parse_neighbor(i, n, line, out)
+        if parsed_n is None:
             continue
-        try:
-            address = ipaddress.ip_address(str(n.get("address")))
-        except ValueError:
-            out.add(_line(n, "address", line), f"{where}.address", f"{n.get('address')!r} is not an IP address")
+        if any(x.address == parsed_n.address for x in neighbors):
+            out.add(line, f"neighbors[{i}].address", f"{parsed_n.address} is listed twice")
             continue
-        peer_as = _asn(n.get("peer_as"))
-        if peer_as is None:
-            out.add(_line(n, "peer_as", line), f"{where}.peer_as", "an AS number")
-            continue
-        hold = n.get("hold_time", 9)
-        if not isinstance(hold, int) or not (hold == 0 or 3 <= hold <= 65535):
-            out.add(_line(n, "hold_time", line), f"{where}.hold_time", "0 or 3..65535 seconds (RFC 4271)")
-            hold = 9
-        local = None
-        if n.get("local_address") is not None:
-            try:
-                local = ipaddress.ip_address(str(n["local_address"]))
-            except ValueError:
-                out.add(_line(n, "local_address", line), f"{where}.local_address", "not an IP address")
-        neighbors.append(Neighbor(address, peer_as, local, hold, str(n["md5"]) if n.get("md5") else None))
-    prefixes = []
+        neighbors.append(parsed_n)
+
+    prefixes: list[Prefix] = []
     pdoc = doc.get("prefixes")
     if not isinstance(pdoc, list) or not pdoc:
-        out.add(_line(doc, "prefixes", doc.line), "prefixes", "at least one prefix to announce")
+        out.add(out.line(doc, "prefixes", doc.line), "prefixes", "at least one prefix to announce")
         pdoc = []
     for i, p in enumerate(pdoc):
-        line, where = pdoc.line_of(i), f"prefixes[{i}]"
-        if not isinstance(p, dict):
-            out.add(line, where, "a mapping with prefix")
+        line = out.line(pdoc, i, doc.line)
+        parsed_p = _parse_prefix(i, p, line, signals, [str(n) for n in sdoc if str(n) != "drain"], neighbors, out)
+        if parsed_p is None:
             continue
-        try:
-            net = ipaddress.ip_network(str(p.get("prefix")), strict=True)
-        except ValueError as exc:
-            out.add(_line(p, "prefix", line), f"{where}.prefix", f"bad prefix: {exc}")
+        if any(x.prefix == parsed_p.prefix for x in prefixes):
+            out.add(line, f"prefixes[{i}].prefix", f"{parsed_p.prefix} is listed twice")
             continue
-        next_hop = str(p.get("next_hop", "self"))
-        if next_hop != "self":
-            try:
-                if ipaddress.ip_address(next_hop).version != net.version:
-                    out.add(_line(p, "next_hop", line), f"{where}.next_hop", "next hop of another address family")
-            except ValueError:
-                out.add(_line(p, "next_hop", line), f"{where}.next_hop", "self or an IP address")
-        if not any(n.address.version == net.version for n in neighbors):
-            out.add(line, where, f"no IPv{net.version} neighbor to announce {net} to")
-        communities = tuple(str(c) for c in (p.get("communities") or []))
-        for c in communities:
-            if not _community(c):
-                out.add(_line(p, "communities", line), f"{where}.communities", f"{c!r} is not ASN:VALUE")
-        names = tuple(str(s) for s in (p.get("signals") if p.get("signals") is not None else signals))
-        for name in names:
-            if name not in signals and name in sdoc:
-                continue  # already reported
-            if name not in signals:
-                out.add(_line(p, "signals", line), f"{where}.signals", f"unknown signal {name!r}")
-        dg = p.get("degrade") or {}
-        degrade = Degrade(prepend=int(dg.get("prepend", 3)), med=dg.get("med"))
-        if not 0 <= degrade.prepend <= 10:
-            out.add(_line(p, "degrade", line), f"{where}.degrade.prepend", "0..10 extra AS-path entries")
-        drain = p.get("drain_seconds", 30)
-        if isinstance(drain, bool) or not isinstance(drain, int | float) or not 0 <= drain <= 3600:
-            out.add(_line(p, "drain_seconds", line), f"{where}.drain_seconds", "0..3600 seconds")
-            drain = 30
-        prefixes.append(Prefix(net, next_hop, communities, p.get("med"), names, degrade, float(drain)))
+        prefixes.append(parsed_p)
+
     allow = doc.get("allow_last_withdraw", False)
     if not isinstance(allow, bool):
-        out.add(_line(doc, "allow_last_withdraw", doc.line), "allow_last_withdraw", "true or false")
+        out.add(out.line(doc, "allow_last_withdraw", doc.line), "allow_last_withdraw", "true or false")
         allow = False
+    settle = out.number(doc, "guard_settle", "", doc.line, 0, 10, 0.3, unit=" seconds")
     if out.items:
         raise ZoneError(out.items)
     return SiteConfig(site=str(site), local_as=int(local_as or 0), router_id=router_id, neighbors=tuple(neighbors),
-                      prefixes=tuple(prefixes), signals=signals, store=doc.get("store"), allow_last_withdraw=allow,
-                      path=path)
+                      prefixes=tuple(prefixes), signals=signals, store=store, allow_last_withdraw=allow,
+                      guard_settle=float(settle), path=path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import dns.asyncquery
@@ -15,6 +16,9 @@ import dns.rcode
 from bgp.config import Signal
 from gslb.dns.sockets import parse_listen
 from gslb.probe.hysteresis import Hysteresis
+
+Health = dict[str, tuple[bool, dict]]  # check key → (up, RTTs): the store's quorum decisions
+STORE_GRACE = 5.0  # seconds a health signal waits for a first store read before failing open
 
 
 @dataclass
@@ -28,6 +32,9 @@ class SignalState:
     def up(self) -> bool:
         return bool(self.hysteresis.up)
 
+    def doc(self) -> dict:
+        return {"up": self.up, "detail": self.detail, "since": self.changed_at or None}
+
 
 async def dns_check(signal: Signal) -> tuple[bool, str]:
     """Ask the local DNS service a question it must answer authoritatively."""
@@ -40,6 +47,8 @@ async def dns_check(signal: Signal) -> tuple[bool, str]:
         return False, f"no answer from {signal.address} within {signal.timeout:g}s"
     except OSError as exc:
         return False, f"{signal.address}: {exc.strerror or exc}"
+    except dns.exception.DNSException as exc:  # a malformed or mismatched reply
+        return False, f"{signal.address}: bad reply: {exc}"
     ms = (time.perf_counter() - start) * 1000
     if reply.rcode() != dns.rcode.NOERROR:
         return False, f"{signal.qname} {signal.qtype}: {dns.rcode.to_text(reply.rcode())}"
@@ -50,46 +59,54 @@ async def dns_check(signal: Signal) -> tuple[bool, str]:
     return True, f"answered in {ms:.1f} ms"
 
 
-def health_check(signal: Signal, health: dict[str, tuple[bool, dict]]) -> tuple[bool, str]:
-    """Enough of the named checks are up (the store's quorum decision)."""
-    up = [c for c in signal.checks if health.get(c, (True, {}))[0]]
-    ok = len(up) >= min(signal.min_up, len(signal.checks))
-    return ok, f"{len(up)}/{len(signal.checks)} checks up (need {signal.min_up})"
+def health_check(signal: Signal, health: Health) -> tuple[bool, str]:
+    """Enough of the named checks are up (the store's quorum decision). A check no probe has a
+    verdict on counts as up: fail open, like the DNS answers."""
+    down = [c for c in signal.checks if not health.get(c, (True, {}))[0]]
+    unknown = [c for c in signal.checks if c not in health]
+    up = len(signal.checks) - len(down)
+    detail = f"{up}/{len(signal.checks)} checks up (need {signal.min_up})"
+    if down:
+        detail += "; down: " + ", ".join(down)
+    if unknown:
+        detail += f"; {len(unknown)} without verdicts (counted up)"
+    return up >= signal.min_up, detail
 
 
 class SignalRunner:
-    """Runs every signal at its interval; `on_change` fires when one changes state."""
+    """Runs every signal at its interval; `on_change` fires when one changes state (after its
+    rise/fall hysteresis), never per check."""
 
-    def __init__(self, signals: dict[str, Signal], on_change) -> None:
+    def __init__(self, signals: dict[str, Signal], on_change: Callable[[SignalState], None],
+                 health_source: Callable[[], Health | None] = lambda: {}) -> None:
         self.states = {name: SignalState(s, Hysteresis(s.rise, s.fall)) for name, s in signals.items()}
         self.on_change = on_change
-        self.health: dict[str, tuple[bool, dict]] = {}
+        self.health_source = health_source  # None while the store has not been read
+        self.started = time.monotonic()
         self._tasks: list[asyncio.Task] = []
 
     def start(self) -> None:
         for state in self.states.values():
-            if state.signal.type == "dns":
-                self._tasks.append(asyncio.ensure_future(self._loop(state)))
-            else:
-                self.observe(state, *health_check(state.signal, self.health))
+            self._tasks.append(asyncio.ensure_future(self._loop(state)))
 
     def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
 
-    def set_health(self, health: dict[str, tuple[bool, dict]]) -> None:
-        """New quorum decisions from the store: health signals follow at once (no extra hysteresis:
-        the probes already applied theirs)."""
-        self.health = health
+    def set_health(self, health: Health) -> None:
+        """New quorum decisions from the store: each health signal takes one observation now
+        (with rise/fall 1, the default, it follows at once) and more at its interval."""
         for state in self.states.values():
             if state.signal.type == "health":
-                ok, detail = health_check(state.signal, health)
-                state.hysteresis.streak = 0
-                if state.hysteresis.up != ok:
-                    state.hysteresis.up = ok
-                    state.detail, state.changed_at = detail, time.time()
-                    self.on_change(state)
-                state.detail = detail
+                self.observe(state, *health_check(state.signal, health))
+
+    def _health_result(self, state: SignalState) -> tuple[bool, str] | None:
+        health = self.health_source()
+        if health is not None:
+            return health_check(state.signal, health)
+        if state.hysteresis.up is None and time.monotonic() - self.started > STORE_GRACE:
+            return True, "store not reachable since start: checks counted up (fail open)"
+        return None  # keep the last decision while the store is away
 
     def observe(self, state: SignalState, ok: bool, detail: str) -> None:
         state.detail = detail
@@ -100,6 +117,7 @@ class SignalRunner:
     async def _loop(self, state: SignalState) -> None:
         while True:
             started = time.monotonic()
-            ok, detail = await dns_check(state.signal)
-            self.observe(state, ok, detail)
+            result = await dns_check(state.signal) if state.signal.type == "dns" else self._health_result(state)
+            if result is not None:
+                self.observe(state, *result)
             await asyncio.sleep(max(0.0, state.signal.interval - (time.monotonic() - started)))
