@@ -47,12 +47,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
-def _store_url(args: argparse.Namespace) -> str | None:
-    if args.redis:
-        return args.redis
-    if getattr(args, "site_file", None):
-        return _site(args.site_file).store
-    return None
+def _store_url(args: argparse.Namespace) -> str:
+    """The shared store: drains and states live there, an in-process store would see nothing."""
+    url = args.redis or (_site(args.site_file).store if getattr(args, "site_file", None) else None)
+    url = url or os.environ.get("GSLB_REDIS")
+    if not url or url.startswith("memory:"):
+        print("gslb bgp: needs the shared store the sites use: --redis URL, --site-file SITE.yaml (its store:) "
+              "or GSLB_REDIS", file=sys.stderr)
+        raise SystemExit(2)
+    return url
 
 
 def cmd_drain(args: argparse.Namespace) -> int:
@@ -94,12 +97,20 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(sites, indent=2, sort_keys=True))
         return 0
+    if not sites:
+        print("no site has published its state (is `gslb bgp run` up, with this store?)")
     for site, doc in sorted(sites.items()):
         peers = ", ".join(f"{p} {s}" for p, s in doc.get("peers", {}).items())
         print(f"{site}: {'healthy' if doc.get('healthy') else 'UNHEALTHY'}; peers: {peers}")
+        for name, sig in sorted(doc.get("signals", {}).items()):
+            print(f"  signal {name:17} {'up' if sig.get('up') else 'DOWN':10} {sig.get('detail', '')}")
         for prefix, st in sorted(doc.get("prefixes", {}).items()):
-            print(f"  {prefix:24} {st['state']:10} since {time.strftime('%H:%M:%S', time.localtime(st['since']))}"
-                  f"  {st['reason']}")
+            flags = [f for f in ("guarded", "leaving") if st.get(f)]
+            if st.get("hold_until") and st["hold_until"] > time.time():
+                flags.append(f"held down until {time.strftime('%H:%M:%S', time.localtime(st['hold_until']))}")
+            since = time.strftime("%H:%M:%S", time.localtime(st["since"]))
+            print(f"  {prefix:24} {st['state']:10} since {since}  {st['reason']}"
+                  + (f"  [{', '.join(flags)}]" if flags else ""))
     return 0
 
 
@@ -118,13 +129,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     for name, undrain in (("drain", False), ("undrain", True)):
         d = bsub.add_parser(name, help=f"{'lift the' if undrain else 'request a'} maintenance drain of SITE")
         d.add_argument("site", help="the site name")
-        d.add_argument("--redis", help="store URL (default: the store of --site-file)")
+        d.add_argument("--redis", help="store URL (default: the store of --site-file, else $GSLB_REDIS)")
         d.add_argument("--site-file", help="a site YAML to take the store URL from")
         d.add_argument("--reason")
         d.add_argument("--force", action="store_true", help="withdraw even the last announcement")
         d.set_defaults(func=cmd_drain, undrain=undrain)
     s = bsub.add_parser("status", help="every site's prefixes and sessions, from the store")
-    s.add_argument("--redis")
+    s.add_argument("--redis", help="store URL (default: the store of --site-file, else $GSLB_REDIS)")
     s.add_argument("--site-file")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_status)

@@ -2,16 +2,18 @@
 API process in two site namespaces, real `gslb serve` DNS servers and a real redis-server.
 
     core (BIRD AS65000, redis) ── a0/eth0 ── site a (ExaBGP AS65001, gslb serve)
-                               └─ b0/eth0 ── site b (ExaBGP AS65001, gslb serve)
+                               └─ b0/eth0 ── site b (ExaBGP AS65001, gslb serve, MD5 on IPv4)
 
-Both sites announce 203.0.113.0/24 and 2001:db8:ffff::/48. Only documentation addresses.
+Both sites announce 203.0.113.0/24 and 2001:db8:ffff::/48. Only documentation addresses. Every
+assertion reads BIRD's routing table (its control socket, as birdc does).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
-import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -19,9 +21,11 @@ import time
 import pytest
 
 from tests.support import netns
-from tests.support.bgplab import CHECK, SITES, V4, V6, BgpLab
+from tests.support.bgplab import CHECK, DNS_SIGNAL, SITES, V4, V6, BgpLab, poll_changes
 from tests.support.dnsserver import ROOT
-from tests.support.procs import wait_for
+from tests.support.procs import free_port, wait_for
+
+pytestmark = pytest.mark.root
 
 
 @pytest.fixture(scope="module")
@@ -32,44 +36,58 @@ def lab():
     started = time.monotonic()
     the_lab = BgpLab()
     try:
-        wait_for(lambda: all(the_lab.from_site(p, s) for p in (V4, V6) for s in SITES), timeout=30,
-                 what="both sites' prefixes in BIRD")
+        the_lab.wait_all_routes()
         print(f"\nlab up, all four routes in BIRD {time.monotonic() - started:.1f}s after start")
         yield the_lab
     finally:
-        if os.environ.get("GSLB_KEEP_LAB_LOGS"):
-            shutil.copytree(the_lab.workdir, os.environ["GSLB_KEEP_LAB_LOGS"], dirs_exist_ok=True)
         the_lab.close()
 
 
 def test_both_sites_announce_v4_and_v6(lab):
     for prefix in (V4, V6):
         routes = lab.bird.routes(prefix)
-        assert {r.protocol.rstrip("6") for r in routes} == {"site_a", "site_b"}
+        assert {r.protocol for r in routes} == ({"site_a", "site_b"} if prefix == V4 else {"site_a6", "site_b6"})
         assert all(r.as_path == [65001] for r in routes)
-    doc = lab.site_doc("a")
-    assert doc["prefixes"][V4]["state"] == "announced" and doc["healthy"]
-    assert set(doc["peers"].values()) == {"up"}
+    assert lab.bird.sessions()["site_b"] == "Established"  # the TCP MD5 session
+    doc = lab.site_doc("a")  # the store contract the dashboard reads
+    assert doc["site"] == "a" and doc["expires_at"] > time.time()
+    assert doc["prefixes"][V4]["state"] == "announced" and doc["prefixes"][V4]["reason"] == "all signals up"
+    assert doc["peers"] == {"192.0.2.2": "up", "2001:db8:0:1::2": "up"}
+    assert doc["signals"]["dns"]["up"] and doc["signals"]["backend"]["up"] and doc["signals"]["drain"]["up"]
 
 
 def test_dns_failure_withdraws_and_recovery_reannounces(lab):
+    stopped = time.time()
     lab.stop("dns-a")
     wait_for(lambda: not lab.from_site(V4, "a"), timeout=10, interval=0.005, what="site a withdrawn")
     seen = time.time()
-    decided = lab.site_doc("a")["prefixes"][V4]["since"]
-    print(f"\nDNS down → withdraw decision → gone from BIRD: {(seen - decided) * 1000:.0f} ms after the decision")
+    doc = lab.site_doc("a")
+    decided = doc["signals"]["dns"]["since"]  # the signal's down decision (after fall)
+    withdrawn = doc["prefixes"][V4]["since"]  # the withdraw, after guard_settle
+    print(f"\nDNS stopped → gone from BIRD in {(seen - stopped) * 1000:.0f} ms; from the failure decision "
+          f"{(seen - decided) * 1000:.0f} ms (settling {(withdrawn - decided) * 1000:.0f} ms, "
+          f"command → BIRD {(seen - withdrawn) * 1000:.0f} ms)")
+    assert not doc["signals"]["dns"]["up"] and doc["prefixes"][V4]["state"] == "withdrawn"
     assert seen - decided < 1.0
-    assert not lab.from_site(V6, "a")  # the IPv6 prefix follows the same signal
+    wait_for(lambda: not lab.from_site(V6, "a"), timeout=5, what="IPv6 withdrawn")  # same signal
     best = [r for r in lab.bird.routes(V4) if r.best]
     assert best and best[0].protocol == "site_b"  # the other site's route carries on
     lab.start_dns("a")
     wait_for(lambda: lab.from_site(V4, "a") and lab.from_site(V6, "a"), timeout=20, what="re-announced")
 
 
-def test_degraded_prepends_and_raises_med(lab):
-    lab.redis("SET", f"gslb:override:{CHECK}", json.dumps({"status": "down", "by": "test"}))
+def override(lab, status: str | None) -> None:
+    """An operator override of the backend check, as the dashboard writes it."""
+    if status:
+        lab.redis("SET", f"gslb:override:{CHECK}", json.dumps({"status": status, "by": "test"}))
+    else:
+        lab.redis("DEL", f"gslb:override:{CHECK}")
     lab.redis("PUBLISH", "gslb:changes", json.dumps({"space": "override", "key": CHECK,
-                                                     "value": {"status": "down"}}))
+                                                     "value": {"status": status} if status else None}))
+
+
+def test_degraded_prepends_and_raises_med(lab):
+    override(lab, "down")
     try:
         wait_for(lambda: any(r.as_path == [65001, 65001, 65001] for r in lab.from_site(V4, "a")), timeout=10,
                  what="prepended route from site a")
@@ -77,9 +95,9 @@ def test_degraded_prepends_and_raises_med(lab):
         assert route.med == 500 and not route.best
         assert next(r for r in lab.bird.routes(V4) if r.best).protocol == "site_b"
         assert lab.from_site(V6, "a")[0].as_path == [65001]  # V6 is not gated by the backend signal
+        assert lab.site_doc("a")["prefixes"][V4]["state"] == "degraded"
     finally:
-        lab.redis("DEL", f"gslb:override:{CHECK}")
-        lab.redis("PUBLISH", "gslb:changes", json.dumps({"space": "override", "key": CHECK, "value": None}))
+        override(lab, None)
     wait_for(lambda: lab.from_site(V4, "a") and lab.from_site(V4, "a")[0].as_path == [65001], timeout=10,
              what="back to announced")
 
@@ -90,20 +108,23 @@ def gslb_bgp(lab, site: str, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_drain_shows_graceful_shutdown_then_withdraws(lab):
-    assert gslb_bgp(lab, "a", "drain", "a", "--reason", "maintenance").returncode == 0
+    r = gslb_bgp(lab, "a", "drain", "a", "--reason", "maintenance")
+    assert r.returncode == 0, r.stderr
     try:
         wait_for(lambda: any("65535:0" in r.communities for r in lab.from_site(V4, "a")), timeout=10,
-                 what="GRACEFUL_SHUTDOWN community on site a's route")
+                 interval=0.01, what="GRACEFUL_SHUTDOWN community on site a's route")
         t_gshut = time.monotonic()
-        wait_for(lambda: not lab.from_site(V4, "a"), timeout=10, what="withdraw after drain_seconds")
+        assert lab.from_site(V6, "a") and "65535:0" in lab.from_site(V6, "a")[0].communities
+        wait_for(lambda: not lab.from_site(V4, "a"), timeout=10, interval=0.01, what="withdraw after drain_seconds")
         held = time.monotonic() - t_gshut
-        print(f"\ndrain: 65535:0 visible for {held:.1f}s (drain_seconds 2) before the withdraw")
-        assert 1.0 < held < 4.0
+        print(f"\ndrain: 65535:0 visible in BIRD for {held:.1f}s (drain_seconds 2) before the withdraw")
+        assert 1.5 < held < 4.0
         out = gslb_bgp(lab, "a", "status").stdout
-        assert "203.0.113.0/24" in out and "withdrawn" in out
+        assert "203.0.113.0/24" in out and "withdrawn" in out and "drain requested by" in out
     finally:
         gslb_bgp(lab, "a", "undrain", "a")
-    wait_for(lambda: lab.from_site(V4, "a"), timeout=10, what="undrained")
+    wait_for(lambda: lab.from_site(V4, "a") and not lab.from_site(V4, "a")[0].communities, timeout=10,
+             what="undrained")
 
 
 def test_last_standing_site_keeps_its_prefix(lab):
@@ -112,29 +133,117 @@ def test_last_standing_site_keeps_its_prefix(lab):
     wait_for(lambda: not lab.site_doc("b"), timeout=10, what="site b's state gone")
     lab.stop("dns-a")
     try:
-        wait_for(lambda: "guard" in lab.site_doc("a").get("prefixes", {}).get(V4, {}).get("reason", "")
-                 or lab.site_doc("a")["prefixes"][V4]["guarded"], timeout=10, what="guard decision")
+        wait_for(lambda: lab.site_doc("a")["prefixes"][V4]["guarded"], timeout=10, what="guard decision")
         time.sleep(1.0)
-        assert lab.from_site(V4, "a")  # still announced: fail open
-        with open(os.path.join(lab.workdir, "api-a.log")) as f:
-            assert "guard: kept announced, no other site announces it" in f.read()
+        assert lab.from_site(V4, "a") and lab.from_site(V6, "a")  # still announced: fail open
+        assert not lab.site_doc("a")["signals"]["dns"]["up"]
+        assert "guard: kept announced, no other site announces it (dns:" in lab.api_log("a")
     finally:
         lab.start_dns("a")
         lab.start_exabgp("b")
-    wait_for(lambda: lab.from_site(V4, "b"), timeout=20, what="site b back")
+    lab.wait_all_routes()
+
+
+def test_sites_failing_together_leave_exactly_one(lab):
+    for site in SITES:  # both DNS services die at the same moment
+        lab.procs[f"dns-{site}"].terminate()
+    try:
+        wait_for(lambda: len(lab.announcing(V4)) == 1, timeout=10, interval=0.01, what="one site left")
+        time.sleep(1.5)
+        (survivor,) = lab.announcing(V4)
+        assert lab.announcing(V4) == {survivor} and lab.announcing(V6) == {survivor}
+        doc = lab.site_doc(survivor)
+        assert doc["prefixes"][V4]["guarded"] and not doc["signals"]["dns"]["up"]
+        print(f"\nboth DNS services down at once: site {survivor} keeps the prefixes (guarded), the other withdrew")
+    finally:
+        for site in SITES:
+            lab.stop(f"dns-{site}")
+            lab.start_dns(site)
+    lab.wait_all_routes()
+
+
+def test_session_drop_and_exabgp_restart_lead_to_reannouncement(lab):
+    lab.bird.ask("disable site_a")
+    wait_for(lambda: not lab.from_site(V4, "a"), timeout=5, what="session down")
+    lab.bird.ask("enable site_a")
+    wait_for(lambda: lab.bird.sessions().get("site_a") == "Established", timeout=15, interval=0.005, what="session")
+    up = time.monotonic()
+    wait_for(lambda: lab.from_site(V4, "a"), timeout=10, interval=0.005, what="re-announced after the drop")
+    print(f"\nsession dropped by BIRD and back: routes {1000 * (time.monotonic() - up):.0f} ms after Established")
+    assert "session with 192.0.2.2 is up" in lab.api_log("a")
+
+    lab.stop("exabgp-a")  # ExaBGP dies: no graceful restart, so the routes go at once
+    gone = time.monotonic()
+    wait_for(lambda: not lab.from_site(V4, "a"), timeout=5, interval=0.005, what="routes gone with ExaBGP")
+    print(f"ExaBGP stopped: its routes left BIRD in {1000 * (time.monotonic() - gone):.0f} ms")
+    lab.start_exabgp("a")
+    wait_for(lambda: lab.from_site(V4, "a") and lab.from_site(V6, "a"), timeout=20, what="ExaBGP restarted")
+
+
+def test_respawned_api_process_resyncs_what_exabgp_announces(lab):
+    """ExaBGP respawns a dead API process but keeps the routes the old one announced: the new one
+    must say its first decision even when that is 'withdrawn'."""
+    pid = lab.kill_api("a", signal.SIGSTOP)  # frozen: it cannot see the DNS failure
+    lab.stop("dns-a")
+    os.kill(pid, signal.SIGKILL)
+    try:
+        wait_for(lambda: not lab.from_site(V4, "a") and not lab.from_site(V6, "a"), timeout=15,
+                 what="withdrawn by the respawned API process")
+        assert (lab.api_pid("a") or pid) != pid
+        assert "(first decision of this process)" in lab.api_log("a")
+    finally:
+        lab.start_dns("a")
+    wait_for(lambda: lab.from_site(V4, "a"), timeout=20, what="back")
 
 
 def test_bird_restart_leads_to_reannouncement(lab):
     lab.bird.stop()
     lab.bird.start()
     start = time.monotonic()
-    wait_for(lambda: all(lab.from_site(p, s) for p in (V4, V6) for s in SITES), timeout=30, what="routes back")
+    lab.wait_all_routes()
     print(f"\nBIRD restarted → all routes back in {time.monotonic() - start:.1f}s")
+
+
+def test_flapping_dns_is_damped(lab):
+    """The DNS service flips every 200 ms for 10 s. Rise/fall 2 at a 0.1 s interval let each flip
+    through (the signal does flap), so what bounds the route changes BIRD sees is the hold-down:
+    1 s, doubling per flap. Departures d1 < d2 < ... are at least 1, 2, 4, ... s apart, so in
+    10 s there are at most 1 + log2(10/1 + 1) of them."""
+    hold, seconds, period = 1.0, 10.0, 0.2
+    port = free_port()
+    flapper = lab.start_flapping_dns("a", port, period, seconds)
+    lab.stop("exabgp-a")
+    lab.write_site("a", dns={**DNS_SIGNAL, "address": f"127.0.0.1:{port}", "timeout": 0.05}, guard_settle=0,
+                   prefixes=[{"prefix": V4, "signals": ["dns"], "hold_down": hold, "max_hold_down": 30}])
+    lab.start_exabgp("a")
+    try:
+        wait_for(lambda: lab.from_site(V4, "a"), timeout=20, what="site a announcing with the flapping DNS")
+        log_before = len(lab.api_log("a"))
+        flapper.send_signal(signal.SIGUSR1)
+        seen = poll_changes(lambda: bool(lab.from_site(V4, "a")), seconds + 1, interval=0.01)
+        changes = len(seen) - 1
+        departures = sum(1 for _, present in seen[1:] if not present)
+        allowed = 1 + math.floor(math.log2(seconds / hold + 1))
+        log = lab.api_log("a")[log_before:]
+        signal_flips = log.count("signal dns is DOWN")
+        print(f"\nflap: DNS flipping every {period * 1000:.0f} ms for {seconds:g} s; the signal went down "
+              f"{signal_flips} times (rise/fall 2 at 0.1 s), BIRD saw {changes} route changes "
+              f"({departures} withdraws); hold-down {hold:g} s doubling allows {allowed} withdraws")
+        assert signal_flips > allowed  # the hysteresis alone would have let these through
+        assert 1 <= departures <= allowed
+        assert changes <= 2 * allowed
+    finally:
+        lab.stop("exabgp-a")
+        lab.stop("flapdns-a")
+        lab.write_site("a")
+        lab.start_exabgp("a")
+    lab.wait_all_routes()
 
 
 def test_no_graceful_restart_towards_peers(lab):
     with open(os.path.join(lab.workdir, "exabgp-a.conf")) as f:
-        text = f.read()
-    assert "graceful-restart" not in text
-    out = lab.bird.birdc("show", "protocols", "all", "site_a")
-    assert "Graceful restart" not in out or "restart time" not in out.split("Neighbor caps:")[-1]
+        assert "graceful-restart" not in f.read()
+    out = lab.bird.ask("show protocols all site_a")
+    assert "Neighbor capabilities" in out, out
+    caps = out.split("Neighbor capabilities")[1].split("Session:")[0]
+    assert "4-octet AS numbers" in caps and "Graceful restart" not in caps, caps  # BIRD's own side does offer it

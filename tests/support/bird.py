@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -21,14 +22,27 @@ class Route:
     communities: list[str] = field(default_factory=list)
 
 
-def config(router_id: str, sessions: list[tuple[str, str, str, int, int]], log: str) -> str:
-    """sessions: (name, local address, neighbor address, local AS, peer AS)."""
+@dataclass(frozen=True)
+class Session:
+    name: str
+    local: str
+    neighbor: str
+    local_as: int
+    peer_as: int
+    password: str | None = None
+
+
+def config(router_id: str, sessions: list[Session], log: str) -> str:
+    """An upstream router that accepts everything its peers send and keeps it readable: short
+    error wait so a peer that erred is retried within a second (the default keeps it out for a
+    minute), `protocol device` (without it sessions stay Idle), 3 s hold (1-2 s are refused)."""
     out = [f"router id {router_id};", f'log "{log}" all;', "protocol device { scan time 1; }"]
-    for name, local, neighbor, las, pas in sessions:
-        family = "ipv6" if ":" in neighbor else "ipv4"
-        out.append(f"""protocol bgp {name} {{
-  local {local} as {las};
-  neighbor {neighbor} as {pas};
+    for s in sessions:
+        family = "ipv6" if ":" in s.neighbor else "ipv4"
+        password = f'\n  password "{s.password}";' if s.password else ""
+        out.append(f"""protocol bgp {s.name} {{
+  local {s.local} as {s.local_as};
+  neighbor {s.neighbor} as {s.peer_as};{password}
   hold time 3;
   connect retry time 1;
   error wait time 1, 5;
@@ -58,7 +72,11 @@ class Bird:
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
-            self.proc.wait(5)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
         if os.path.exists(self.sock):
             os.unlink(self.sock)
 
@@ -66,8 +84,32 @@ class Bird:
         r = subprocess.run(["birdc", "-s", self.sock, *args], capture_output=True, text=True, timeout=5)
         return r.stdout
 
+    def ask(self, command: str) -> str:
+        """One command over BIRD's control socket (what birdc does, without a process per poll);
+        returns the reply as birdc would print it."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(5)
+            s.connect(self.sock)
+            f = s.makefile("rwb")
+            f.readline()  # 0001 BIRD x.y ready.
+            f.write(command.encode() + b"\n")
+            f.flush()
+            lines = []
+            while True:
+                raw = f.readline()
+                if not raw:
+                    break
+                line = raw.decode(errors="replace").rstrip("\n")
+                if line[:4].isdigit() and len(line) >= 5:
+                    lines.append(line[5:])
+                    if line[4] == " ":  # the last line of the reply
+                        break
+                else:
+                    lines.append(line[1:])
+            return "\n".join(lines)
+
     def routes(self, prefix: str) -> list[Route]:
-        out = self.birdc("show", "route", prefix, "all")
+        out = self.ask(f"show route {prefix} all")
         routes: list[Route] = []
         for line in out.splitlines():
             m = re.match(r"^(\S+)?\s+unicast \[(\S+) [^\]]*\] (\*)?", line)
@@ -88,7 +130,7 @@ class Bird:
 
     def sessions(self) -> dict[str, str]:
         out = {}
-        for line in self.birdc("show", "protocols").splitlines():
+        for line in self.ask("show protocols").splitlines():
             parts = line.split()
             if len(parts) >= 6 and parts[1] == "BGP":
                 out[parts[0]] = parts[5]

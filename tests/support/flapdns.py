@@ -1,14 +1,15 @@
 """A real UDP DNS responder that answers (authoritatively) only while `up`: a DNS service to flap.
 
 In-process: `FlappingDns()` and flip `.up`. In a network namespace, as its own process:
-`python -m tests.support.flapdns --listen 127.0.0.1:PORT --period 0.2 --for 10 --after 2`
-answers for `--after` seconds, flips every `--period` seconds for `--for` seconds, then answers
-until killed; it prints a line per flip phase so a test can tell when the flapping started.
+`python -m tests.support.flapdns --listen 127.0.0.1:PORT --period 0.2 --for 10 --wait-signal`
+answers until SIGUSR1 (or for `--after` seconds), flips every `--period` seconds for `--for`
+seconds, then answers until killed; it prints when the flapping starts and stops.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import socket
 import sys
 import threading
@@ -59,9 +60,16 @@ def main() -> int:
     ap.add_argument("--period", type=float, default=0.2)
     ap.add_argument("--for", dest="duration", type=float, default=10.0)
     ap.add_argument("--after", type=float, default=0.0)
+    ap.add_argument("--wait-signal", action="store_true", help="start flapping on SIGUSR1")
     args = ap.parse_args()
     host, _, port = args.listen.rpartition(":")
+    go = threading.Event()
+    signal.signal(signal.SIGUSR1, lambda *_: go.set())
     server = FlappingDns(host.strip("[]"), int(port))
+    print(f"answering on {args.listen}", flush=True)
+    if args.wait_signal:
+        while not go.wait(0.05):
+            pass
     time.sleep(args.after)
     print(f"flapping {time.time():.3f}", flush=True)
     end = time.monotonic() + args.duration
