@@ -120,4 +120,6 @@ class SignalRunner:
             result = await dns_check(state.signal) if state.signal.type == "dns" else self._health_result(state)
             if result is not None:
                 self.observe(state, *result)
-            await asyncio.sleep(max(0.0, state.signal.interval - (time.monotonic() - started)))
+            # no first result yet (the store not read): look again soon, the prefixes wait for it
+            interval = state.signal.interval if state.hysteresis.up is not None else min(0.02, state.signal.interval)
+            await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))

@@ -11,7 +11,6 @@ assertion reads BIRD's routing table (its control socket, as birdc does).
 from __future__ import annotations
 
 import json
-import math
 import os
 import signal
 import subprocess
@@ -21,9 +20,9 @@ import time
 import pytest
 
 from tests.support import netns
-from tests.support.bgplab import CHECK, DNS_SIGNAL, SITES, V4, V6, BgpLab, poll_changes
+from tests.support.bgplab import CHECK, SITES, V4, V6, BgpLab, flap_site_a
 from tests.support.dnsserver import ROOT
-from tests.support.procs import free_port, wait_for
+from tests.support.procs import wait_for
 
 pytestmark = pytest.mark.root
 
@@ -208,35 +207,14 @@ def test_flapping_dns_is_damped(lab):
     """The DNS service flips every 200 ms for 10 s. Rise/fall 2 at a 0.1 s interval let each flip
     through (the signal does flap), so what bounds the route changes BIRD sees is the hold-down:
     1 s, doubling per flap. Departures d1 < d2 < ... are at least 1, 2, 4, ... s apart, so in
-    10 s there are at most 1 + log2(10/1 + 1) of them."""
-    hold, seconds, period = 1.0, 10.0, 0.2
-    port = free_port()
-    flapper = lab.start_flapping_dns("a", port, period, seconds)
-    lab.stop("exabgp-a")
-    lab.write_site("a", dns={**DNS_SIGNAL, "address": f"127.0.0.1:{port}", "timeout": 0.05}, guard_settle=0,
-                   prefixes=[{"prefix": V4, "signals": ["dns"], "hold_down": hold, "max_hold_down": 30}])
-    lab.start_exabgp("a")
-    try:
-        wait_for(lambda: lab.from_site(V4, "a"), timeout=20, what="site a announcing with the flapping DNS")
-        log_before = len(lab.api_log("a"))
-        flapper.send_signal(signal.SIGUSR1)
-        seen = poll_changes(lambda: bool(lab.from_site(V4, "a")), seconds + 1, interval=0.01)
-        changes = len(seen) - 1
-        departures = sum(1 for _, present in seen[1:] if not present)
-        allowed = 1 + math.floor(math.log2(seconds / hold + 1))
-        log = lab.api_log("a")[log_before:]
-        signal_flips = log.count("signal dns is DOWN")
-        print(f"\nflap: DNS flipping every {period * 1000:.0f} ms for {seconds:g} s; the signal went down "
-              f"{signal_flips} times (rise/fall 2 at 0.1 s), BIRD saw {changes} route changes "
-              f"({departures} withdraws); hold-down {hold:g} s doubling allows {allowed} withdraws")
-        assert signal_flips > allowed  # the hysteresis alone would have let these through
-        assert 1 <= departures <= allowed
-        assert changes <= 2 * allowed
-    finally:
-        lab.stop("exabgp-a")
-        lab.stop("flapdns-a")
-        lab.write_site("a")
-        lab.start_exabgp("a")
+    10 s there are at most 1 + log2(10/1 + 1) = 4 of them."""
+    r = flap_site_a(lab, hold=1.0, seconds=10.0, period=0.2)
+    print(f"\nflap: DNS flipping every {r.period * 1000:.0f} ms for {r.seconds:g} s; the signal went down "
+          f"{r.signal_downs} times (rise/fall 2 at 0.1 s), BIRD saw {r.route_changes} route changes "
+          f"({r.withdraws} withdraws); hold-down {r.hold:g} s doubling allows {r.allowed_withdraws} withdraws")
+    assert r.signal_downs > r.allowed_withdraws  # the hysteresis alone would have let these through
+    assert 1 <= r.withdraws <= r.allowed_withdraws
+    assert r.route_changes <= 2 * r.allowed_withdraws
     lab.wait_all_routes()
 
 

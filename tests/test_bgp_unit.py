@@ -342,3 +342,42 @@ def test_flapping_within_hysteresis_bounds_without_hold_down(tmp_path):
           f"{changes} route changes, hysteresis allows {allowed:.0f}")
     assert changes >= 2  # this setting does flap (that is what hold-down is for, see the lab test)
     assert changes <= allowed
+
+
+# -- the command line ------------------------------------------------------------------------
+
+
+def gslb(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "gslb", "bgp", *args], capture_output=True, text=True, timeout=30,
+                          env={k: v for k, v in {**os.environ, **(env or {})}.items() if k != "GSLB_REDIS"})
+
+
+def test_cli_config_prints_exabgp_config_or_every_problem(tmp_path):
+    ok = gslb("config", write(tmp_path, SITE))
+    assert ok.returncode == 0 and "neighbor 192.0.2.2 {" in ok.stdout
+    bad = gslb("config", write(tmp_path, BAD, "bad.yaml"))
+    assert bad.returncode == 1 and bad.stdout == ""
+    assert len(bad.stderr.strip().splitlines()) == 15 and "bad.yaml:2: local_as:" in bad.stderr
+
+
+def test_cli_drain_needs_the_shared_store_and_writes_it(tmp_path, redis_url):
+    r = gslb("drain", "ams")
+    assert r.returncode == 2 and "needs the shared store" in r.stderr  # an in-process store would drain nothing
+    assert gslb("drain", "ams", "--reason", "maintenance", "--redis", redis_url).returncode == 0
+
+    async def read() -> tuple[dict | None, list[dict]]:
+        from gslb.store import DRAIN, open_store
+
+        store = open_store(redis_url)
+        try:
+            return await store.get(DRAIN, "ams"), await store.recent(5)
+        finally:
+            await store.close()
+
+    doc, log = asyncio.run(read())
+    assert doc and doc["reason"] == "maintenance" and doc["force"] is False
+    assert log[-1]["kind"] == "drain" and log[-1]["subject"] == "ams" and log[-1]["new"] == "draining"
+    assert gslb("undrain", "ams", "--redis", redis_url).returncode == 0
+    assert asyncio.run(read())[0] is None
+    status = gslb("status", "--redis", redis_url)
+    assert status.returncode == 0

@@ -11,6 +11,7 @@ namespaces go with `close()`, which also kills whatever is left inside them.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 
 import yaml
 
@@ -194,6 +196,45 @@ class BgpLab:
         if os.environ.get("GSLB_KEEP_LAB_LOGS"):
             shutil.copytree(self.workdir, os.environ["GSLB_KEEP_LAB_LOGS"], dirs_exist_ok=True)
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+@dataclass
+class FlapResult:
+    seconds: float
+    period: float
+    hold: float
+    signal_downs: int  # the DNS signal's down decisions (after rise/fall)
+    route_changes: int  # what BIRD saw
+    withdraws: int
+
+    @property
+    def allowed_withdraws(self) -> int:
+        """Departures are at least hold, 2·hold, 4·hold, ... apart: 1 + log2(T/hold + 1) fit in T."""
+        return 1 + math.floor(math.log2(self.seconds / self.hold + 1))
+
+
+def flap_site_a(lab: BgpLab, hold: float = 1.0, seconds: float = 10.0, period: float = 0.2) -> FlapResult:
+    """Point site a's DNS signal at a responder flipping every `period` for `seconds` (rise/fall 2
+    at a 0.1 s interval: each flip gets through the hysteresis), count what BIRD sees, and put the
+    site back as it was."""
+    port = free_port()
+    flapper = lab.start_flapping_dns("a", port, period, seconds)
+    lab.stop("exabgp-a")
+    lab.write_site("a", dns={**DNS_SIGNAL, "address": f"127.0.0.1:{port}", "timeout": 0.05}, guard_settle=0,
+                   prefixes=[{"prefix": V4, "signals": ["dns"], "hold_down": hold, "max_hold_down": 30}])
+    lab.start_exabgp("a")
+    try:
+        wait_for(lambda: lab.from_site(V4, "a"), timeout=20, what="site a announcing with the flapping DNS")
+        log_before = len(lab.api_log("a"))
+        flapper.send_signal(signal.SIGUSR1)
+        seen = poll_changes(lambda: bool(lab.from_site(V4, "a")), seconds + 1, interval=0.01)
+        return FlapResult(seconds, period, hold, lab.api_log("a")[log_before:].count("signal dns is DOWN"),
+                          len(seen) - 1, sum(1 for _, present in seen[1:] if not present))
+    finally:
+        lab.stop("exabgp-a")
+        lab.stop("flapdns-a")
+        lab.write_site("a")
+        lab.start_exabgp("a")
 
 
 def poll_changes(probe, seconds: float, interval: float = 0.01) -> list[tuple[float, object]]:
