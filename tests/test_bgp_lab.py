@@ -20,7 +20,7 @@ import time
 import pytest
 
 from tests.support import netns
-from tests.support.bgplab import CHECK, SITES, V4, V6, BgpLab, flap_site_a
+from tests.support.bgplab import CHECK, GUARD_SETTLE, SITES, V4, V6, BgpLab, flap_site_a
 from tests.support.dnsserver import ROOT
 from tests.support.procs import wait_for
 
@@ -144,20 +144,26 @@ def test_last_standing_site_keeps_its_prefix(lab):
 
 
 def test_sites_failing_together_leave_exactly_one(lab):
-    for site in SITES:  # both DNS services die at the same moment
-        lab.procs[f"dns-{site}"].terminate()
+    """Both DNS services freeze at the same instant: both sites decide to withdraw within a check
+    interval of each other, each while the other still looks healthy. Settling and the tie-break
+    (smallest site name stays) must leave exactly one site announcing."""
+    for site in SITES:
+        lab.signal_tree(f"dns-{site}", signal.SIGSTOP)
     try:
         wait_for(lambda: len(lab.announcing(V4)) == 1, timeout=10, interval=0.01, what="one site left")
         time.sleep(1.5)
         (survivor,) = lab.announcing(V4)
         assert lab.announcing(V4) == {survivor} and lab.announcing(V6) == {survivor}
-        doc = lab.site_doc(survivor)
-        assert doc["prefixes"][V4]["guarded"] and not doc["signals"]["dns"]["up"]
-        print(f"\nboth DNS services down at once: site {survivor} keeps the prefixes (guarded), the other withdrew")
+        docs = {s: lab.site_doc(s) for s in SITES}
+        assert docs[survivor]["prefixes"][V4]["guarded"] and not docs[survivor]["signals"]["dns"]["up"]
+        apart = abs(docs["a"]["signals"]["dns"]["since"] - docs["b"]["signals"]["dns"]["since"])
+        print(f"\nboth DNS services frozen at once: decisions {apart * 1000:.0f} ms apart; site {survivor} keeps "
+              f"the prefixes (guarded), the other withdrew")
+        if apart < GUARD_SETTLE:  # decided within one settling time: the tie-break chose, not the order
+            assert survivor == "a"
     finally:
         for site in SITES:
-            lab.stop(f"dns-{site}")
-            lab.start_dns(site)
+            lab.signal_tree(f"dns-{site}", signal.SIGCONT)
     lab.wait_all_routes()
 
 

@@ -145,6 +145,15 @@ class BgpLab:
         exabgp = os.path.join(os.path.dirname(sys.executable), "exabgp")
         self.start(f"exabgp-{site}", self.ns[site], [exabgp, conf], env={**EXABGP_ENV, "PYTHONPATH": ROOT})
 
+    def signal_tree(self, name: str, sig: int) -> None:
+        """Signal one of our processes and its descendants (`gslb serve` answers from workers)."""
+        pids = [self.procs[name].pid]
+        for pid in pids:  # grows while we walk it
+            out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+            pids += [int(p) for p in out.split()]
+        for pid in pids:
+            os.kill(pid, sig)
+
     def api_pid(self, site: str) -> int | None:
         """The pid of the API process ExaBGP runs for `site` (a child of our ExaBGP)."""
         proc = self.procs.get(f"exabgp-{site}")
