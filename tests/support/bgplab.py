@@ -7,6 +7,7 @@ a real `gslb serve`, and a redis-server, all in namespaces with documentation ad
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -126,8 +127,11 @@ class BgpLab:
         return [r for r in self.bird.routes(prefix) if r.protocol.startswith(f"site_{site}")]
 
     def close(self) -> None:
+        """Tear everything down even when a step fails: leaked routers outlive the tests."""
         for name in list(self.procs):
-            self.stop(name)
-        self.bird.stop()
-        self.lab.close()
+            with contextlib.suppress(Exception):
+                self.stop(name)
+        with contextlib.suppress(Exception):
+            self.bird.stop()
+        self.lab.close()  # kills whatever still runs in the namespaces, then deletes them
         shutil.rmtree(self.workdir, ignore_errors=True)
