@@ -34,7 +34,7 @@ from gslb.follow import HealthFollower
 from gslb.geo import load_regions, locator_for
 from gslb.policy.checks import zone_checks
 from gslb.probe.agent import ProbeAgent
-from gslb.store import ANSWERS, CONTROL, NODE, Store, StoreError, open_store
+from gslb.store import ANSWERS, CONTROL, NODE, Store, StoreError, event, open_store
 from gslb.zone.load import load_zones, zone_files
 from gslb.zone.model import Zone
 from gslb.zone.problems import Problem, ZoneError
@@ -134,11 +134,14 @@ class Node:
                 result = ReloadResult(False, reason, len(self.zones), self._serving,
                                       [str(p) for p in exc.problems])
                 self.last_reload = result
+                await self._log_zone_event(f"serial {self._serving}", "reload rejected",
+                                           f"{reason}: {exc.problems[0]}" + (
+                                               f" (+{len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""))
                 return result
             self.zones = zones
             assert self.engine is not None
             await loop.run_in_executor(None, self.engine.load, zones)
-            self._serving = self.serial
+            previous, self._serving = self._serving, self.serial
             if self.agent is not None:
                 self.agent.update_checks(zone_checks(zones).values())
             self.generation += 1
@@ -146,9 +149,16 @@ class Node:
             await self.broadcast(("zones", zones, self.generation))
             await self._wait_applied(self.generation)
             log.info("reload (%s): %d zone(s), serial %d", reason, len(zones), self.serial)
+            await self._log_zone_event(f"serial {previous}", f"serial {self.serial}", reason)
             result = ReloadResult(True, reason, len(zones), self.serial, [str(p) for p in problems])
             self.last_reload = result
             return result
+
+    async def _log_zone_event(self, old: str, new: str, reason: str) -> None:
+        if self.store is not None:
+            with contextlib.suppress(StoreError):
+                await self.store.log(event("zone", f"{self.cfg.identity}: {len(self.zones)} zone(s)", old, new,
+                                           reason, self.cfg.identity))
 
     def _scan_mtimes(self) -> dict[str, float]:
         out = {}

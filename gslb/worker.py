@@ -35,6 +35,8 @@ try:
     from gslb.dns import _udpbatch
 except ImportError:  # the C helper is optional: the pure-Python loop below serves instead
     _udpbatch = None
+if os.environ.get("GSLB_NO_NATIVE"):  # force the pure-Python loops (debugging, tests)
+    _udpbatch = None
 
 
 def quiet_gc() -> None:
@@ -46,11 +48,13 @@ def quiet_gc() -> None:
     gc.set_threshold(50_000, 50, 100)
 
 
-def udp_loop(sock: socket.socket, responder: Responder) -> None:
+def udp_loop(sock: socket.socket, responder: Responder, wildcard: bool = False) -> None:
     """recvmmsg/sendmmsg batches through the C helper when built, else recvfrom/sendto."""
     if _udpbatch is not None:
-        _udpbatch.serve(sock.fileno(), responder.answer, 64)
+        _udpbatch.serve(sock.fileno(), responder.answer, 64, 1 if wildcard else 0)
         return
+    if wildcard:
+        return udp_loop_pktinfo(sock, responder)
     recvfrom = sock.recvfrom
     sendto = sock.sendto
     answer = responder.answer
@@ -67,6 +71,33 @@ def udp_loop(sock: socket.socket, responder: Responder) -> None:
         if out is not None:
             try:
                 sendto(out, addr)
+            except OSError:
+                responder.stats.dropped += 1
+
+
+def udp_loop_pktinfo(sock: socket.socket, responder: Responder) -> None:
+    """The pure-Python loop for wildcard sockets: reply from the query's destination address."""
+    v6 = sock.family == socket.AF_INET6
+    level = socket.IPPROTO_IPV6 if v6 else socket.IPPROTO_IP
+    kind = sockets.IPV6_PKTINFO if v6 else sockets.IP_PKTINFO
+    while True:
+        try:
+            data, ancillary, _flags, addr = sock.recvmsg(4096, 64)
+        except OSError:
+            if sock.fileno() < 0:
+                return
+            continue
+        reply_info = []
+        for lvl, typ, info in ancillary:
+            if lvl == level and typ == kind:
+                # in_pktinfo: ifindex, spec_dst, addr -> reply with spec_dst = addr;
+                # in6_pktinfo: addr, ifindex -> reply with the same addr, any interface.
+                reply_info = [(lvl, typ, bytes(4) + info[8:12] + bytes(4))] if not v6 else [
+                    (lvl, typ, info[:16] + bytes(4))]
+        out = responder.answer(data, socket.inet_pton(sock.family, addr[0].split("%", 1)[0]))
+        if out is not None:
+            try:
+                sock.sendmsg([out], reply_info, 0, addr)
             except OSError:
                 responder.stats.dropped += 1
 
@@ -114,7 +145,7 @@ def run(index: int, inbox: Connection, outbox: Connection, cfg: ServerConfig, en
         for text in cfg.listen:
             host, port = sockets.parse_listen(text)
             udp = sockets.udp_socket(host, port)
-            threading.Thread(target=udp_loop, args=(udp, responder), daemon=True,
+            threading.Thread(target=udp_loop, args=(udp, responder, sockets.is_wildcard(host)), daemon=True,
                              name=f"udp {text}").start()
             tcp_socks.append(sockets.tcp_socket(host, port))
     except OSError as exc:

@@ -9,6 +9,7 @@ program attached (native XDP) to the balancer's veth, to three backends that ans
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -104,6 +105,13 @@ class XdpLab:
         return {int(k): v for k, v in json.loads(self.client.stdout.readline()).items()}
 
     def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._stop_all()
+        self.lab.close()
+        subprocess.run(["umount", self.pin_root], check=False)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _stop_all(self) -> None:
         if self.client.poll() is None:
             self.client.stdin.close()
             self.client.terminate()
@@ -115,9 +123,6 @@ class XdpLab:
                 except subprocess.TimeoutExpired:
                     proc.kill()
         netns.sh(sys.executable, "-m", "gslb", "dataplane", "detach", self.config_path, ns=self.ns["lb"], check=False)
-        self.lab.close()
-        subprocess.run(["umount", self.pin_root], check=False)
-        shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

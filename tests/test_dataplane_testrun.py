@@ -219,3 +219,18 @@ def test_counters_per_vip_and_backend(lb):
         balancer.test_run(frame)
     after = balancer.counters("vip_stats", vid)
     assert after[0] - before[0] == 10 and after[1] - before[1] == 10 * len(frame)
+
+
+def test_backends_down_in_the_store_leave_the_table(lb):
+    balancer, control = lb
+    cfg = load(write_config(CONFIG))
+    down = next(b for b in cfg.vips[0].backends if b.address == "192.0.2.13")
+    control.apply(cfg, {down.check: False})
+    try:
+        assert "192.0.2.13" not in set(control.tables["198.51.100.1:80/tcp"])
+        assert not balancer.get_backend(control.backend_id(down)).flags  # its known flows re-pick too
+        for sport in range(41000, 41300):
+            _, out, _ = balancer.test_run(packet("198.51.100.250", "198.51.100.1", "tcp", sport, 80, dst_mac=LB_MAC))
+            assert MACS[mac_text(out[:6])] != "192.0.2.13"
+    finally:
+        control.apply(cfg)

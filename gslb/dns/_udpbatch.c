@@ -12,6 +12,7 @@
 #include <Python.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/ip.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -35,13 +36,51 @@ static void observe(const struct timespec *a, const struct timespec *b)
     histogram[i]++;
 }
 
+/* Copy the destination address of a received datagram into the source of its reply. */
+static void
+reply_source(struct msghdr *in, struct msghdr *out, char *buf, size_t size)
+{
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(in); c; c = CMSG_NXTHDR(in, c)) {
+        if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+            struct in_pktinfo got, info;
+            memcpy(&got, CMSG_DATA(c), sizeof(got));
+            memset(&info, 0, sizeof(info));
+            info.ipi_spec_dst = got.ipi_addr;
+            out->msg_control = buf;
+            out->msg_controllen = CMSG_SPACE(sizeof(info));
+            struct cmsghdr *o = CMSG_FIRSTHDR(out);
+            o->cmsg_level = IPPROTO_IP;
+            o->cmsg_type = IP_PKTINFO;
+            o->cmsg_len = CMSG_LEN(sizeof(info));
+            memcpy(CMSG_DATA(o), &info, sizeof(info));
+            return;
+        }
+        if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+            struct in6_pktinfo got, info;
+            memcpy(&got, CMSG_DATA(c), sizeof(got));
+            memset(&info, 0, sizeof(info));
+            info.ipi6_addr = got.ipi6_addr;
+            out->msg_control = buf;
+            out->msg_controllen = CMSG_SPACE(sizeof(info));
+            struct cmsghdr *o = CMSG_FIRSTHDR(out);
+            o->cmsg_level = IPPROTO_IPV6;
+            o->cmsg_type = IPV6_PKTINFO;
+            o->cmsg_len = CMSG_LEN(sizeof(info));
+            memcpy(CMSG_DATA(o), &info, sizeof(info));
+            return;
+        }
+    }
+    (void)size;
+}
+
 static PyObject *
 serve(PyObject *self, PyObject *args)
 {
     int fd;
     PyObject *handler;
     int batch = BATCH;
-    if (!PyArg_ParseTuple(args, "iO|i", &fd, &handler, &batch))
+    int pktinfo = 0; /* wildcard socket: answer from the address each query was sent to */
+    if (!PyArg_ParseTuple(args, "iO|ii", &fd, &handler, &batch, &pktinfo))
         return NULL;
     if (!PyCallable_Check(handler)) {
         PyErr_SetString(PyExc_TypeError, "handler must be callable");
@@ -55,6 +94,12 @@ serve(PyObject *self, PyObject *args)
     struct iovec riov[BATCH], siov[BATCH];
     struct mmsghdr rmsg[BATCH], smsg[BATCH];
     PyObject *outs[BATCH];
+    /* ancillary data: the query's destination address in, the reply's source address out */
+    union cbuf {
+        char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+        struct cmsghdr align;
+    };
+    union cbuf rctl[BATCH], sctl[BATCH];
 
     for (;;) {
         for (int i = 0; i < batch; i++) {
@@ -65,6 +110,10 @@ serve(PyObject *self, PyObject *args)
             rmsg[i].msg_hdr.msg_namelen = sizeof(addrs[i]);
             rmsg[i].msg_hdr.msg_iov = &riov[i];
             rmsg[i].msg_hdr.msg_iovlen = 1;
+            if (pktinfo) {
+                rmsg[i].msg_hdr.msg_control = rctl[i].buf;
+                rmsg[i].msg_hdr.msg_controllen = sizeof(rctl[i].buf);
+            }
         }
         int n;
         Py_BEGIN_ALLOW_THREADS
@@ -122,6 +171,8 @@ serve(PyObject *self, PyObject *args)
             smsg[nout].msg_hdr.msg_namelen = rmsg[i].msg_hdr.msg_namelen;
             smsg[nout].msg_hdr.msg_iov = &siov[nout];
             smsg[nout].msg_hdr.msg_iovlen = 1;
+            if (pktinfo)
+                reply_source(&rmsg[i].msg_hdr, &smsg[nout].msg_hdr, sctl[nout].buf, sizeof(sctl[nout].buf));
             nout++;
         }
         int done = 0;
@@ -158,7 +209,8 @@ static PyMethodDef methods[] = {
     {"histogram", get_histogram, METH_NOARGS,
      "Handler time per query: counts below 1, 2, 4 ... 1024 microseconds, then everything slower."},
     {"serve", serve, METH_VARARGS,
-     "serve(fd, handler, batch=64): receive, answer and send UDP datagrams until the socket closes."},
+     "serve(fd, handler, batch=64, pktinfo=0): receive, answer and send UDP datagrams until the socket "
+     "closes; with pktinfo, each reply leaves from the address its query was sent to."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -37,8 +37,24 @@ def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
+IP_PKTINFO = 8  # Linux values (not all exported by the socket module)
+IPV6_RECVPKTINFO = 49
+IPV6_PKTINFO = 50
+
+
+def is_wildcard(host: str) -> bool:
+    return ipaddress.ip_address(host).is_unspecified
+
+
 def udp_socket(host: str, port: int) -> socket.socket:
+    """A UDP socket; a wildcard one also reports each query's destination address (PKTINFO), so
+    replies leave from the address the client asked: anycast nodes hold several addresses."""
     sock = socket.socket(_family(host), socket.SOCK_DGRAM)
+    if is_wildcard(host):
+        if sock.family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)
+        else:
+            sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     if sock.family == socket.AF_INET6:
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)

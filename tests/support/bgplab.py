@@ -10,6 +10,7 @@ namespaces go with `close()`, which also kills whatever is left inside them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -197,11 +198,14 @@ class BgpLab:
                  what="both sites' prefixes in BIRD")
 
     def close(self) -> None:
+        """Tear everything down even when a step fails: leaked routers outlive the tests."""
         for name in list(self.procs):
-            self.stop(name)
-        if getattr(self, "bird", None):
-            self.bird.stop()
-        self.lab.close()
+            with contextlib.suppress(Exception):
+                self.stop(name)
+        with contextlib.suppress(Exception):
+            if getattr(self, "bird", None):
+                self.bird.stop()
+        self.lab.close()  # kills whatever still runs in the namespaces, then deletes them
         if os.environ.get("GSLB_KEEP_LAB_LOGS"):
             shutil.copytree(self.workdir, os.environ["GSLB_KEEP_LAB_LOGS"], dirs_exist_ok=True)
         shutil.rmtree(self.workdir, ignore_errors=True)

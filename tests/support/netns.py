@@ -10,6 +10,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -63,6 +64,12 @@ class Lab:
     def close(self) -> None:
         for name in reversed(self.namespaces):
             pids = sh("ip", "netns", "pids", name, check=False).stdout.split()
+            if pids:  # ask nicely first, so servers can clean up after themselves
+                for pid in pids:
+                    with contextlib.suppress(ProcessLookupError, ValueError):
+                        os.kill(int(pid), 15)
+                time.sleep(0.2)
+                pids = sh("ip", "netns", "pids", name, check=False).stdout.split()
             for pid in pids:
                 with contextlib.suppress(ProcessLookupError, ValueError):
                     os.kill(int(pid), 9)
