@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import dns.asyncquery
 import dns.exception
 import dns.flags
 import dns.message
@@ -36,19 +35,46 @@ class SignalState:
         return {"up": self.up, "detail": self.detail, "since": self.changed_at or None}
 
 
+class _OneReply(asyncio.DatagramProtocol):
+    """A connected UDP socket's first reply, or its error: a dead server's ICMP port unreachable
+    arrives as ConnectionRefusedError at once instead of a timeout later."""
+
+    def __init__(self) -> None:
+        self.reply: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:
+        if not self.reply.done():
+            self.reply.set_result(data)
+
+    def error_received(self, exc: Exception) -> None:
+        if not self.reply.done():
+            self.reply.set_exception(exc)
+
+
 async def dns_check(signal: Signal) -> tuple[bool, str]:
-    """Ask the local DNS service a question it must answer authoritatively."""
+    """Ask the local DNS service a question it must answer authoritatively (NOERROR, AA, at least
+    one answer record) within the timeout."""
     host, port = parse_listen(signal.address)
     query = dns.message.make_query(signal.qname, signal.qtype)
     start = time.perf_counter()
+    loop = asyncio.get_running_loop()
+    transport = None
     try:
-        reply = await dns.asyncquery.udp(query, host, port=port, timeout=signal.timeout)
-    except dns.exception.Timeout:
+        transport, protocol = await loop.create_datagram_endpoint(_OneReply, remote_addr=(host, port))
+        transport.sendto(query.to_wire())
+        wire = await asyncio.wait_for(protocol.reply, signal.timeout)
+        reply = dns.message.from_wire(wire)
+        if not query.is_response(reply):
+            return False, f"{signal.address}: a reply that does not match the query"
+    except TimeoutError:
         return False, f"no answer from {signal.address} within {signal.timeout:g}s"
     except OSError as exc:
         return False, f"{signal.address}: {exc.strerror or exc}"
-    except dns.exception.DNSException as exc:  # a malformed or mismatched reply
+    except dns.exception.DNSException as exc:  # a malformed reply
         return False, f"{signal.address}: bad reply: {exc}"
+    finally:
+        if transport is not None:
+            transport.close()
     ms = (time.perf_counter() - start) * 1000
     if reply.rcode() != dns.rcode.NOERROR:
         return False, f"{signal.qname} {signal.qtype}: {dns.rcode.to_text(reply.rcode())}"

@@ -16,13 +16,14 @@ import pytest
 import yaml
 
 from bgp.api import AnycastProcess
-from bgp.config import load_site
+from bgp.config import Signal, load_site
 from bgp.controller import ANNOUNCED, DEGRADED, DRAINING, WITHDRAWN, Controller, Other
 from bgp.exabgp_conf import EXABGP_ENV, render
-from bgp.signals import SignalState
+from bgp.signals import SignalState, dns_check
 from gslb.probe.hysteresis import Hysteresis
 from gslb.store import MemoryStore
 from gslb.zone.problems import ZoneError
+from tests.support.dnsserver import gslb_server
 from tests.support.flapdns import FlappingDns
 
 V4, V6 = "203.0.113.0/24", "2001:db8:ffff::/48"
@@ -284,6 +285,31 @@ def test_hold_down_doubles_while_flapping_and_resets_when_steady(tmp_path):
     now += 16  # steady for max_hold_down: the next failure starts from hold_down again
     c.evaluate(bad, None, covered, now=now)
     assert c.prefixes[V4].hold == 2
+
+
+# -- the DNS signal against the real server --------------------------------------------------
+
+
+def test_dns_check_asks_the_real_server_and_names_what_is_wrong(tmp_path):
+    """Up only for NOERROR + AA + an answer; everything else says why (against `gslb serve`)."""
+    zones = tmp_path / "zones"
+    zones.mkdir()
+    (zones / "example.com.yaml").write_text("'':\n  type: A\n  value: 192.0.2.1\n")
+
+    def check(port: int, name: str, qtype: str = "A", timeout: float = 0.5) -> tuple[bool, str]:
+        signal = Signal("dns", "dns", address=f"127.0.0.1:{port}", qname=name, qtype=qtype, timeout=timeout)
+        return asyncio.run(dns_check(signal))
+
+    with gslb_server(str(zones)) as server:
+        ok, detail = check(server.port, "example.com")
+        assert ok and detail.startswith("answered in"), detail
+        assert check(server.port, "nope.example.com") == (False, "nope.example.com A: NXDOMAIN")
+        assert check(server.port, "example.com", "AAAA") == (False, "example.com AAAA: empty answer")
+        assert check(server.port, "example.net") == (False, "example.net A: REFUSED")
+        port = server.port
+    started = time.monotonic()
+    assert check(port, "example.com", timeout=2) == (False, f"127.0.0.1:{port}: Connection refused")
+    assert time.monotonic() - started < 0.5  # a dead server is known at once, not after the timeout
 
 
 # -- the API process against a flapping DNS service ------------------------------------------
