@@ -194,8 +194,16 @@ class BgpLab:
             return f.read()
 
     def wait_all_routes(self, timeout: float = 30) -> None:
-        wait_for(lambda: all(self.from_site(p, s) for p in (V4, V6) for s in SITES), timeout=timeout,
-                 what="both sites' prefixes in BIRD")
+        """Every site announces both prefixes plainly (not guarded, not degraded) with every signal up,
+        and BIRD has the routes: the steady state each test starts from."""
+        def steady(site: str) -> bool:
+            doc = self.site_doc(site)
+            prefixes = doc.get("prefixes", {})
+            return (bool(prefixes) and all(s.get("up") for s in doc.get("signals", {}).values())
+                    and all(p["state"] == "announced" and not p["guarded"] for p in prefixes.values())
+                    and all(self.from_site(p, site) for p in (V4, V6)))
+
+        wait_for(lambda: all(steady(s) for s in SITES), timeout=timeout, what="both sites steady, routes in BIRD")
 
     def close(self) -> None:
         """Tear everything down even when a step fails: leaked routers outlive the tests."""
