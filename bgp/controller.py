@@ -105,6 +105,8 @@ class Controller:
                 if not forced and not self._may_leave(key, ps, others, reason, now, out):
                     continue
             elif ps.leaving_since is not None or ps.guarded:
+                if ps.guarded and target == ps.state:
+                    ps.reason = reason  # the guard is over: say why it stands now
                 ps.leaving_since, ps.guarded = None, False
             if target != ps.state:
                 self._depart_or_return(ps, target, drain, now)
@@ -129,8 +131,8 @@ class Controller:
         ps.leaving_since = None
         if not ps.guarded:
             ps.guarded = True
-            out.append(Transition(key, ps.state, ps.state,
-                                  f"guard: kept {ps.state}, no other site announces it ({reason})", now))
+            ps.reason = f"guard: kept {ps.state}, no other site announces it ({reason})"
+            out.append(Transition(key, ps.state, ps.state, ps.reason, now))
         return False
 
     def _covered(self, others: list[Other]) -> bool:

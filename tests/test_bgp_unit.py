@@ -407,3 +407,13 @@ def test_cli_drain_needs_the_shared_store_and_writes_it(tmp_path, redis_url):
     assert asyncio.run(read())[0] is None
     status = gslb("status", "--redis", redis_url)
     assert status.returncode == 0
+
+
+def test_a_guarded_prefix_says_so_until_the_signals_recover(tmp_path):
+    c = site(tmp_path)
+    c.evaluate(states(tmp_path), None, alone, now=100)
+    c.evaluate(states(tmp_path, dns=False), None, alone, now=101)
+    assert c.prefixes[V4].doc()["reason"].startswith("guard: kept announced")
+    c.evaluate(states(tmp_path), None, alone, now=102)
+    doc = c.prefixes[V4].doc()
+    assert doc["reason"] == "all signals up" and not doc["guarded"] and doc["state"] == ANNOUNCED
