@@ -68,11 +68,13 @@ class AnycastProcess:
         state = str(neighbor.get("state", ""))
         if peer not in self.peers:
             return
-        self.peers[peer] = "up" if state == "up" else "down" if state == "down" else state
+        self.peers[peer] = "up" if state == "up" else "down"  # "connected" is not up yet
         log.info("session with %s is %s", peer, state)
         if state == "up":  # a session came (back): tell it where we stand now
             sessions = [n for n in self.cfg.neighbors if str(n.address) == peer]
-            for key in self.controller.prefixes:
+            for key, ps in self.controller.prefixes.items():
+                if not ps.decided:
+                    continue  # nothing to say yet: the first decision goes to every session
                 for command in self.controller.commands(key, sessions):
                     self.send(command)
         self._dirty.set()

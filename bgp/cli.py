@@ -38,7 +38,11 @@ def cmd_config(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """Write the ExaBGP config and become ExaBGP (for containers and service managers)."""
     cfg = _site(args.site)
-    exabgp = shutil.which("exabgp") or os.path.join(os.path.dirname(sys.executable), "exabgp")
+    beside = os.path.join(os.path.dirname(sys.executable), "exabgp")  # the one installed with us
+    exabgp = beside if os.access(beside, os.X_OK) else shutil.which("exabgp")
+    if not exabgp:
+        print("gslb bgp: exabgp is not installed (pip install exabgp)", file=sys.stderr)
+        return 2
     workdir = tempfile.mkdtemp(prefix=f"gslb-bgp-{cfg.site}-")
     conf = os.path.join(workdir, "exabgp.conf")
     with open(conf, "w") as f:
