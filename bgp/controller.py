@@ -99,7 +99,9 @@ class Controller:
                     ps.since, ps.reason = now, reason
             if RANK[target] > RANK[ps.state] and drain is None and now < ps.hold_until:
                 ps.leaving_since, ps.guarded = None, False
-                continue  # held down: flapping
+                ps.reason = (f"held down {ps.hold:g}s after flapping (until "
+                             f"{time.strftime('%H:%M:%S', time.localtime(ps.hold_until))}), then {target}")
+                continue
             if target == WITHDRAWN and ps.state != WITHDRAWN:
                 forced = self.cfg.allow_last_withdraw or bool(drain and drain.get("force"))
                 if not forced and not self._may_leave(key, ps, others, reason, now, out):

@@ -277,6 +277,7 @@ def test_hold_down_doubles_while_flapping_and_resets_when_steady(tmp_path):
         holds.append(c.prefixes[V4].hold)
         c.evaluate(ok, None, covered, now=now + holds[-1] - 0.01)
         assert c.prefixes[V4].state == WITHDRAWN  # held down
+        assert c.prefixes[V4].reason.startswith(f"held down {holds[-1]:g}s after flapping")
         now += holds[-1]
         c.evaluate(ok, None, covered, now=now)
         assert c.prefixes[V4].state == ANNOUNCED
