@@ -14,15 +14,11 @@ import time
 from bgp.config import load_site
 from bgp.exabgp_conf import EXABGP_ENV, render
 from gslb.store import DRAIN, SITE, StoreError, event, open_store
-from gslb.zone.problems import ZoneError
+from gslb.zone.problems import load_or_exit
 
 
 def _site(path: str):
-    try:
-        return load_site(path)
-    except ZoneError as exc:
-        print(exc, file=sys.stderr)
-        raise SystemExit(1) from None
+    return load_or_exit(load_site, path)
 
 
 def cmd_config(args: argparse.Namespace) -> int:

@@ -12,15 +12,11 @@ import sys
 from dataplane import config as dpconfig
 from dataplane import libbpf
 from dataplane.libbpf import BpfError
-from gslb.zone.problems import ZoneError
+from gslb.zone.problems import load_or_exit
 
 
 def _load(path: str) -> dpconfig.DataplaneConfig:
-    try:
-        return dpconfig.load(path)
-    except ZoneError as exc:
-        print(exc, file=sys.stderr)
-        raise SystemExit(1) from None
+    return load_or_exit(dpconfig.load, path)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from gslb.config import ServerConfig, load_config
 from gslb.zone.load import load_zone, load_zones
-from gslb.zone.problems import ZoneError
+from gslb.zone.problems import ZoneError, load_or_exit
 
 
 def _config(args: argparse.Namespace) -> ServerConfig:
@@ -29,11 +29,7 @@ def _config(args: argparse.Namespace) -> ServerConfig:
 
 
 def _config_or_exit(args: argparse.Namespace) -> ServerConfig:
-    try:
-        return _config(args)
-    except ZoneError as exc:
-        print(exc, file=sys.stderr)
-        raise SystemExit(1) from None
+    return load_or_exit(_config, args)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

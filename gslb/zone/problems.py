@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, order=True)
@@ -24,3 +29,12 @@ class ZoneError(Exception):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = sorted(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
+
+
+def load_or_exit(load: Callable[..., T], *args: Any) -> T:
+    """For commands: load a file, or print every problem and exit with status 1."""
+    try:
+        return load(*args)
+    except ZoneError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(1) from None
