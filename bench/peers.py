@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import dns.message
 import dns.query
@@ -86,7 +86,6 @@ class Running:
     port: int
     proc: subprocess.Popen
     workdir: str
-    pids: list[int] = field(default_factory=list)
 
     def tree(self) -> list[int]:
         """The server's processes (supervisor and forked workers)."""

@@ -9,7 +9,6 @@ import contextlib
 import logging
 import os
 import signal
-import socket
 import time
 from typing import Any
 
@@ -105,11 +104,3 @@ class Agent:
                 log.info("detached from %s", self.cfg.interface)
             await self.store.close()
             self.balancer.close()
-
-
-def ifindex_ok(name: str) -> bool:
-    try:
-        socket.if_nametoindex(name)
-        return True
-    except OSError:
-        return False

@@ -142,11 +142,6 @@ class Balancer:
         values = (ctypes.c_uint32 * RING_SIZE)(*table)
         libbpf.map_update_batch(self.fd["rings"], keys, values, RING_SIZE)
 
-    def ring_entry(self, vip_id: int, slot: int, index: int) -> int:
-        value = ctypes.c_uint32()
-        libbpf.map_lookup(self.fd["rings"], ctypes.c_uint32((vip_id * RING_SLOTS + slot) * RING_SIZE + index), value)
-        return value.value
-
     def conn(self, key: FlowKey) -> FlowValue | None:
         v = FlowValue()
         return v if libbpf.map_lookup(self.fd["conns"], key, v) else None

@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from gslb.health import check_key
 from gslb.zone import yamlsrc
@@ -67,7 +66,6 @@ class DataplaneConfig:
     store: str | None = None
     pin_root: str = "/sys/fs/bpf"
     path: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def load(path: str) -> DataplaneConfig:

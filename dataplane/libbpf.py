@@ -11,7 +11,6 @@ import os
 
 _lib = ctypes.CDLL(ctypes.util.find_library("bpf") or "libbpf.so.1", use_errno=True)
 
-XDP_FLAGS_UPDATE_IF_NOEXIST = 1 << 0
 XDP_FLAGS_SKB_MODE = 1 << 1
 XDP_FLAGS_DRV_MODE = 1 << 2
 BPF_ANY = 0
@@ -121,12 +120,6 @@ def xdp_attach(ifindex: int, prog_fd: int, flags: int) -> None:
 
 def xdp_detach(ifindex: int, flags: int) -> None:
     _check(_lib.bpf_xdp_detach(ifindex, flags, None), f"detach XDP from ifindex {ifindex}")
-
-
-def xdp_prog_id(ifindex: int, flags: int = 0) -> int:
-    pid = ctypes.c_uint32(0)
-    _check(_lib.bpf_xdp_query_id(ifindex, flags, ctypes.byref(pid)), f"query XDP on ifindex {ifindex}")
-    return pid.value
 
 
 def map_update(fd: int, key: ctypes._CData, value: ctypes._CData, flags: int = BPF_ANY) -> None:

@@ -45,7 +45,6 @@ class HealthFollower:
         self.on_change = on_change
         self.health: Health = {}
         self.stale = True  # until the first successful read
-        self.last_read = 0.0
         self._dirty = asyncio.Event()
         self.transitions: list[tuple[float, str, bool]] = []
 
@@ -73,7 +72,6 @@ class HealthFollower:
                         self.view.overrides[change.key] = str(change.value.get("status", "up"))
                 else:
                     continue
-                self.last_read = time.time()
                 self._dirty.set()
         finally:
             decider.cancel()
@@ -102,7 +100,6 @@ class HealthFollower:
             self.view.heartbeat(region, float(doc.get("expires_at", 0)))
         self.view.overrides = {k: str(v.get("status", "up")) for k, v in overrides.items()}
         self.stale = False
-        self.last_read = time.time()
         self._dirty.set()
 
     async def _decide_loop(self) -> None:

@@ -88,13 +88,11 @@ class Node:
         self.serial = 0
         self.zones: list[Zone] = []
         self.engine: Engine | None = None
-        self.last_reload: ReloadResult | None = None
         self._mtimes: dict[str, float] = {}
         self._reload_lock: asyncio.Lock | None = None
         self.started = time.time()
         self.generation = 0
         self.health_generation = 0
-        self.health_changed_at = 0.0
         self.store: Store | None = None
         self.agent: ProbeAgent | None = None
         self.follower: HealthFollower | None = None
@@ -133,7 +131,6 @@ class Node:
                 log.error("reload (%s) rejected: still serving serial %d", reason, self._serving)
                 result = ReloadResult(False, reason, len(self.zones), self._serving,
                                       [str(p) for p in exc.problems])
-                self.last_reload = result
                 await self._log_zone_event(f"serial {self._serving}", "reload rejected",
                                            f"{reason}: {exc.problems[0]}" + (
                                                f" (+{len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""))
@@ -151,7 +148,6 @@ class Node:
             log.info("reload (%s): %d zone(s), serial %d", reason, len(zones), self.serial)
             await self._log_zone_event(f"serial {previous}", f"serial {self.serial}", reason)
             result = ReloadResult(True, reason, len(zones), self.serial, [str(p) for p in problems])
-            self.last_reload = result
             return result
 
     async def _log_zone_event(self, old: str, new: str, reason: str) -> None:
@@ -322,7 +318,6 @@ class Node:
     async def _health_changed(self, health: Health) -> None:
         """Push new health decisions to every worker (and keep the supervisor's engine current)."""
         assert self.engine is not None
-        self.health_changed_at = time.time()
         self.engine.set_health(health)
         self._answers_due.set()
         self.health_generation += 1

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import dns.exception
 import dns.name
@@ -55,11 +55,10 @@ class Snapshot:
     zones: Zones
     table: dict[bytes, Entry]
     compile: Compiler = compile_answer  # Answer → Entry; the engine's makes GSLB names per-client
-    serials: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def build(cls, zones: Zones, compile_: Compiler = compile_answer) -> Snapshot:
-        return cls(zones, compile_table(zones, compile_), compile_, {z.name: z.serial for z in zones})
+        return cls(zones, compile_table(zones, compile_), compile_)
 
 
 class Stats:
@@ -78,16 +77,13 @@ class Stats:
 class Responder:
     """Answers queries from a `Snapshot`; `swap` replaces it atomically (one reference store)."""
 
-    def __init__(self, snapshot: Snapshot, identity: str, version: str | None, udp_size: int = 1232,
-                 client_entry: Callable[[Entry, str, wire.ClientSubnet | None], tuple[Entry, int]] | None = None
-                 ) -> None:
+    def __init__(self, snapshot: Snapshot, identity: str, version: str | None, udp_size: int = 1232) -> None:
         self.identity = identity.encode()
         self.udp_size = udp_size
         self._opt_head = wire.opt_record(udp_size, False)[:-2]  # all but RDLENGTH
         self._opt_head_do = wire.opt_record(udp_size, True)[:-2]
         self._valid_ecs: set[bytes] = set()  # ECS options already validated
         self.chaos = chaos_entries(identity, version)
-        self.client_entry = client_entry
         self.stats = Stats()
         self.retired: dict[tuple[str, int, int], int] = {}
         self.swap(snapshot)
@@ -103,21 +99,19 @@ class Responder:
 
     # -- counters -------------------------------------------------------------------------
 
-    def _entries(self, extra: list[dict] | None = None) -> list[Entry]:
-        seen: dict[int, Entry] = {}
+    def _entries(self, extra: list[dict] | None = None) -> Iterator[Entry]:
+        """Every entry answers can come from now (each object appears in exactly one place)."""
         for source in (self.table, self.misses, *(extra or [])):
-            for entry in list(source.values()):
-                seen[id(entry)] = entry
-        for entry in (REFUSED, NOTIMP, FORMERR):
-            seen[id(entry)] = entry
-        return list(seen.values())
+            yield from list(source.values())
+        yield from (REFUSED, NOTIMP, FORMERR)
 
     def _retire(self, extra: list[dict] | None = None) -> None:
         """Fold the hits of entries about to be dropped into the running totals."""
-        for key, n in self._live_counts(extra).items():
-            self.retired[key] = self.retired.get(key, 0) + n
         for entry in self._entries(extra):
-            entry.hits = 0
+            if entry.hits:
+                key = (entry.zone, entry.qtype, entry.rcode)
+                self.retired[key] = self.retired.get(key, 0) + entry.hits
+                entry.hits = 0
 
     def _live_counts(self, extra: list[dict] | None = None) -> dict[tuple[str, int, int], int]:
         out: dict[tuple[str, int, int], int] = {}
@@ -170,7 +164,7 @@ class Responder:
                 qtype = data[pos + 1:pos + 3]
                 if qtype in (_AXFR, _IXFR) or (tcp and qtype == _ANY):
                     return self._slow(data, client, tcp)
-                entry = self._miss(key, pos + 1 - 12)
+                entry = self._miss(key)
             elif tcp and data[pos + 1:pos + 3] == _ANY:
                 return self._slow(data, client, tcp)
             if not has_opt:
@@ -226,7 +220,7 @@ class Responder:
         except (IndexError, wire.FormErr, struct.error, dns.exception.DNSException):
             return self._slow(data, client, tcp)
 
-    def _miss(self, key: bytes, name_len: int) -> Entry:
+    def _miss(self, key: bytes) -> Entry:
         """Compile an answer the table did not foresee (wildcard, NXDOMAIN, odd type, REFUSED)."""
         qclass = key[-2:]
         qtype = int.from_bytes(key[-4:-2], "big")
@@ -329,7 +323,7 @@ class Responder:
             ans = self.snapshot.zones.resolve(qname, qtype, tcp=True)
             entry = REFUSED if ans is None else self.snapshot.compile(qname, qtype, ans)
         else:
-            entry = self.table.get(key) or self.misses.get(key) or self._miss(key, qend - 4 - 12)
+            entry = self.table.get(key) or self.misses.get(key) or self._miss(key)
         return self._emit(data, qend, entry, edns, client, tcp)
 
     def _soa_entry(self, key: bytes) -> Entry | None:

@@ -31,7 +31,6 @@ class Answer:
     authority: list[dns.rrset.RRset] = field(default_factory=list)
     additional: list[dns.rrset.RRset] = field(default_factory=list)
     zone: Zone | None = None
-    referral: bool = False  # TC instead of dropping glue when it does not fit
     wildcard: bool = False  # the answer depends on the query name (synthesised)
     dynamic: tuple[int, Record] | None = None  # answer[i] comes from a GSLB record: decided per client
 
@@ -106,7 +105,6 @@ def _referral(zone: Zone, cut: Name, ans: Answer) -> None:
     ans.authority.append(ns)
     if not ans.answer:
         ans.aa = False
-    ans.referral = True
     for rdata in ns:
         target = rdata.target
         if target.is_subdomain(zone.origin):

@@ -24,7 +24,6 @@ class TcpServer:
         self.idle_timeout = idle_timeout
         self.max_connections = max_connections
         self.connections = 0
-        self.refused_connections = 0
 
     async def serve(self, sock: socket.socket) -> asyncio.AbstractServer:
         return await asyncio.start_server(self._connection, sock=sock, limit=65536 + 2)
@@ -36,7 +35,6 @@ class TcpServer:
         client = socket.inet_pton(family, peer[0].split("%", 1)[0])
         client_text = peer[0]
         if self.connections >= self.max_connections:
-            self.refused_connections += 1
             writer.close()
             return
         self.connections += 1

@@ -4,7 +4,7 @@ local DNS server's own counters when the app runs inside `gslb serve`."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -12,9 +12,6 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 
 from gslb.store import Store, StoreError
 from gslb.web import views
-
-# A hook the DNS server fills: returns ready metric families for this process.
-LocalMetrics = Callable[[], Iterable[Metric]]
 
 
 class _Snapshot:

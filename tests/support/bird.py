@@ -9,8 +9,6 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 
-from tests.support.netns import sh
-
 
 @dataclass
 class Route:
@@ -80,10 +78,6 @@ class Bird:
         if os.path.exists(self.sock):
             os.unlink(self.sock)
 
-    def birdc(self, *args: str) -> str:
-        r = subprocess.run(["birdc", "-s", self.sock, *args], capture_output=True, text=True, timeout=5)
-        return r.stdout
-
     def ask(self, command: str) -> str:
         """One command over BIRD's control socket (what birdc does, without a process per poll);
         returns the reply as birdc would print it."""
@@ -136,6 +130,3 @@ class Bird:
                 out[parts[0]] = parts[5]
         return out
 
-
-def ns_sh(ns: str, *cmd: str) -> subprocess.CompletedProcess:
-    return sh(*cmd, ns=ns, check=False)

@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -109,14 +108,6 @@ def gslb_server(zones_dir: str, *, config: dict | None = None, workers: int = 1,
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def copy_zones(src: str, dst: str) -> str:
-    shutil.copytree(src, dst, dirs_exist_ok=True)
-    return dst
-
 
 def wait_until(predicate, timeout: float = 5.0, what: str = "condition"):
     return wait_for(predicate, timeout=timeout, interval=0.05, what=what)
-
-
-def elapsed_ms(start: float) -> float:
-    return (time.monotonic() - start) * 1000
