@@ -2,4 +2,4 @@
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("gslb.dns._udpbatch", ["gslb/dns/_udpbatch.c"], optional=True)])
+setup(ext_modules=[Extension("gslb.server._udpbatch", ["gslb/server/_udpbatch.c"], optional=True)])

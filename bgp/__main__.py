@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bgp.api import main
+from bgp.exabgp_process import main
 
 parser = argparse.ArgumentParser(prog="python -m bgp")
 sub = parser.add_subparsers(dest="command", required=True)

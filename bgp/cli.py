@@ -13,8 +13,8 @@ import time
 
 from bgp.config import load_site
 from bgp.exabgp_conf import EXABGP_ENV, render
+from gslb.conf.problems import load_or_exit
 from gslb.store import DRAIN, SITE, StoreError, event, open_store
-from gslb.zone.problems import load_or_exit
 
 
 def _site(path: str):

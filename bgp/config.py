@@ -38,9 +38,9 @@ import dns.exception
 import dns.name
 import dns.rdatatype
 
-from gslb.dns.sockets import ListenError, parse_listen
-from gslb.zone import yamlsrc
-from gslb.zone.problems import Problem, ZoneError
+from gslb.conf import located
+from gslb.conf.problems import ConfigError, Problem
+from gslb.server.sockets import ListenError, parse_listen
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -136,7 +136,7 @@ class _Checker:
 
     @staticmethod
     def line(doc: Any, key: Any, default: int) -> int:
-        if isinstance(doc, yamlsrc.Located | yamlsrc.LocatedList):
+        if isinstance(doc, located.Located | located.LocatedList):
             return doc.line_of(key)
         return default
 
@@ -333,11 +333,11 @@ def _parse_prefix(i: int, p: Any, line: int, signals: dict[str, Signal], signal_
 
 
 def load_site(path: str) -> SiteConfig:
-    """Read and validate a site file; raises ZoneError listing every problem."""
+    """Read and validate a site file; raises ConfigError listing every problem."""
     out = _Checker(path)
-    doc = yamlsrc.load_file(path, "site")
+    doc = located.load_file(path, "site")
     if not isinstance(doc, dict):
-        raise ZoneError([Problem(path, 1, "site", "expected a mapping (see docs/bgp.md)")])
+        raise ConfigError([Problem(path, 1, "site", "expected a mapping (see docs/bgp.md)")])
     out.keys(doc, TOP_KEYS, "", doc.line)
     site = doc.get("site")
     if not isinstance(site, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", site):
@@ -406,7 +406,7 @@ def load_site(path: str) -> SiteConfig:
         allow = False
     settle = out.number(doc, "guard_settle", "", doc.line, 0, 10, 0.3, unit=" seconds")
     if out.items:
-        raise ZoneError(out.items)
+        raise ConfigError(out.items)
     return SiteConfig(site=str(site), local_as=int(local_as or 0), router_id=router_id, neighbors=tuple(neighbors),
                       prefixes=tuple(prefixes), signals=signals, store=store, allow_last_withdraw=allow,
                       guard_settle=float(settle), path=path)

@@ -13,8 +13,8 @@ import dns.message
 import dns.rcode
 
 from bgp.config import Signal
-from gslb.dns.sockets import parse_listen
 from gslb.probe.hysteresis import Hysteresis
+from gslb.server.sockets import parse_listen
 
 Health = dict[str, tuple[bool, dict]]  # check key → (up, RTTs): the store's quorum decisions
 STORE_GRACE = 5.0  # seconds a health signal waits for a first store read before failing open

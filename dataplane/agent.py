@@ -15,9 +15,9 @@ from typing import Any
 from dataplane import config as dpconfig
 from dataplane.balancer import Balancer
 from dataplane.control import Control, vip_key
-from gslb.follow import HealthFollower
+from gslb.conf.problems import ConfigError
+from gslb.health.follower import HealthFollower
 from gslb.store import DATAPLANE, StoreError, open_store
-from gslb.zone.problems import ZoneError
 
 log = logging.getLogger("gslb.dataplane")
 
@@ -56,7 +56,7 @@ class Agent:
                 self._mtime = mtime
                 try:
                     self.cfg = dpconfig.load(self.path)
-                except ZoneError as exc:
+                except ConfigError as exc:
                     log.error("%s changed but is invalid; keeping the running config:\n%s", self.path, exc)
                     continue
                 self.apply("config changed")

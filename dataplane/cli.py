@@ -12,7 +12,7 @@ import sys
 from dataplane import config as dpconfig
 from dataplane import libbpf
 from dataplane.libbpf import BpfError
-from gslb.zone.problems import load_or_exit
+from gslb.conf.problems import load_or_exit
 
 
 def _load(path: str) -> dpconfig.DataplaneConfig:

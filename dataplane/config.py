@@ -26,9 +26,9 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+from gslb.conf import located
+from gslb.conf.problems import ConfigError, Problem
 from gslb.health import check_key
-from gslb.zone import yamlsrc
-from gslb.zone.problems import Problem, ZoneError
 
 _MAC = re.compile(r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")
 
@@ -69,15 +69,15 @@ class DataplaneConfig:
 
 
 def load(path: str) -> DataplaneConfig:
-    """Read and validate; raises ZoneError with every problem (file:line: field: message)."""
-    doc = yamlsrc.load_file(path, "dataplane")
+    """Read and validate; raises ConfigError with every problem (file:line: field: message)."""
+    doc = located.load_file(path, "dataplane")
     problems: list[Problem] = []
 
     def add(line: int, where: str, message: str) -> None:
         problems.append(Problem(path, line, where, message))
 
     if not isinstance(doc, dict):
-        raise ZoneError([Problem(path, 1, "dataplane", "expected a mapping")])
+        raise ConfigError([Problem(path, 1, "dataplane", "expected a mapping")])
     name = str(doc.get("name", "default"))
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,32}", name):
         add(doc.line_of("name"), "name", "letters, digits, . _ - (it names the pinned maps)")
@@ -161,7 +161,7 @@ def load(path: str) -> DataplaneConfig:
             conntrack = True
         vips.append(VipSpec(address, port, proto, str(vmode), tuple(backends), conntrack))
     if problems:
-        raise ZoneError(problems)
+        raise ConfigError(problems)
     return DataplaneConfig(name=name, interface=str(interface), vips=tuple(vips), xdp_mode=str(mode),
                            ipip_source=str(ipip_source) if ipip_source else None, store=doc.get("store"),
                            pin_root=str(doc.get("pin_root", "/sys/fs/bpf")), path=path)

@@ -16,8 +16,8 @@ import yaml
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 
-from gslb.zone import yamlsrc
-from gslb.zone.problems import Problem, ZoneError
+from gslb.conf import located
+from gslb.conf.problems import ConfigError, Problem
 
 CONTINENT_NAMES = {"AF": "Africa", "AN": "Antarctica", "AS": "Asia", "EU": "Europe", "NA": "North America",
                    "OC": "Oceania", "SA": "South America"}
@@ -42,11 +42,11 @@ def _record(entry: dict[str, Any]) -> dict[str, Any]:
 def load_networks(path: str) -> list[dict[str, Any]]:
     """Read and validate the networks file; every problem at once."""
     with open(path) as f:
-        doc = yamlsrc.load(f.read())
+        doc = located.load(f.read())
     problems = []
     entries = doc.get("networks") if isinstance(doc, dict) else None
     if not isinstance(entries, list):
-        raise ZoneError([Problem(path, 1, "networks", "expected a list under `networks`")])
+        raise ConfigError([Problem(path, 1, "networks", "expected a list under `networks`")])
     for i, entry in enumerate(entries):
         line = entries.line_of(i)
         if not isinstance(entry, dict):
@@ -61,7 +61,7 @@ def load_networks(path: str) -> list[dict[str, Any]]:
         if not isinstance(entry.get("country"), str) or len(entry["country"]) != 2:
             problems.append(Problem(path, line, f"networks[{i}].country", "a two-letter ISO code"))
     if problems:
-        raise ZoneError(problems)
+        raise ConfigError(problems)
     return [dict(e) for e in entries]
 
 
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         build_file(args[0], args[1])
-    except ZoneError as exc:
+    except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
     except (OSError, yaml.YAMLError) as exc:

@@ -1,4 +1,4 @@
-"""Core subcommands: serve, check, reload (and probe, explain with the GSLB engine)."""
+"""Core subcommands: serve, check, reload (and probe, explain with the GSLB answers)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import socket
 import sys
 from dataclasses import replace
 
+from gslb.conf.problems import ConfigError, load_or_exit
 from gslb.config import ServerConfig, load_config
 from gslb.zone.load import load_zone, load_zones
-from gslb.zone.problems import ZoneError, load_or_exit
 
 
 def _config(args: argparse.Namespace) -> ServerConfig:
@@ -45,7 +45,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if os.path.isdir(path):
         try:
             zones, problems = load_zones(path, cfg)
-        except ZoneError as exc:
+        except ConfigError as exc:
             zones, problems = [], exc.problems
     else:
         zone, problems = load_zone(path, cfg)
@@ -106,7 +106,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
     try:
         specs = load()
-    except ZoneError as exc:
+    except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
 
@@ -136,7 +136,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
                     new = load()
                     agent.update_checks(new)
                     log.info("zones changed: %d check(s)", len(new))
-                except ZoneError as exc:
+                except ConfigError as exc:
                     log.error("zones changed but do not load; keeping the current checks:\n%s", exc)
         agent.stop()
         runner.cancel()
@@ -163,7 +163,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     import dns.name
     import dns.rdatatype
 
-    from gslb.engine import Engine
+    from gslb.answers import Answers
     from gslb.geo import locator_for
     from gslb.health import HealthView, Verdict
     from gslb.store import OVERRIDE, PROBE, REGION, StoreError, open_store
@@ -171,11 +171,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
     cfg = _config_or_exit(args)
     try:
         zones, _ = load_zones(cfg.zones_dir, cfg)
-    except ZoneError as exc:
+    except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
     locator, sites = locator_for(cfg.geodb, cfg.asndb, cfg.regions)
-    engine = Engine(zones, locator, sites)
+    answers = Answers(zones, locator, sites)
     health_note = "no store given: every check counts as up (unknown)"
     if cfg.redis:
         async def read() -> dict:
@@ -192,7 +192,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
                 await store.close()
         try:
             decided = asyncio.run(read())
-            engine.set_health({k: (h.up, dict(h.rtt_ms)) for k, h in decided.items()})
+            answers.set_health({k: (h.up, dict(h.rtt_ms)) for k, h in decided.items()})
             health_note = f"health from {cfg.redis}: {len(decided)} check(s) with fresh verdicts"
         except StoreError as exc:
             health_note = f"store unreachable ({exc}): every check counts as up"
@@ -203,7 +203,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         return 2
     ecs = None
     if "/" in args.client:
-        from gslb.dns.wire import ClientSubnet
+        from gslb.server.wire import ClientSubnet
 
         net = ipaddress.ip_network(args.client, strict=False)
         nbytes = (net.prefixlen + 7) // 8
@@ -219,7 +219,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     print(f"health      {health_note}")
     qname = dns.name.from_text(args.name)
     qtype = dns.rdatatype.from_text(args.type)
-    result = engine.explain(qname, qtype, client)
+    result = answers.explain(qname, qtype, client)
     if result["answer"] != "dynamic":
         print(f"answer      {result['answer']}")
         for line in result.get("rrsets", []):

@@ -16,8 +16,8 @@ from typing import Any
 import yaml
 
 from gslb import __version__
-from gslb.zone import yamlsrc
-from gslb.zone.problems import Problem, ZoneError
+from gslb.conf import located
+from gslb.conf.problems import ConfigError, Problem
 
 MAX_TTL = 2**31 - 1  # RFC 2181 section 8
 
@@ -86,7 +86,7 @@ def _networks(value: Any, where: str, problems: list[Problem], path: str, line: 
         try:
             nets.append(ipaddress.ip_network(str(item), strict=False))
         except ValueError:
-            ln = value.line_of(i) if isinstance(value, yamlsrc.LocatedList) else line
+            ln = value.line_of(i) if isinstance(value, located.LocatedList) else line
             problems.append(Problem(path, ln, where, f"{item!r} is not an address or prefix"))
     return tuple(nets)
 
@@ -101,7 +101,7 @@ def _zone_config(doc: Any, base: ZoneConfig, where: str, path: str, problems: li
         return base
     out = base
     for key, value in doc.items():
-        line = doc.line_of(key) if isinstance(doc, yamlsrc.Located) else 1
+        line = doc.line_of(key) if isinstance(doc, located.Located) else 1
         if key == "ttl":
             if not _int_in(value, 0, MAX_TTL):
                 problems.append(Problem(path, line, f"{where}.ttl", f"TTL must be 0..{MAX_TTL}, got {value!r}"))
@@ -113,7 +113,7 @@ def _zone_config(doc: Any, base: ZoneConfig, where: str, path: str, problems: li
                 problems.append(Problem(path, line, f"{where}.soa", "expected a mapping"))
                 continue
             for skey, sval in value.items():
-                sline = value.line_of(skey) if isinstance(value, yamlsrc.Located) else line
+                sline = value.line_of(skey) if isinstance(value, located.Located) else line
                 if skey in ("mname", "rname"):
                     if not isinstance(sval, str) or not sval:
                         problems.append(Problem(path, sline, f"{where}.soa.{skey}", "expected a name"))
@@ -144,19 +144,19 @@ _SERVER_KEYS = {
 
 
 def load_config(path: str | None) -> ServerConfig:
-    """Read `gslb.yaml`; raises ZoneError listing every problem. None → all defaults."""
+    """Read `gslb.yaml`; raises ConfigError listing every problem. None → all defaults."""
     if path is None:
         return ServerConfig()
     problems: list[Problem] = []
     try:
         text = Path(path).read_text()
-        doc = yamlsrc.load(text) or yamlsrc.Located()
+        doc = located.load(text) or located.Located()
     except OSError as exc:
-        raise ZoneError([Problem(path, 1, "config", f"cannot read: {exc.strerror}")]) from None
+        raise ConfigError([Problem(path, 1, "config", f"cannot read: {exc.strerror}")]) from None
     except yaml.YAMLError as exc:
-        raise ZoneError([Problem(path, yamlsrc.error_line(exc), "config", f"not valid YAML: {exc}")]) from None
+        raise ConfigError([Problem(path, located.error_line(exc), "config", f"not valid YAML: {exc}")]) from None
     if not isinstance(doc, dict):
-        raise ZoneError([Problem(path, 1, "config", "expected a mapping at the top level")])
+        raise ConfigError([Problem(path, 1, "config", "expected a mapping at the top level")])
     cfg = ServerConfig(path=path)
     base_dir = os.path.dirname(os.path.abspath(path))
     # defaults first: zone entries inherit them wherever they are written
@@ -191,5 +191,5 @@ def load_config(path: str | None) -> ServerConfig:
             known = ", ".join(sorted([*_SERVER_KEYS, "defaults", "zones"]))
             problems.append(Problem(path, line, str(key), f"unknown key (one of {known})"))
     if problems:
-        raise ZoneError(problems)
+        raise ConfigError(problems)
     return cfg

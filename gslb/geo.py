@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 import maxminddb
 
+from gslb.conf import located
+from gslb.conf.problems import ConfigError, Problem
 from gslb.policy.client import Location, Locator
-from gslb.zone import yamlsrc
-from gslb.zone.problems import Problem, ZoneError
 
 
 class GeoLookup:
@@ -85,12 +85,12 @@ class Regions:
 
 
 def load_regions(path: str) -> Regions:
-    """Read a regions file; raises ZoneError with every problem."""
-    doc = yamlsrc.load_file(path, "regions")
+    """Read a regions file; raises ConfigError with every problem."""
+    doc = located.load_file(path, "regions")
     problems: list[Problem] = []
     out = Regions()
     if not isinstance(doc, dict):
-        raise ZoneError([Problem(path, 1, "regions", "expected a mapping with regions, sites, default")])
+        raise ConfigError([Problem(path, 1, "regions", "expected a mapping with regions, sites, default")])
     for section in ("regions", "sites"):
         items = doc.get(section) or {}
         if not isinstance(items, dict):
@@ -119,7 +119,7 @@ def load_regions(path: str) -> Regions:
             problems.append(Problem(path, doc.line_of("default"), "default", f"{default!r} is not a region"))
         out.default = str(default)
     if problems:
-        raise ZoneError(problems)
+        raise ConfigError(problems)
     return out
 
 

@@ -27,17 +27,17 @@ import dns.rcode
 
 import geodb
 from gslb import worker
+from gslb.answers import Answers, Health
+from gslb.conf.problems import ConfigError, Problem
 from gslb.config import ServerConfig
-from gslb.dns import sockets
-from gslb.engine import Engine, Health
-from gslb.follow import HealthFollower
 from gslb.geo import load_regions, locator_for
+from gslb.health.follower import HealthFollower
 from gslb.policy.checks import zone_checks
 from gslb.probe.agent import ProbeAgent
+from gslb.server import sockets
 from gslb.store import ANSWERS, CONTROL, NODE, Store, StoreError, event, open_store
 from gslb.zone.load import load_zones, zone_files
 from gslb.zone.model import Zone
-from gslb.zone.problems import Problem, ZoneError
 
 log = logging.getLogger("gslb.node")
 
@@ -87,7 +87,7 @@ class Node:
         self.workers: list[WorkerHandle] = []
         self.serial = 0
         self.zones: list[Zone] = []
-        self.engine: Engine | None = None
+        self.answers: Answers | None = None
         self._mtimes: dict[str, float] = {}
         self._reload_lock: asyncio.Lock | None = None
         self.started = time.time()
@@ -113,7 +113,7 @@ class Node:
         self.zones = zones
         locator, sites = locator_for(self.cfg.geodb, self.cfg.asndb, self.cfg.regions)
         self.regions = load_regions(self.cfg.regions or geodb.REGIONS)
-        self.engine = Engine(zones, locator, sites)
+        self.answers = Answers(zones, locator, sites)
         self._mtimes = self._scan_mtimes()
         log.info("loaded %d zone(s) from %s, serial %d", len(zones), self.cfg.zones_dir, self.serial)
         return problems
@@ -125,7 +125,7 @@ class Node:
             self._mtimes = self._scan_mtimes()
             try:
                 zones, problems = await loop.run_in_executor(None, self._load)
-            except ZoneError as exc:
+            except ConfigError as exc:
                 for p in exc.problems:
                     log.error("reload (%s) rejected: %s", reason, p)
                 log.error("reload (%s) rejected: still serving serial %d", reason, self._serving)
@@ -136,8 +136,8 @@ class Node:
                                                f" (+{len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""))
                 return result
             self.zones = zones
-            assert self.engine is not None
-            await loop.run_in_executor(None, self.engine.load, zones)
+            assert self.answers is not None
+            await loop.run_in_executor(None, self.answers.load, zones)
             previous, self._serving = self._serving, self.serial
             if self.agent is not None:
                 self.agent.update_checks(zone_checks(zones).values())
@@ -200,7 +200,7 @@ class Node:
         up_r, up_w = ctx.Pipe(duplex=False)
         inherited = [fd for h in self.workers if h is not None and h.index != index for fd in h.fds()]
         proc = ctx.Process(target=worker.run,
-                           args=(index, down_r, up_w, self.cfg, self.engine, inherited, self.generation),
+                           args=(index, down_r, up_w, self.cfg, self.answers, inherited, self.generation),
                            name=f"gslb-worker-{index}", daemon=True)
         proc.start()
         down_r.close()
@@ -284,8 +284,8 @@ class Node:
 
     async def _publish_answers(self) -> None:
         """Which answer each probe region's clients get now, per GSLB name (on every change)."""
-        assert self.engine is not None and self.store is not None
-        docs = self.engine.region_answers(self.regions)
+        assert self.answers is not None and self.store is not None
+        docs = self.answers.region_answers(self.regions)
         for key, doc in docs.items():
             with contextlib.suppress(StoreError):
                 await self.store.put(ANSWERS, key, doc, ttl=ANSWERS_TTL)
@@ -316,9 +316,9 @@ class Node:
     # -- health --------------------------------------------------------------------------------
 
     async def _health_changed(self, health: Health) -> None:
-        """Push new health decisions to every worker (and keep the supervisor's engine current)."""
-        assert self.engine is not None
-        self.engine.set_health(health)
+        """Push new health decisions to every worker (and keep the supervisor's answers current)."""
+        assert self.answers is not None
+        self.answers.set_health(health)
         self._answers_due.set()
         self.health_generation += 1
         await self.broadcast(("health", health, self.health_generation))
@@ -472,7 +472,7 @@ def serve(cfg: ServerConfig, control_path: str | None) -> int:
     node = Node(cfg, control_path)
     try:
         node.load_initial()
-    except ZoneError as exc:
+    except ConfigError as exc:
         for p in exc.problems:
             log.error("%s", p)
         log.error("not starting: fix the zone files above (gslb check %s)", cfg.zones_dir)

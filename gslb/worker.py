@@ -20,11 +20,11 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
+from gslb.answers import Answers
 from gslb.config import ServerConfig
-from gslb.dns import sockets
-from gslb.dns.fastpath import Responder
-from gslb.dns.tcp import TcpServer
-from gslb.engine import Engine
+from gslb.server import sockets
+from gslb.server.fastpath import Responder
+from gslb.server.tcp import TcpServer
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ STATS_INTERVAL = 1.0
 
 
 try:
-    from gslb.dns import _udpbatch
+    from gslb.server import _udpbatch
 except ImportError:  # the C helper is optional: the pure-Python loop below serves instead
     _udpbatch = None
 if os.environ.get("GSLB_NO_NATIVE"):  # force the pure-Python loops (debugging, tests)
@@ -115,9 +115,9 @@ def tcp_thread(socks: list[socket.socket], server: TcpServer) -> None:
     loop.run_forever()
 
 
-def stats_message(responder: Responder, engine: Engine) -> dict[str, Any]:
+def stats_message(responder: Responder, answers: Answers) -> dict[str, Any]:
     s = responder.stats
-    counts = responder.counts([engine.answer_cache])
+    counts = responder.counts([answers.answer_cache])
     by_rcode: dict[int, int] = {}
     for (_zone, _qtype, rcode), n in counts.items():
         by_rcode[rcode] = by_rcode.get(rcode, 0) + n
@@ -125,10 +125,10 @@ def stats_message(responder: Responder, engine: Engine) -> dict[str, Any]:
             "dropped": s.dropped, "formerr": s.formerr, "by_rcode": by_rcode,
             "counts": [[z, q, r, n] for (z, q, r), n in counts.items()],
             "latency": list(_udpbatch.histogram()) if _udpbatch is not None else [],
-            "decisions": dict(engine.decisions), "cpu": time.process_time()}
+            "decisions": dict(answers.decisions), "cpu": time.process_time()}
 
 
-def run(index: int, inbox: Connection, outbox: Connection, cfg: ServerConfig, engine: Engine,
+def run(index: int, inbox: Connection, outbox: Connection, cfg: ServerConfig, answers: Answers,
         inherited_fds: list[int], generation: int = 0) -> None:
     """Worker entry point (after fork): bind, serve, follow the supervisor until the pipe closes."""
     for fd in inherited_fds:  # siblings' pipes: holding them would hide the supervisor's death
@@ -137,7 +137,7 @@ def run(index: int, inbox: Connection, outbox: Connection, cfg: ServerConfig, en
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-    responder = Responder(engine.snapshot, cfg.identity, cfg.version, cfg.edns_udp_size)
+    responder = Responder(answers.snapshot, cfg.identity, cfg.version, cfg.edns_udp_size)
     quiet_gc()
     tcp = TcpServer(responder, cfg.tcp_idle_timeout, cfg.tcp_max_connections)
     tcp_socks = []
@@ -161,18 +161,18 @@ def run(index: int, inbox: Connection, outbox: Connection, cfg: ServerConfig, en
                 message = inbox.recv()
                 kind = message[0]
                 if kind == "zones":
-                    responder._retire([engine.answer_cache])  # keep the counts of answers about to go
-                    engine.load(message[1])
-                    responder.swap(engine.snapshot)
+                    responder._retire([answers.answer_cache])  # keep the counts of answers about to go
+                    answers.load(message[1])
+                    responder.swap(answers.snapshot)
                     quiet_gc()
                     outbox.send(("applied", index, message[2]))
                 elif kind == "health":
-                    engine.set_health(message[1])  # decisions re-made on each prefix's next query
+                    answers.set_health(message[1])  # decisions re-made on each prefix's next query
                     outbox.send(("health-applied", index, message[2]))
                 elif kind == "stop":
                     break
             if time.monotonic() >= next_stats:
-                outbox.send(("stats", index, stats_message(responder, engine)))
+                outbox.send(("stats", index, stats_message(responder, answers)))
                 next_stats = time.monotonic() + STATS_INTERVAL
         except (EOFError, OSError):
             break  # the supervisor is gone: so are we

@@ -15,14 +15,14 @@ import time
 import pytest
 import yaml
 
-from bgp.api import AnycastProcess
 from bgp.config import Signal, load_site
 from bgp.controller import ANNOUNCED, DEGRADED, DRAINING, WITHDRAWN, Controller, Other
 from bgp.exabgp_conf import EXABGP_ENV, render
+from bgp.exabgp_process import AnycastProcess
 from bgp.signals import SignalState, dns_check
+from gslb.conf.problems import ConfigError
 from gslb.probe.hysteresis import Hysteresis
 from gslb.store import MemoryStore
-from gslb.zone.problems import ZoneError
 from tests.support.dnsserver import gslb_server
 from tests.support.flapdns import FlappingDns
 
@@ -113,7 +113,7 @@ signals:
 
 def test_every_config_problem_is_reported_with_its_line(tmp_path):
     path = write(tmp_path, BAD)
-    with pytest.raises(ZoneError) as err:
+    with pytest.raises(ConfigError) as err:
         load_site(path)
     text = str(err.value)
     expected = [

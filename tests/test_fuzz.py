@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gslb.config import ServerConfig
-from gslb.dns.fastpath import Responder, Snapshot
-from gslb.dns.resolve import Zones
+from gslb.server.fastpath import Responder, Snapshot
+from gslb.server.resolve import Zones
 from gslb.zone.load import load_zones
 from tests.support.dnsserver import ROOT, gslb_server
 

@@ -12,8 +12,8 @@ import pytest
 
 import geodb
 from geodb.build import build, load_networks
+from gslb.conf.problems import ConfigError
 from gslb.geo import GeoLookup, load_regions
-from gslb.zone.problems import ZoneError
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def test_bad_regions_file_reports_every_problem():
     path = os.path.join(d, "regions.yaml")
     with open(path, "w") as f:
         f.write("regions:\n  a:\n    latitude: 100\n    longitude: 0\n  b: nope\ndefault: c\n")
-    with pytest.raises(ZoneError) as err:
+    with pytest.raises(ConfigError) as err:
         load_regions(path)
     text = str(err.value)
     assert f"{path}:2: regions.a.latitude: must be -90..90" in text

@@ -11,7 +11,7 @@ import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gslb.dns.wire import ClientSubnet
+from gslb.server.wire import ClientSubnet
 
 V4_BITS = 32
 V6_BITS = 64

@@ -13,9 +13,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from gslb.zone import yamlsrc
+from gslb.conf import located
+from gslb.conf.problems import Problem
 from gslb.zone.model import Record
-from gslb.zone.problems import Problem
 
 CONTINENTS = {"AF", "AN", "AS", "EU", "NA", "OC", "SA"}
 POLICIES = ("geo", "weighted", "latency", "proximity")
@@ -102,7 +102,7 @@ class _Where:
 
 
 def _line(doc: Any, key: Any, default: int) -> int:
-    return doc.line_of(key) if isinstance(doc, yamlsrc.Located | yamlsrc.LocatedList) else default
+    return doc.line_of(key) if isinstance(doc, located.Located | located.LocatedList) else default
 
 
 def _int(value: Any, lo: int, hi: int) -> int | None:

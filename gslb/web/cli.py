@@ -8,7 +8,7 @@ import sys
 
 from aiohttp import web
 
-from gslb.dns.sockets import ListenError, parse_listen
+from gslb.server.sockets import ListenError, parse_listen
 from gslb.store import open_store
 from gslb.web.app import make_app
 

@@ -15,11 +15,11 @@ import dns.rdatatype
 import dns.rrset
 import yaml
 
+from gslb.conf import located
+from gslb.conf.problems import ConfigError, Problem
 from gslb.config import MAX_TTL, ServerConfig, ZoneConfig
 from gslb.policy.model import parse_dynamic
-from gslb.zone import yamlsrc
 from gslb.zone.model import Record, Zone, absolute
-from gslb.zone.problems import Problem, ZoneError
 from gslb.zone.rdata import CONVERTERS, ValueProblem, to_rdata
 
 # Record keys octoDNS defines; anything else on a record is a typo we should point at.
@@ -85,10 +85,10 @@ def _parse_record(name: str, doc: Any, line: int, origin: dns.name.Name, zcfg: Z
         values = doc["values"]
         vline = doc.line_of("values")
         if not isinstance(values, list):
-            values = yamlsrc.LocatedList([values])
+            values = located.LocatedList([values])
             values.line, values.item_lines = vline, [vline]
     elif "value" in doc:
-        values = yamlsrc.LocatedList([doc["value"]])
+        values = located.LocatedList([doc["value"]])
         values.line, values.item_lines = doc.line_of("value"), [doc.line_of("value")]
     else:
         out.add(doc.line, where, "missing value or values")
@@ -102,12 +102,12 @@ def _parse_record(name: str, doc: Any, line: int, origin: dns.name.Name, zcfg: Z
     rdatas = []
     seen = set()
     for i, value in enumerate(values):
-        vline = values.line_of(i) if isinstance(values, yamlsrc.LocatedList) else doc.line
+        vline = values.line_of(i) if isinstance(values, located.LocatedList) else doc.line
         try:
             rdata = to_rdata(rtype, value, origin)
         except ValueProblem as exc:
             field = f"{where}.value" + (f"[{i}]" if len(values) > 1 else "") + (f".{exc.field}" if exc.field else "")
-            if isinstance(value, yamlsrc.Located) and exc.field in value:
+            if isinstance(value, located.Located) and exc.field in value:
                 vline = value.line_of(exc.field)
             out.add(vline, field, str(exc))
             ok = False
@@ -214,13 +214,13 @@ def load_zone_text(text: str, path: str, cfg: ServerConfig, serial: int | None =
     except dns.exception.DNSException as exc:
         return None, [Problem(path, 1, "zone", f"file name does not give a valid zone name {zname!r}: {exc}")]
     try:
-        doc, duplicates = yamlsrc.load_collecting(text)
+        doc, duplicates = located.load_collecting(text)
     except yaml.YAMLError as exc:
-        return None, [Problem(path, yamlsrc.error_line(exc), "yaml", str(exc).replace("\n", " "))]
+        return None, [Problem(path, located.error_line(exc), "yaml", str(exc).replace("\n", " "))]
     for dup in duplicates:
         out.add(dup.line, "yaml", str(dup))
     if doc is None:
-        doc = yamlsrc.Located()
+        doc = located.Located()
         doc.line, doc.key_lines = 1, {}
     if not isinstance(doc, dict):
         return None, [Problem(path, 1, "zone", "expected a mapping of record names at the top level")]
@@ -241,7 +241,7 @@ def load_zone_text(text: str, path: str, cfg: ServerConfig, serial: int | None =
             out.add(line, rname, "record names should be lower case (octoDNS rejects upper case)", "warning")
         items = value if isinstance(value, list) else [value]
         for i, item in enumerate(items):
-            iline = value.line_of(i) if isinstance(value, yamlsrc.LocatedList) else line
+            iline = value.line_of(i) if isinstance(value, located.LocatedList) else line
             record = _parse_record(rname.lower(), item, iline, origin, zcfg, out)
             if record is not None:
                 records.append(record)
@@ -266,11 +266,11 @@ def load_zone(path: str, cfg: ServerConfig, serial: int | None = None) -> tuple[
 
 
 def load_zones(directory: str, cfg: ServerConfig, serial: int | None = None) -> tuple[list[Zone], list[Problem]]:
-    """Every zone file of a folder; raises ZoneError when any file has an error."""
+    """Every zone file of a folder; raises ConfigError when any file has an error."""
     try:
         files = zone_files(directory)
     except OSError as exc:
-        raise ZoneError([Problem(directory, 1, "zones", f"cannot list: {exc.strerror}")]) from None
+        raise ConfigError([Problem(directory, 1, "zones", f"cannot list: {exc.strerror}")]) from None
     zones, problems = [], []
     seen: dict[dns.name.Name, str] = {}
     for path in files:
@@ -283,6 +283,6 @@ def load_zones(directory: str, cfg: ServerConfig, serial: int | None = None) -> 
             seen[zone.origin] = path
             zones.append(zone)
     if any(p.severity == "error" for p in problems):
-        raise ZoneError(problems)
+        raise ConfigError(problems)
     return zones, problems
 

@@ -12,8 +12,8 @@ import dns.message
 import dns.rcode
 import dns.rdatatype
 
-from gslb.dns import xfr
-from gslb.dns.fastpath import Responder
+from gslb.server import xfr
+from gslb.server.fastpath import Responder
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from typing import Any, TextIO
 from bgp.config import SiteConfig
 from bgp.controller import Controller, Other, Transition
 from bgp.signals import Health, SignalRunner, SignalState
-from gslb.follow import HealthFollower
+from gslb.health.follower import HealthFollower
 from gslb.store import DRAIN, RESYNC, SITE, Store, StoreError, event, open_store
 
 log = logging.getLogger("gslb.bgp")
@@ -234,7 +234,7 @@ class AnycastProcess:
 
 def main(site_path: str, log_file: str | None = None) -> int:
     from bgp.config import load_site
-    from gslb.zone.problems import ZoneError
+    from gslb.conf.problems import ConfigError
 
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file:
@@ -243,7 +243,7 @@ def main(site_path: str, log_file: str | None = None) -> int:
                         format="%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     try:
         cfg = load_site(site_path)
-    except ZoneError as exc:
+    except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
     asyncio.run(AnycastProcess(cfg).run())

@@ -20,8 +20,8 @@ import dns.rdatatype
 import dns.rrset
 from dns.rdatatype import RdataType
 
-from gslb.dns import wire
-from gslb.dns.resolve import Answer, Zones
+from gslb.server import wire
+from gslb.server.resolve import Answer, Zones
 
 # Types answered from the table without a miss for every name (the rest are compiled on demand).
 COMMON_TYPES = (RdataType.A, RdataType.AAAA, RdataType.CNAME, RdataType.MX, RdataType.TXT, RdataType.NS,

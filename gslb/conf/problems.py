@@ -23,8 +23,8 @@ class Problem:
         return f"{self.file}:{self.line}: {self.field}: {tag}{self.message}"
 
 
-class ZoneError(Exception):
-    """Raised with every problem of a file that cannot be served."""
+class ConfigError(Exception):
+    """Raised, with every problem found, by every config and zone file that cannot be used."""
 
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = sorted(problems)
@@ -35,6 +35,6 @@ def load_or_exit(load: Callable[..., T], *args: Any) -> T:
     """For commands: load a file, or print every problem and exit with status 1."""
     try:
         return load(*args)
-    except ZoneError as exc:
+    except ConfigError as exc:
         print(exc, file=sys.stderr)
         raise SystemExit(1) from None

@@ -5,7 +5,7 @@
  * hands each to a Python callable `handler(query: bytes, client: bytes) -> bytes | None`
  * (client is the packed source address: 4 or 16 octets), and sends every reply of the batch
  * with one sendmmsg. The GIL is released while blocked in the kernel. Everything DNS stays in
- * Python (gslb/dns/fastpath.py); this file only moves packets.
+ * Python (gslb/server/fastpath.py); this file only moves packets.
  */
 #define _GNU_SOURCE
 #define PY_SSIZE_T_CLEAN

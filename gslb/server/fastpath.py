@@ -19,9 +19,9 @@ import dns.rdataclass
 import dns.rdatatype
 from dns.rdatatype import RdataType
 
-from gslb.dns import wire
-from gslb.dns.resolve import Zones
-from gslb.dns.table import (
+from gslb.server import wire
+from gslb.server.resolve import Zones
+from gslb.server.table import (
     CH,
     FORMERR,
     IN,
@@ -317,7 +317,7 @@ class Responder:
                 if entry is None:
                     return self._error(data, wire.RCODE_REFUSED, question, opt)
                 return self._emit(data, qend, entry, edns, client, tcp)
-            return None  # transfers are the TCP server's (see gslb.dns.xfr)
+            return None  # transfers are the TCP server's (see gslb.server.xfr)
         if qclass == dns.rdataclass.IN and qtype == RdataType.ANY and tcp:
             qname, _ = dns.name.from_wire(key, 0)
             ans = self.snapshot.zones.resolve(qname, qtype, tcp=True)

@@ -1,6 +1,6 @@
 """Zones + health → the answers a worker serves, rebuilt only when either changes.
 
-Static names are compiled once per zone load (`gslb.dns.table`). A GSLB name compiles to an
+Static names are compiled once per zone load (`gslb.server.table`). A GSLB name compiles to an
 entry whose `pick` decides per client: the client's prefix is located once, the record's policy
 decides once per (record, prefix) and health generation, and the wire answer for each distinct
 value set is built once. A health change only empties the decision cache; the next query of
@@ -19,19 +19,21 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from gslb.dns import wire
-from gslb.dns.fastpath import Snapshot
-from gslb.dns.resolve import Answer, Zones, negative_soa
-from gslb.dns.table import Entry, compile_answer, compile_sections
 from gslb.policy.client import V4_BITS, V6_BITS, Client, Locator
 from gslb.policy.select import Decision, RecordPolicy
+from gslb.server import wire
+from gslb.server.fastpath import Snapshot
+from gslb.server.resolve import Answer, Zones, negative_soa
+from gslb.server.table import Entry, compile_answer, compile_sections
 from gslb.zone.model import Zone
 
 Health = dict[str, tuple[bool, dict[str, float]]]  # check key → (up, smoothed RTT by region)
 DECISION_CACHE_MAX = 1_000_000
 
 
-class Engine:
+class Answers:
+    """Zones + health → the entries workers answer from; GSLB names decide per client prefix."""
+
     def __init__(self, zones: list[Zone], locator: Locator | None = None,
                  site_coordinates: dict[str, tuple[float, float]] | None = None) -> None:
         self.locator = locator or Locator()

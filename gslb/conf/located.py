@@ -99,14 +99,14 @@ def error_line(exc: yaml.YAMLError) -> int:
 
 
 def load_file(path: str, what: str) -> Any:
-    """Read and parse a config file; ZoneError (file:line) when it cannot be read or parsed."""
+    """Read and parse a config file; ConfigError (file:line) when it cannot be read or parsed."""
     from pathlib import Path
 
-    from gslb.zone.problems import Problem, ZoneError
+    from gslb.conf.problems import ConfigError, Problem
 
     try:
         return load(Path(path).read_text())
     except OSError as exc:
-        raise ZoneError([Problem(path, 1, what, f"cannot read: {exc.strerror}")]) from None
+        raise ConfigError([Problem(path, 1, what, f"cannot read: {exc.strerror}")]) from None
     except yaml.YAMLError as exc:
-        raise ZoneError([Problem(path, error_line(exc), "yaml", str(exc))]) from None
+        raise ConfigError([Problem(path, error_line(exc), "yaml", str(exc))]) from None

@@ -61,7 +61,7 @@ class Verdict:
 
 
 @dataclass
-class Health:
+class CheckHealth:
     """The decision for one check."""
 
     check: str
@@ -119,13 +119,13 @@ class HealthView:
         times = [t for t in times if t > now]
         return min(times) if times else None
 
-    def decide(self, now: float | None = None) -> dict[str, Health]:
+    def decide(self, now: float | None = None) -> dict[str, CheckHealth]:
         now = time.time() if now is None else now
         by_check: dict[str, list[Verdict]] = {}
         for v in self.verdicts.values():
             if self.fresh(v, now):
                 by_check.setdefault(v.check, []).append(v)
-        out: dict[str, Health] = {}
+        out: dict[str, CheckHealth] = {}
         for check in set(by_check) | set(self.overrides):
             fresh = by_check.get(check, [])
             down = sorted(v.region for v in fresh if not v.up)
@@ -135,7 +135,7 @@ class HealthView:
             override = self.overrides.get(check)
             if override is not None:
                 is_up = override == "up"
-            out[check] = Health(
+            out[check] = CheckHealth(
                 check=check, up=is_up, known=bool(fresh) or override is not None,
                 up_regions=up, down_regions=down,
                 rtt_ms={v.region: v.rtt_ms for v in fresh if v.rtt_ms is not None},

@@ -1,0 +1,1 @@
+"""The configuration layer every file format shares: located YAML, problems, one ConfigError."""
