@@ -39,7 +39,7 @@ class Answers:
         self.locator = locator or Locator()
         self.site_coordinates = site_coordinates or {}
         self.health: Health = {}
-        self.decisions: dict[str, int] = {}
+        self.decisions: dict[str, int] = {}  # "NAME TYPE|decision label" → answers
         self.decision_cache: dict[tuple[int, bytes], tuple[Entry, int, str]] = {}
         self.answer_cache: dict[tuple, Entry] = {}
         self.random = random.Random()
@@ -106,6 +106,8 @@ class Answers:
                  ) -> Callable[[bytes, bytes | None], tuple[Entry, int]]:
         locator = self.locator
         decisions = self.decisions
+        record = policy.record
+        record_label = f"{record.name.to_text(omit_final_dot=True)} {dns.rdatatype.to_text(record.rdtype)}|"
 
         def pick(source: bytes, ecs: bytes | None) -> tuple[Entry, int]:
             """`ecs` is the raw Client Subnet option body: cached as is, validated on a miss.
@@ -118,7 +120,8 @@ class Answers:
                 subnet = wire.parse_ecs(ecs) if ecs else None
                 decision = policy.decide(locator.client(locator.key(source, subnet)), self.random)
                 scope = decision.scope if ecs and ecs[2] else 0
-                hit = (self._entry(qname, qtype, ans, prefix, owner, policy, decision), scope, decision.label)
+                hit = (self._entry(qname, qtype, ans, prefix, owner, policy, decision), scope,
+                       record_label + decision.label)
                 if decision.sticky:
                     cache = self.decision_cache
                     if len(cache) >= DECISION_CACHE_MAX:
