@@ -18,6 +18,7 @@ import yaml
 from gslb import __version__
 from gslb.conf import located
 from gslb.conf.problems import ConfigError, Problem
+from gslb.health.model import Quorum, parse_quorum
 
 MAX_TTL = 2**31 - 1  # RFC 2181 section 8
 
@@ -61,11 +62,16 @@ class ServerConfig:
     web: str | None = None  # ADDR:PORT for the dashboard/metrics/admin API
     web_token: str | None = None
     region: str | None = None  # this node's probe region when it runs the embedded probe loop
-    quorum: int | str = "majority"
+    quorum: Quorum | None = None  # None: follow the store's published quorum (majority if none)
     defaults: ZoneConfig = field(default_factory=ZoneConfig)
     zones: dict[str, ZoneConfig] = field(default_factory=dict)
     control: str = field(default_factory=lambda: default_control_path())
     path: str | None = None
+    flags: tuple[tuple[str, Any], ...] = ()  # command-line overrides, re-applied when the file is re-read
+
+    def reread(self) -> ServerConfig:
+        """The config file as it is now, with the same command-line flags on top (ConfigError)."""
+        return replace(load_config(self.path), flags=self.flags, **dict(self.flags)) if self.path else self
 
     def zone(self, name: str) -> ZoneConfig:
         return self.zones.get(name.rstrip(".").lower(), self.defaults)
@@ -183,6 +189,12 @@ def load_config(path: str | None) -> ServerConfig:
             if key == "workers" and not _int_in(value, 0, 1024):
                 problems.append(Problem(path, line, key, "must be 0 (one per core) .. 1024"))
                 continue
+            if key == "quorum":
+                try:
+                    value = parse_quorum(value)
+                except ValueError as exc:
+                    problems.append(Problem(path, line, key, str(exc)))
+                    continue
             if key == "edns_udp_size" and not _int_in(value, 512, 65535):
                 problems.append(Problem(path, line, key, "must be 512..65535"))
                 continue
