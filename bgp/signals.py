@@ -13,9 +13,9 @@ import dns.message
 import dns.rcode
 
 from bgp.config import Signal
+from gslb.conf.listen import parse_listen
 from gslb.health.model import HealthMap
 from gslb.probe.hysteresis import Hysteresis
-from gslb.server.sockets import parse_listen
 
 STORE_GRACE = 5.0  # seconds a health signal waits for a first store read before failing open
 

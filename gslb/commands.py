@@ -90,6 +90,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     import logging
     import signal
 
+    from gslb.conf.watch import FileWatch
     from gslb.policy.checks import zone_checks
     from gslb.probe.agent import ProbeAgent
     from gslb.store import REGION, StoreError, open_store
@@ -120,18 +121,13 @@ def cmd_probe(args: argparse.Namespace) -> int:
         runner = asyncio.ensure_future(agent.run())
         log.info("region %s: %d check(s) from %s", args.region, len(specs), cfg.zones_dir)
 
-        def mtimes() -> dict:
-            return {p: os.stat(p).st_mtime_ns for p in zone_files(cfg.zones_dir)}
-
-        seen = mtimes()
+        files = FileWatch(lambda: zone_files(cfg.zones_dir))
         while not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), 2.0)
             except TimeoutError:
                 pass
-            now = mtimes()
-            if now != seen:
-                seen = now
+            if files.changed():
                 try:
                     new = load()
                     agent.update_checks(new)

@@ -29,6 +29,7 @@ import geodb
 from gslb import worker
 from gslb.answers import Answers
 from gslb.conf.problems import ConfigError, Problem
+from gslb.conf.watch import FileWatch
 from gslb.config import ServerConfig
 from gslb.geo import load_regions, locator_for
 from gslb.health.follower import HealthFollower
@@ -90,7 +91,7 @@ class Node:
         self.serial = 0
         self.zones: list[Zone] = []
         self.answers: Answers | None = None
-        self._mtimes: dict[str, float] = {}
+        self._files = FileWatch(lambda: zone_files(self.cfg.zones_dir))
         self._reload_lock: asyncio.Lock | None = None
         self.generation = 0
         self.health_generation = 0
@@ -115,7 +116,7 @@ class Node:
         locator, sites = locator_for(self.cfg.geodb, self.cfg.asndb, self.cfg.regions)
         self.regions = load_regions(self.cfg.regions or geodb.REGIONS)
         self.answers = Answers(zones, locator, sites)
-        self._mtimes = self._scan_mtimes()
+        self._files.accept()
         log.info("loaded %d zone(s) from %s, serial %d", len(zones), self.cfg.zones_dir, self.serial)
         return problems
 
@@ -123,7 +124,7 @@ class Node:
         assert self._reload_lock is not None
         async with self._reload_lock:
             loop = asyncio.get_running_loop()
-            self._mtimes = self._scan_mtimes()
+            self._files.accept()
             try:
                 if self._reread_config():
                     await self._publish_quorum()
@@ -171,26 +172,12 @@ class Node:
                 await self.store.log(event("zone", f"{self.cfg.identity}: {len(self.zones)} zone(s)", old, new,
                                            reason, self.cfg.identity))
 
-    def _scan_mtimes(self) -> dict[str, float]:
-        out = {}
-        try:
-            for path in zone_files(self.cfg.zones_dir):
-                with contextlib.suppress(OSError):
-                    st = os.stat(path)
-                    out[path] = st.st_mtime_ns + st.st_size
-        except OSError:
-            pass
-        return out
-
     async def _watch(self) -> None:
         """Reload when a zone file is added, removed or changed (and has stopped changing)."""
         while True:
             await asyncio.sleep(WATCH_INTERVAL)
-            now = self._scan_mtimes()
-            if now != self._mtimes:
-                await asyncio.sleep(WATCH_INTERVAL)  # let editors finish writing
-                if self._scan_mtimes() == now:
-                    await self.reload("zone files changed")
+            if self._files.changed():
+                await self.reload("zone files changed")
 
     # -- workers ------------------------------------------------------------------------------
 
