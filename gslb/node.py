@@ -31,12 +31,13 @@ from gslb.answers import Answers
 from gslb.conf.problems import ConfigError, Problem
 from gslb.conf.watch import FileWatch
 from gslb.config import ServerConfig
-from gslb.geo import load_regions, locator_for
+from gslb.geo import locator_for
 from gslb.health.follower import HealthFollower
 from gslb.health.model import HealthMap
 from gslb.health.reader import publish_quorum
 from gslb.policy.checks import zone_checks
 from gslb.probe.agent import ProbeAgent
+from gslb.regions import load_regions
 from gslb.server import sockets
 from gslb.store import ANSWERS, CONTROL, NODE, Store, StoreError, event, open_store
 from gslb.zone.load import load_zones, zone_files
