@@ -197,7 +197,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         return 2
     ecs = None
     if "/" in args.client:
-        from gslb.server.wire import ClientSubnet
+        from gslb.policy.client import ClientSubnet
 
         net = ipaddress.ip_network(args.client, strict=False)
         nbytes = (net.prefixlen + 7) // 8

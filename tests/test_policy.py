@@ -14,8 +14,8 @@ import pytest
 from gslb.config import ServerConfig
 from gslb.geo import locator_for
 from gslb.policy.checks import value_checks, zone_checks
+from gslb.policy.client import ClientSubnet
 from gslb.policy.select import RecordPolicy
-from gslb.server.wire import ClientSubnet
 from gslb.zone.load import load_zone_text
 
 ZONE = """
