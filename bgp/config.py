@@ -295,7 +295,7 @@ def load_site(path: str) -> SiteConfig:
     """Read and validate a site file; raises ConfigError listing every problem."""
     out = Problems(path)
     doc = located.load_file(path, "site")
-    if not isinstance(doc, dict):
+    if not isinstance(doc, located.Located):
         raise ConfigError([Problem(path, 1, "site", "expected a mapping (see docs/bgp.md)")])
     out.keys(doc, TOP_KEYS, "", doc.line)
     site = doc.get("site")
@@ -313,7 +313,7 @@ def load_site(path: str) -> SiteConfig:
     store = out.store_url(doc, "store", "", doc.line)
 
     sdoc = doc.get("signals") or {}
-    if not isinstance(sdoc, dict):
+    if not isinstance(sdoc, located.Located):
         out.add(line_of(doc, "signals", doc.line), "signals", "a mapping of name → signal")
         sdoc = {}
     signals: dict[str, Signal] = {}
@@ -328,7 +328,7 @@ def load_site(path: str) -> SiteConfig:
 
     neighbors: list[Neighbor] = []
     ndoc = doc.get("neighbors")
-    if not isinstance(ndoc, list) or not ndoc:
+    if not isinstance(ndoc, located.LocatedList) or not ndoc:
         out.add(line_of(doc, "neighbors", doc.line), "neighbors", "at least one neighbor")
         ndoc = []
     for i, n in enumerate(ndoc):
@@ -343,7 +343,7 @@ def load_site(path: str) -> SiteConfig:
 
     prefixes: list[Prefix] = []
     pdoc = doc.get("prefixes")
-    if not isinstance(pdoc, list) or not pdoc:
+    if not isinstance(pdoc, located.LocatedList) or not pdoc:
         out.add(line_of(doc, "prefixes", doc.line), "prefixes", "at least one prefix to announce")
         pdoc = []
     for i, p in enumerate(pdoc):

@@ -77,7 +77,7 @@ def load(path: str) -> DataplaneConfig:
     doc = located.load_file(path, "dataplane")
     out = Problems(path)
     add = out.add
-    if not isinstance(doc, dict):
+    if not isinstance(doc, located.Located):
         raise ConfigError([Problem(path, 1, "dataplane", "expected a mapping")])
     out.keys(doc, TOP_KEYS, "", doc.line)
     name = str(doc.get("name", "default"))
@@ -90,13 +90,13 @@ def load(path: str) -> DataplaneConfig:
     ipip_source = str(ipip) if ipip else None
     vips = []
     raw = doc.get("vips")
-    if not isinstance(raw, list) or not raw:
+    if not isinstance(raw, located.LocatedList) or not raw:
         add(doc.line_of("vips") if "vips" in doc else doc.line, "vips", "a list of VIPs")
-        raw = []
+        raw = located.LocatedList()
     seen: dict[tuple, int] = {}
     for i, v in enumerate(raw):
         line, where = raw.line_of(i), f"vips[{i}]"
-        if not isinstance(v, dict):
+        if not isinstance(v, located.Located):
             add(line, where, "a mapping with address, port, protocol, backends")
             continue
         try:
@@ -122,13 +122,13 @@ def load(path: str) -> DataplaneConfig:
             add(line, where, f"the same VIP as vips[{seen[key]}]")
         seen[key] = i
         backends = []
-        braw = v.get("backends") or []
-        if not isinstance(braw, list):
+        braw = v.get("backends") or located.LocatedList()
+        if not isinstance(braw, located.LocatedList):
             add(v.line_of("backends"), f"{where}.backends", "a list")
-            braw = []
+            braw = located.LocatedList()
         for j, b in enumerate(braw):
             bline, bwhere = braw.line_of(j), f"{where}.backends[{j}]"
-            if not isinstance(b, dict):
+            if not isinstance(b, located.Located):
                 add(bline, bwhere, "a mapping with address and mac")
                 continue
             try:

@@ -45,7 +45,7 @@ def load_networks(path: str) -> list[dict[str, Any]]:
         doc = located.load(f.read())
     problems = []
     entries = doc.get("networks") if isinstance(doc, dict) else None
-    if not isinstance(entries, list):
+    if not isinstance(entries, located.LocatedList):
         raise ConfigError([Problem(path, 1, "networks", "expected a list under `networks`")])
     for i, entry in enumerate(entries):
         line = entries.line_of(i)

@@ -98,10 +98,11 @@ def _zone_config(doc: Any, base: ZoneConfig, where: str, line: int, out: Problem
         sdoc = out.mapping(doc["soa"], swhere, sline)
         out.keys(sdoc, ("mname", "rname", *SOA_TIMERS), swhere, sline)
         soa = zc.soa
-        for key in ("mname", "rname"):
-            soa = replace(soa, **{key: out.string(sdoc, key, swhere, sline, getattr(soa, key), what="a name")})
-        for key in SOA_TIMERS:
-            soa = replace(soa, **{key: out.integer(sdoc, key, swhere, sline, 0, MAX_TTL, getattr(soa, key))})
+        names: dict[str, Any] = {key: out.string(sdoc, key, swhere, sline, getattr(soa, key), what="a name")
+                                 for key in ("mname", "rname")}
+        timers: dict[str, Any] = {key: out.integer(sdoc, key, swhere, sline, 0, MAX_TTL, getattr(soa, key))
+                                  for key in SOA_TIMERS}
+        soa = replace(soa, **names, **timers)
         zc = replace(zc, soa=soa)
     if "axfr_allow" in doc:
         zc = replace(zc, axfr_allow=out.networks(doc, "axfr_allow", where, line))
@@ -164,7 +165,7 @@ def load_config(path: str | None) -> ServerConfig:
         return ServerConfig()
     doc = located.load_file(path, "config") or located.Located()
     out = Problems(path)
-    if not isinstance(doc, dict):
+    if not isinstance(doc, located.Located):
         raise ConfigError([Problem(path, 1, "config", "expected a mapping at the top level")])
     out.keys(doc, (*SERVER_KEYS, "defaults", "zones"), "", doc.line)
     cfg = replace(ServerConfig(path=path), **_server_settings(doc, os.path.dirname(os.path.abspath(path)), out))

@@ -67,7 +67,7 @@ def _place(doc: object, where: str, line: int, out: Problems) -> Place | None:
 def load_regions(path: str) -> Regions:
     """Read a regions file; raises ConfigError with every problem."""
     doc = located.load_file(path, "regions")
-    if not isinstance(doc, dict):
+    if not isinstance(doc, located.Located):
         raise ConfigError([Problem(path, 1, "regions", "expected a mapping with regions, sites, default")])
     out = Problems(path)
     out.keys(doc, ("regions", "sites", "default"), "", doc.line)

@@ -10,16 +10,22 @@ import yaml
 class Located(dict):
     """A mapping whose `line_of(key)` says where the key was written (1-based)."""
 
-    line: int = 0
-    key_lines: dict[Any, int]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.line = 0
+        self.key_lines: dict[Any, int] = {}
 
     def line_of(self, key: Any) -> int:
         return self.key_lines.get(key, self.line)
 
 
 class LocatedList(list):
-    line: int = 0
-    item_lines: list[int]
+    """A sequence whose `line_of(index)` says where each item was written (1-based)."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.line = 0
+        self.item_lines: list[int] = []
 
     def line_of(self, index: int) -> int:
         return self.item_lines[index] if 0 <= index < len(self.item_lines) else self.line
