@@ -42,7 +42,7 @@ class _OneReply(asyncio.DatagramProtocol):
     def __init__(self) -> None:
         self.reply: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
 
-    def datagram_received(self, data: bytes, addr: tuple) -> None:
+    def datagram_received(self, data: bytes, _addr: tuple) -> None:
         if not self.reply.done():
             self.reply.set_result(data)
 

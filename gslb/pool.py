@@ -89,7 +89,7 @@ class WorkerPool:
         up_r, up_w = ctx.Pipe(duplex=False)
         inherited = [fd for h in self.workers if h.index != index for fd in h.fds()]
         answers, generation = self.current()
-        proc = ctx.Process(target=worker.run, args=(index, down_r, up_w, self.cfg, answers, inherited, generation),
+        proc = ctx.Process(target=worker.run, args=(index, down_r, up_w, self.cfg, answers, inherited),
                            name=f"gslb-worker-{index}", daemon=True)
         proc.start()
         down_r.close()

@@ -130,7 +130,7 @@ def stats_message(responder: Responder, answers: Answers) -> dict[str, Any]:
 
 
 def run(index: int, inbox: Connection, outbox: Connection, cfg: ServerConfig, answers: Answers,
-        inherited_fds: list[int], generation: int = 0) -> None:
+        inherited_fds: list[int]) -> None:
     """Worker entry point (after fork): bind, serve, follow the supervisor until the pipe closes."""
     for fd in inherited_fds:  # siblings' pipes: holding them would hide the supervisor's death
         with contextlib.suppress(OSError):

@@ -127,7 +127,7 @@ def _dname_above(zone: Zone, qname: Name) -> Name | None:
     return None
 
 
-def _follow(zones: Zones, zone: Zone, target: Name, qtype: int, tcp: bool, ans: Answer, seen: set[Name]) -> None:
+def _follow(zones: Zones, target: Name, qtype: int, tcp: bool, ans: Answer, seen: set[Name]) -> None:
     """Continue a CNAME/DNAME chain when the target is in a zone of ours."""
     if len(seen) >= MAX_CHAIN or target in seen:
         return
@@ -155,7 +155,7 @@ def _lookup(zones: Zones, zone: Zone, qname: Name, qtype: int, tcp: bool, ans: A
         cname = dns.rrset.from_text(qname, dname.ttl, dns.rdataclass.IN, RdataType.CNAME, target.to_text())
         ans.answer.append(cname)
         ans.wildcard = True
-        _follow(zones, zone, target, qtype, tcp, ans, seen)
+        _follow(zones, target, qtype, tcp, ans, seen)
         return
     node = zone.nodes.get(qname)
     source = qname
@@ -176,7 +176,7 @@ def _lookup(zones: Zones, zone: Zone, qname: Name, qtype: int, tcp: bool, ans: A
         if dynamic is not None:  # the target is chosen per client: the chain stops here
             ans.dynamic = (len(ans.answer) - 1, dynamic)
             return
-        _follow(zones, zone, cname[0].target, qtype, tcp, ans, seen)
+        _follow(zones, cname[0].target, qtype, tcp, ans, seen)
         return
     if qtype == RdataType.ANY:
         if tcp:

@@ -176,11 +176,11 @@ async def events(request: web.Request) -> web.StreamResponse:
     return await live.events(request, state(request))
 
 
-async def index(request: web.Request) -> web.FileResponse:
+async def index(_request: web.Request) -> web.FileResponse:
     return web.FileResponse(os.path.join(STATIC, "index.html"))
 
 
-async def openapi(request: web.Request) -> web.Response:
+async def openapi(_request: web.Request) -> web.Response:
     return web.json_response(document())
 
 

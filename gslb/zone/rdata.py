@@ -92,7 +92,7 @@ def txt_strings(value: Any) -> list[bytes]:
     return [raw[i:i + 255] for i in range(0, len(raw), 255)]
 
 
-def _quoted(value: Any, field: str) -> str:
+def _quoted(value: Any, _field: str) -> str:
     text = str(value)
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
