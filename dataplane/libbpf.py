@@ -141,7 +141,7 @@ def map_delete(fd: int, key: ctypes._CData) -> bool:
     return ret == 0
 
 
-def map_keys(fd: int, key_type: type) -> list:
+def map_keys(fd: int, key_type: type[ctypes.Structure]) -> list:
     out = []
     key = key_type()
     nxt = key_type()

@@ -6,6 +6,7 @@ import ctypes
 import ipaddress
 import os
 import re
+from typing import TypeAlias
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bpf")
 
@@ -26,7 +27,7 @@ BACKEND_F_UP = CONSTS["BACKEND_F_UP"]
 FAMILY_V4, FAMILY_V6 = CONSTS["FAMILY_V4"], CONSTS["FAMILY_V6"]
 FLOW_HASH_SEED = CONSTS["FLOW_HASH_SEED"]
 
-Addr = ctypes.c_uint32 * 4
+Addr: TypeAlias = ctypes.c_uint32 * 4  # type: ignore[valid-type]  # a ctypes array type
 
 
 def pack_addr(address: str) -> tuple[Addr, int]:

@@ -186,8 +186,9 @@ class Answers:
                 by_region[region] = {"rule": d.rule, "pool": d.pool, "values": list(d.values), "fallback": d.fallback,
                                      "fail_open": d.fail_open}
             name = owner.to_text(omit_final_dot=True)
-            out[f"{name} {dns.rdatatype.to_text(rdtype)}"] = {
-                "name": name, "type": dns.rdatatype.to_text(rdtype), "policy": record.dynamic.options.policy,
+            type_text = dns.rdatatype.to_text(dns.rdatatype.RdataType(rdtype))
+            out[f"{name} {type_text}"] = {
+                "name": name, "type": type_text, "policy": record.dynamic.options.policy,
                 "time": time.time(), "pools": pools, "by_region": by_region}
         return out
 

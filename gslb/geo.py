@@ -7,6 +7,7 @@ only add object construction on the hot path); any MaxMind-layout City or Countr
 from __future__ import annotations
 
 import ipaddress
+from typing import Any, cast
 
 import maxminddb
 
@@ -33,12 +34,13 @@ class GeoLookup:
             addr = addr.ipv4_mapped
         if self._city is None:
             return Location()
-        record, prefix = self._city.get_with_prefix_len(addr)
+        found, prefix = self._city.get_with_prefix_len(addr)
+        record = cast(dict[str, Any], found)  # a City/Country record: nested mappings
         network = ipaddress.ip_network(f"{addr}/{prefix}", strict=False)
         asn = None
         if self._asn is not None:
             a, _ = self._asn.get_with_prefix_len(addr)
-            asn = a.get("autonomous_system_number") if a else None
+            asn = cast(dict[str, Any], a).get("autonomous_system_number") if a else None
         if not record:
             return Location(network=network, asn=asn)
         continent = (record.get("continent") or {}).get("code")

@@ -227,6 +227,7 @@ class Node:
 
         host, port = sockets.parse_listen(self.cfg.web)
         token = self.cfg.web_token or os.environ.get("GSLB_WEB_TOKEN")
+        assert self.store is not None
         runner = web.AppRunner(make_app(self.store, token=token, local_metrics=self.local_metrics), access_log=None)
         await runner.setup()
         try:
@@ -240,7 +241,7 @@ class Node:
 
     # -- main ---------------------------------------------------------------------------------
 
-    def _background(self, store: Store) -> list[asyncio.Future]:
+    def _background(self, store: Store) -> list[asyncio.Task]:
         self.follower = HealthFollower(store, self._health_changed)
         self.publisher = AnswersPublisher(store, self._answers, self.regions)
         about = lambda: {"zones": [z.name for z in self.zones], "serial": self._serving}  # noqa: E731

@@ -13,8 +13,11 @@ from gslb.conf.collect import Problems, line_of
 from gslb.conf.problems import ConfigError, Problem
 
 
-class Located(Protocol):
-    codes: Sequence[str]  # geo codes, most specific first (EU-DE-BE, EU-DE, EU)
+class HasGeoCodes(Protocol):
+    @property
+    def codes(self) -> Sequence[str]:
+        """Geo codes, most specific first (EU-DE-BE, EU-DE, EU)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,7 @@ class Regions:
     sites: dict[str, Place] = field(default_factory=dict)
     default: str | None = None
 
-    def region_of(self, location: Located) -> str | None:
+    def region_of(self, location: HasGeoCodes) -> str | None:
         for code in location.codes:  # most specific first
             for name, place in self.regions.items():
                 if code in place.covers:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import importlib
 import logging
 import os
 import signal
@@ -32,9 +33,10 @@ log = logging.getLogger(__name__)
 STATS_INTERVAL = 1.0
 
 
-try:
-    from gslb.server import _udpbatch
-except ImportError:  # the C helper is optional: the pure-Python loop below serves instead
+_udpbatch: Any
+try:  # the C helper is optional (built by scripts/setup): the pure-Python loop below serves instead
+    _udpbatch = importlib.import_module("gslb.server._udpbatch")
+except ImportError:
     _udpbatch = None
 if os.environ.get("GSLB_NO_NATIVE"):  # force the pure-Python loops (debugging, tests)
     _udpbatch = None
@@ -107,7 +109,7 @@ def tcp_thread(socks: list[socket.socket], server: TcpServer) -> None:
     try:
         import uvloop
 
-        loop = uvloop.new_event_loop()
+        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
     except ImportError:
         loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)

@@ -86,8 +86,8 @@ class Problems:
         if key not in doc:
             return default
         v = doc[key]
-        kind: type | tuple[type, ...] = int if integer else (int, float)
-        if isinstance(v, bool) or not isinstance(v, kind) or not lo <= v <= hi:
+        numeric = isinstance(v, int) if integer else isinstance(v, int | float)
+        if isinstance(v, bool) or not numeric or not lo <= v <= hi:
             what = "an integer" if integer else "a number"
             self.add(line_of(doc, key, line), field_name(where, key), f"{what} {lo:g}..{hi:g}{unit}, not {v!r}")
             return default
@@ -96,7 +96,7 @@ class Problems:
     def integer(self, doc: dict, key: str, where: str, line: int, lo: int, hi: int, default: T,
                 unit: str = "") -> int | T:
         value = self.number(doc, key, where, line, lo, hi, default, integer=True, unit=unit)
-        return value if value is default else int(value)  # type: ignore[arg-type]
+        return value if value is default else int(value)  # type: ignore[arg-type]  # value is a number here
 
     def seconds(self, doc: dict, key: str, where: str, line: int, lo: float, hi: float, default: float) -> float:
         return float(self.number(doc, key, where, line, lo, hi, default, unit=" seconds"))
@@ -125,12 +125,12 @@ class Problems:
     def one_of(self, doc: dict, key: str, where: str, line: int, choices: Sequence[T], default: T) -> T:
         v = doc.get(key, default)
         if isinstance(v, str):
-            v = v.lower()  # type: ignore[assignment]
+            v = v.lower()
         if v not in choices:
             self.add(line_of(doc, key, line), field_name(where, key),
                      f"{' or '.join(str(c) for c in choices)}, not {doc.get(key)!r}")
             return default
-        return v  # type: ignore[return-value]
+        return v
 
     def address(self, doc: dict, key: str, where: str, line: int, version: int | None = None,
                 required: bool = True) -> Address | None:

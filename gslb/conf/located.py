@@ -44,7 +44,7 @@ class _Loader(yaml.SafeLoader):
 
     duplicates: list[DuplicateKey]
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Located:  # type: ignore[override]  # noqa: ARG002
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Located:  # noqa: ARG002
         self.flatten_mapping(node)
         out = Located()
         out.line = node.start_mark.line + 1
@@ -67,7 +67,7 @@ class _Loader(yaml.SafeLoader):
             out.key_lines[key] = line
         return out
 
-    def construct_sequence(self, node: yaml.SequenceNode, deep: bool = False) -> LocatedList:  # type: ignore[override]  # noqa: ARG002
+    def construct_sequence(self, node: yaml.SequenceNode, deep: bool = False) -> LocatedList:  # noqa: ARG002
         out = LocatedList(self.construct_object(child, deep=True) for child in node.value)
         out.line = node.start_mark.line + 1
         out.item_lines = [child.start_mark.line + 1 for child in node.value]

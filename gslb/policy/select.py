@@ -151,7 +151,8 @@ class RecordPolicy:
         trace: list[str] | None = [] if explain else None
         index, rule = self.match(client)
         if trace is not None:
-            trace.append(f"matched {rule.label(index)} → pool {rule.pool}" if rule else "no rule matched")
+            trace.append(f"matched {rule.label(index)} → pool {rule.pool}"
+                         if rule is not None and index is not None else "no rule matched")
         start = rule.pool if rule else None
         name, fallback, seen = start, False, set()
         chosen: list[str] = []
@@ -187,11 +188,11 @@ class RecordPolicy:
                 name, fallback = None, True
             elif opts.fail_open and start is not None:
                 # As if every check were up; values an operator set to `status: down` stay out.
-                candidates = [v for v in self.dyn.pools[start].values if v.status != "down"]
-                if candidates:
+                listed = [v for v in self.dyn.pools[start].values if v.status != "down"]
+                if listed:
                     if trace is not None:
                         trace.append(f"everything is down: failing open with pool {start} as if all were up")
-                    chosen, used_hash, candidates = self._select(candidates, client, rnd)
+                    chosen, used_hash, candidates = self._select(listed, client, rnd)
                     name = start
                 else:
                     if trace is not None:
@@ -210,7 +211,8 @@ class RecordPolicy:
             trace.append(f"answer {', '.join(chosen) or '(none)'} ttl {ttl} scope /{scope}"
                          + (f" (drawn again for every answer from {', '.join(v for v, _ in candidates)})"
                             if candidates else ""))
-        return Decision(values=tuple(chosen), ttl=ttl, scope=scope, rule=rule.label(index) if rule else "none",
+        label = rule.label(index) if rule is not None and index is not None else "none"
+        return Decision(values=tuple(chosen), ttl=ttl, scope=scope, rule=label,
                         pool=name, fallback=fallback, fail_open=fail_open, degraded=degraded,
                         candidates=candidates, answers=opts.answers, trace=tuple(trace or ()))
 
@@ -261,7 +263,8 @@ class RecordPolicy:
     def _widen(self, client: Client, prefix: int) -> int:
         """Widen the scope past the geo network while the neighbouring half decides the same (the
         way gdnsd merges networks): resolvers then cache one answer for a whole region."""
-        if self.locator is None:
+        locator = self.locator
+        if locator is None:
             return prefix
         width = 32 if client.version == 4 else 128
         want = self._geo_key(client.location)
@@ -271,7 +274,7 @@ class RecordPolicy:
             if budget[0] <= 0:
                 return False
             budget[0] -= 1
-            location = self.locator.locate_int(start, client.version)
+            location = locator.locate_int(start, client.version)
             net = location.network
             if net is not None and net.prefixlen <= plen:
                 return self._geo_key(location) == want

@@ -61,7 +61,7 @@ def connect(url: str) -> tuple[Any, Any]:
         return client, client
     if parts.scheme == "redis+cluster":
         nodes = [ClusterNode(h, p) for h, p in _hosts(parts.netloc, 6379)]
-        client = RedisCluster(startup_nodes=nodes, password=password)
+        client = RedisCluster(startup_nodes=nodes, password=password)  # type: ignore[assignment]  # same API
         # Cluster PUBLISH reaches every node, so any one node serves the subscription.
         host, port = _hosts(parts.netloc, 6379)[0]
         return client, aioredis.Redis(host=host, port=port, password=password)

@@ -114,7 +114,7 @@ async def drain(request: web.Request) -> web.Response:
         doc = {"time": time.time(), "by": _who(request), "reason": str(body.get("reason", "")),
                "force": bool(body.get("force", False))}
         await store.put(DRAIN, site, doc)
-        await store.log(event("drain", site, "serving", "draining", doc["reason"], _who(request)))
+        await store.log(event("drain", site, "serving", "draining", str(doc["reason"]), _who(request)))
         return {"drain": doc}
 
     return await _write(request, act)
