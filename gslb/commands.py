@@ -8,15 +8,22 @@ import os
 import socket
 import sys
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from gslb.conf.problems import ConfigError, load_or_exit
-from gslb.config import ServerConfig, load_config
-from gslb.zone.load import load_zone, load_zones
+
+if TYPE_CHECKING:
+    from gslb.config import ServerConfig
+
+# The config and zone loaders (dnspython, YAML) are imported by the commands that use them, so
+# `gslb --help`, `gslb check --help` and `gslb reload` start quickly.
 
 
 def _config(args: argparse.Namespace) -> ServerConfig:
     """The config file (if any) with command-line flags on top."""
-    cfg = load_config(args.config)
+    from gslb.config import load_config
+
+    cfg = load_config(getattr(args, "config", None))
     overrides = {}
     for flag, key in (("zones", "zones_dir"), ("geodb", "geodb"), ("redis", "redis"), ("workers", "workers"),
                       ("identity", "identity"), ("control", "control"), ("web", "web"), ("region", "region")):
@@ -40,6 +47,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from gslb.zone.load import load_zone, load_zones
+
     cfg = _config_or_exit(args)
     path = args.path
     if os.path.isdir(path):
@@ -93,7 +102,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     from gslb.policy.checks import zone_checks
     from gslb.probe.agent import ProbeAgent
     from gslb.store import REGION, StoreError, open_store
-    from gslb.zone.load import zone_files
+    from gslb.zone.load import load_zones, zone_files
 
     cfg = _config_or_exit(args)
     log = logging.getLogger("gslb.probe")
@@ -167,6 +176,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from gslb.geo import locator_for
     from gslb.health import HealthView, Verdict
     from gslb.store import OVERRIDE, PROBE, REGION, StoreError, open_store
+    from gslb.zone.load import load_zones
 
     cfg = _config_or_exit(args)
     try:
@@ -236,8 +246,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="server config file (gslb.yaml); flags override it")
+def _common(p: argparse.ArgumentParser, help_text: str = "server config file (gslb.yaml); flags override it") -> None:
+    p.add_argument("--config", help=help_text)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -256,14 +266,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("check", help="validate a zone file or a folder of them")
-    _common(p)
-    p.add_argument("path")
+    _common(p, "server config file (gslb.yaml) whose zone settings (defaults, SOA values, per-zone entries) "
+               "the zones are checked with")
+    p.add_argument("path", help="a zone file, or a folder of them")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("probe", help="run the zones' health checks from one region into the store")
     _common(p)
     p.add_argument("--region", required=True, help="name of the region this agent probes from")
-    p.add_argument("--redis", help="store URL (the probes' verdicts go there)")
+    p.add_argument("--redis", help="store URL the verdicts go to (default: in-process, seen only by this "
+                                   "process: for trying the checks)")
     p.add_argument("--zones", help="folder of zone files whose checks to run (default: zones)")
     p.add_argument("--heartbeat", type=float, default=1.0, help="seconds between liveness heartbeats")
     p.set_defaults(func=cmd_probe)
