@@ -230,20 +230,41 @@ def cmd_explain(args: argparse.Namespace) -> int:
     qname = dns.name.from_text(args.name)
     qtype = dns.rdatatype.from_text(args.type)
     result = answers.explain(qname, qtype, client)
-    if result["answer"] != "dynamic":
-        print(f"answer      {result['answer']}")
-        for line in result.get("rrsets", []):
-            print(f"            {line}")
-        return 0
-    print(f"record      {result['record']}  policy {result['policy']}")
-    for line in result["cname_chain"]:
-        print(f"chain       {line}")
-    for line in result["trace"]:
-        print(f"decision    {line}")
-    decision = result["decision"]
-    print(f"answer      {' '.join(decision.values) or '(empty)'}  ttl {decision.ttl}  ecs scope /{decision.scope}"
-          f"  [{decision.label}]")
+    for line in _explain_lines(result, qname.to_text(), args.type.upper()):
+        print(line)
     return 0
+
+
+def _explain_lines(result: dict, qname: str, qtype: str) -> list[str]:
+    """`gslb explain`'s account of an answer: rcode, decision, each record, the negative TTL."""
+    def block(label: str, rows: list[str]) -> list[str]:
+        return [f"{label if i == 0 else '':11} {row}" for i, row in enumerate(rows)]
+
+    kind = result.get("kind")
+    flags = "  aa" if result.get("aa") else ""
+    rcode = result["rcode"] + {"NODATA": f" (NODATA: {qname} has no {qtype} records)",
+                               "NXDOMAIN": f" (no name {qname} in {result.get('zone')})",
+                               "referral": " (referral: the name is delegated)"}.get(kind or "", "")
+    out = [f"rcode       {rcode}{flags}" + ("  (wildcard)" if result.get("wildcard") else "")]
+    sections = result.get("sections", {})
+    tail = block("authority", sections.get("authority", [])) + block("additional", sections.get("additional", []))
+    negative = result.get("negative")
+    if negative:
+        tail.append(f"negative    ttl {negative['ttl']}: the lower of the SOA's ttl {negative['soa_ttl']} and its "
+                    f"minimum {negative['minimum']} (RFC 2308 section 5), from the SOA of {negative['soa']}")
+    if result["answer"] != "dynamic":
+        answer = sections.get("answer", [])
+        out.append(f"answer      {result['answer']}" + ("" if answer or result["rcode"] == "REFUSED" else
+                                                           "  (no records)"))
+        return out + block("", answer) + tail
+    out.append(f"record      {result['record']}  policy {result['policy']}")
+    out += [f"chain       {line}" for line in result["cname_chain"]]
+    out += [f"decision    {line}" for line in result["trace"]]
+    out += block("records", sections.get("answer", [])) + tail
+    decision = result["decision"]
+    out.append(f"answer      {' '.join(decision.values) or '(empty)'}  ttl {decision.ttl}  ecs scope /{decision.scope}"
+               f"  [{decision.label}]")
+    return out
 
 
 def _common(p: argparse.ArgumentParser, help_text: str = "server config file (gslb.yaml); flags override it") -> None:
