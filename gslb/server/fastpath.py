@@ -278,13 +278,25 @@ class Responder:
         except wire.FormErr:
             return self._error(data, wire.RCODE_FORMERR)
         question = data[12:qend]
-        if opcode != 0:
-            return self._error(data, wire.RCODE_NOTIMP, question)
+        if opcode != 0:  # RD and CD copied (as BIND does), the OPT answered when the query has one
+            opt = b""
+            if arcount and not ancount and not nscount and data[qend:qend + 3] == _OPT_ROOT:
+                try:
+                    opt = wire.opt_record(self.udp_size, wire.parse_opt(data, qend)[0].do)
+                except (wire.FormErr, IndexError):
+                    pass
+            return self._error(data, wire.RCODE_NOTIMP, question, opt)
+        pos = qend
         if ancount or nscount:
-            return self._error(data, wire.RCODE_FORMERR, question)
+            # Only IXFR carries a record there: the client's SOA, in the authority section (RFC 1995).
+            if ancount or nscount != 1 or data[qend - 4:qend] != _IXFR + IN:
+                return self._error(data, wire.RCODE_FORMERR, question)
+            try:
+                pos = _ixfr_soa_end(data, qend)
+            except (wire.FormErr, IndexError, struct.error, dns.exception.DNSException):
+                return self._error(data, wire.RCODE_FORMERR, question)
         edns = None
         opt = b""
-        pos = qend
         try:
             for _ in range(arcount):
                 if pos < len(data) and data[pos] == 0 and data[pos + 1:pos + 3] == b"\x00\x29":
@@ -359,6 +371,25 @@ class Responder:
             out = data[:2] + entry.truncated().hdr[4 + rdcd] + data[12:qend] + opt
         return out
 
+
+
+def _ixfr_soa_end(data: bytes, offset: int) -> int:
+    """Validate the one authority record of an IXFR query at `offset`: an IN SOA owned by the
+    queried zone (RFC 1995 section 3). Returns the offset after it; FormErr otherwise."""
+    qname, _ = dns.name.from_wire(data, 12)
+    owner, used = dns.name.from_wire(data, offset)
+    pos = offset + used
+    rtype, rclass, _ttl, rdlen = struct.unpack_from(">HHIH", data, pos)
+    pos += 10
+    end = pos + rdlen
+    if rtype != RdataType.SOA or rclass != dns.rdataclass.IN or owner != qname or end > len(data):
+        raise wire.FormErr("the authority section of an IXFR query holds the client's SOA of the zone, nothing else")
+    for _ in range(2):  # MNAME, RNAME (compressed names allowed), then five 32-bit fields
+        _name, used = dns.name.from_wire(data, pos)
+        pos += used
+    if pos + 20 != end:
+        raise wire.FormErr("malformed SOA in the IXFR query")
+    return end
 
 
 __all__ = ["FORMERR", "NOTIMP", "REFUSED", "Responder", "Snapshot", "header_only"]
