@@ -19,6 +19,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from gslb.health.model import HealthMap
 from gslb.policy.client import V4_BITS, V6_BITS, Client, Locator
 from gslb.policy.select import Decision, RecordPolicy
 from gslb.server import wire
@@ -27,7 +28,6 @@ from gslb.server.resolve import Answer, Zones, negative_soa
 from gslb.server.table import Entry, compile_answer, compile_sections
 from gslb.zone.model import Zone
 
-Health = dict[str, tuple[bool, dict[str, float]]]  # check key → (up, smoothed RTT by region)
 DECISION_CACHE_MAX = 1_000_000
 
 
@@ -38,7 +38,7 @@ class Answers:
                  site_coordinates: dict[str, tuple[float, float]] | None = None) -> None:
         self.locator = locator or Locator()
         self.site_coordinates = site_coordinates or {}
-        self.health: Health = {}
+        self.health: HealthMap = {}
         self.decisions: dict[str, int] = {}  # "NAME TYPE|decision label" → answers
         self.decision_cache: dict[tuple[int, bytes], tuple[Entry, int, str]] = {}
         self.answer_cache: dict[tuple, Entry] = {}
@@ -74,7 +74,7 @@ class Answers:
                             v6 = max(v6, net.prefixlen)
         self.locator.resize(v4, v6)
 
-    def set_health(self, health: Health) -> bool:
+    def set_health(self, health: HealthMap) -> bool:
         """New health decisions. Returns whether any GSLB answer can change."""
         if health == self.health:
             return False

@@ -17,7 +17,7 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
@@ -27,13 +27,17 @@ import dns.rcode
 
 import geodb
 from gslb import worker
-from gslb.answers import Answers, Health
+from gslb.answers import Answers
 from gslb.conf.problems import ConfigError, Problem
+from gslb.conf.watch import FileWatch
 from gslb.config import ServerConfig
-from gslb.geo import load_regions, locator_for
+from gslb.geo import locator_for
 from gslb.health.follower import HealthFollower
+from gslb.health.model import HealthMap
+from gslb.health.reader import publish_quorum
 from gslb.policy.checks import zone_checks
 from gslb.probe.agent import ProbeAgent
+from gslb.regions import load_regions
 from gslb.server import sockets
 from gslb.store import ANSWERS, CONTROL, NODE, Store, StoreError, event, open_store
 from gslb.zone.load import load_zones, zone_files
@@ -88,9 +92,8 @@ class Node:
         self.serial = 0
         self.zones: list[Zone] = []
         self.answers: Answers | None = None
-        self._mtimes: dict[str, float] = {}
+        self._files = FileWatch(lambda: zone_files(self.cfg.zones_dir))
         self._reload_lock: asyncio.Lock | None = None
-        self.started = time.time()
         self.generation = 0
         self.health_generation = 0
         self.store: Store | None = None
@@ -114,7 +117,7 @@ class Node:
         locator, sites = locator_for(self.cfg.geodb, self.cfg.asndb, self.cfg.regions)
         self.regions = load_regions(self.cfg.regions or geodb.REGIONS)
         self.answers = Answers(zones, locator, sites)
-        self._mtimes = self._scan_mtimes()
+        self._files.accept()
         log.info("loaded %d zone(s) from %s, serial %d", len(zones), self.cfg.zones_dir, self.serial)
         return problems
 
@@ -122,8 +125,10 @@ class Node:
         assert self._reload_lock is not None
         async with self._reload_lock:
             loop = asyncio.get_running_loop()
-            self._mtimes = self._scan_mtimes()
+            self._files.accept()
             try:
+                if self._reread_config():
+                    await self._publish_quorum()
                 zones, problems = await loop.run_in_executor(None, self._load)
             except ConfigError as exc:
                 for p in exc.problems:
@@ -150,32 +155,30 @@ class Node:
             result = ReloadResult(True, reason, len(zones), self.serial, [str(p) for p in problems])
             return result
 
+    def _reread_config(self) -> bool:
+        """gslb.yaml is read again on every reload: zone settings and the quorum apply at once;
+        listen addresses and worker counts only on a restart (said so)."""
+        new = self.cfg.reread()
+        for name in ("listen", "workers", "web", "control"):
+            if getattr(new, name) != getattr(self.cfg, name):
+                log.warning("%s: %s changed; it takes effect when the server restarts", self.cfg.path, name)
+                new = replace(new, **{name: getattr(self.cfg, name)})
+        quorum_changed = new.quorum != self.cfg.quorum
+        self.cfg = new
+        return quorum_changed
+
     async def _log_zone_event(self, old: str, new: str, reason: str) -> None:
         if self.store is not None:
             with contextlib.suppress(StoreError):
                 await self.store.log(event("zone", f"{self.cfg.identity}: {len(self.zones)} zone(s)", old, new,
                                            reason, self.cfg.identity))
 
-    def _scan_mtimes(self) -> dict[str, float]:
-        out = {}
-        try:
-            for path in zone_files(self.cfg.zones_dir):
-                with contextlib.suppress(OSError):
-                    st = os.stat(path)
-                    out[path] = st.st_mtime_ns + st.st_size
-        except OSError:
-            pass
-        return out
-
     async def _watch(self) -> None:
         """Reload when a zone file is added, removed or changed (and has stopped changing)."""
         while True:
             await asyncio.sleep(WATCH_INTERVAL)
-            now = self._scan_mtimes()
-            if now != self._mtimes:
-                await asyncio.sleep(WATCH_INTERVAL)  # let editors finish writing
-                if self._scan_mtimes() == now:
-                    await self.reload("zone files changed")
+            if self._files.changed():
+                await self.reload("zone files changed")
 
     # -- workers ------------------------------------------------------------------------------
 
@@ -315,13 +318,22 @@ class Node:
 
     # -- health --------------------------------------------------------------------------------
 
-    async def _health_changed(self, health: Health) -> None:
+    async def _health_changed(self, health: HealthMap) -> None:
         """Push new health decisions to every worker (and keep the supervisor's answers current)."""
         assert self.answers is not None
         self.answers.set_health(health)
         self._answers_due.set()
         self.health_generation += 1
         await self.broadcast(("health", health, self.health_generation))
+
+    async def _publish_quorum(self) -> None:
+        """A quorum set in gslb.yaml becomes the fleet's: every health consumer follows it."""
+        if self.cfg.quorum is None or self.store is None:
+            return
+        try:
+            await publish_quorum(self.store, self.cfg.quorum, self.cfg.identity)
+        except StoreError as exc:
+            log.warning("cannot publish quorum %s to the store: %s", self.cfg.quorum, exc)
 
     async def _follow_health(self) -> None:
         assert self.follower is not None
@@ -420,7 +432,8 @@ class Node:
         loop.add_signal_handler(signal.SIGINT, self._stopping.set)
         tasks = []
         self.store = open_store(self.cfg.redis)
-        self.follower = HealthFollower(self.store, self._health_changed, self.cfg.quorum)
+        self.follower = HealthFollower(self.store, self._health_changed)
+        await self._publish_quorum()
         tasks.append(asyncio.ensure_future(self._follow_health()))
         self._answers_due = asyncio.Event()
         self._answers_due.set()

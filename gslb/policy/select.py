@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from gslb.geo_math import distance_km
 from gslb.policy.checks import value_checks
 from gslb.policy.client import Client, Location, Locator
-from gslb.policy.model import Dynamic, Pool, PoolValue, Rule
+from gslb.zone.dynamic import Dynamic, Pool, PoolValue, Rule
 from gslb.zone.model import Record
 
 MASK64 = (1 << 64) - 1
