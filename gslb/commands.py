@@ -207,7 +207,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         return 2
     ecs = None
     if "/" in args.client:
-        from gslb.server.wire import ClientSubnet
+        from gslb.policy.client import ClientSubnet
 
         net = ipaddress.ip_network(args.client, strict=False)
         nbytes = (net.prefixlen + 7) // 8
@@ -256,8 +256,11 @@ def _explain_lines(result: dict, qname: str, qtype: str) -> list[str]:
     out += [f"decision    {line}" for line in result["trace"]]
     out += block("records", sections.get("answer", [])) + tail
     decision = result["decision"]
-    out.append(f"answer      {' '.join(decision.values) or '(empty)'}  ttl {decision.ttl}  ecs scope /{decision.scope}"
-               f"  [{decision.label}]")
+    values = " ".join(decision.values) or "(empty)"
+    if decision.candidates:  # `pick: random`
+        values = (f"{decision.answers} drawn per answer from "
+                  + ", ".join(f"{value} (weight {weight})" for value, weight in decision.candidates))
+    out.append(f"answer      {values}  ttl {decision.ttl}  ecs scope /{decision.scope}  [{decision.label}]")
     return out
 
 
