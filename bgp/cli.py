@@ -59,26 +59,50 @@ def _store_url(args: argparse.Namespace) -> str:
 
 
 def cmd_drain(args: argparse.Namespace) -> int:
-    async def go() -> None:
+    """Drain or undrain a site the store knows; a repeated request changes nothing and says so."""
+    what = "undrain" if args.undrain else "drain"
+
+    async def go() -> tuple[int, str]:
         store = open_store(_store_url(args))
         try:
+            # Known: sites publishing their state, sites with a drain, the site of --site-file.
+            known = set(await store.scan(SITE)) | set(await store.scan(DRAIN))
+            if getattr(args, "site_file", None):
+                known.add(_site(args.site_file).site)
+            if args.site not in known:
+                listed = ", ".join(sorted(known)) if known else (
+                    "none (no site has published its state to this store: is `gslb bgp run` up with it? "
+                    "--site-file SITE.yaml names a site that is not running yet)")
+                return 2, f"gslb bgp {what}: unknown site {args.site!r}; known sites: {listed}"
+            current = await store.get(DRAIN, args.site)
             if args.undrain:
+                if current is None:
+                    return 0, f"{args.site} is not drained: nothing to do"
                 await store.delete(DRAIN, args.site)
                 await store.log(event("drain", args.site, "draining", "undrained", args.reason or "", "cli"))
-            else:
-                await store.put(DRAIN, args.site, {"time": time.time(), "by": os.environ.get("USER", "cli"),
-                                                   "reason": args.reason or "", "force": args.force})
-                await store.log(event("drain", args.site, "serving", "draining", args.reason or "", "cli"))
+                return 0, f"undrained {args.site}"
+            if current is not None and bool(current.get("force")) == args.force:
+                since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(current.get("time", 0))))
+                return 0, (f"{args.site} is already drained (since {since} by {current.get('by', '?')}"
+                           + (f": {current['reason']}" if current.get("reason") else "") + "): nothing to do")
+            await store.put(DRAIN, args.site, {"time": time.time(), "by": os.environ.get("USER", "cli"),
+                                               "reason": args.reason or "", "force": args.force})
+            if current is not None:
+                await store.log(event("drain", args.site, "draining", "draining", "forced" if args.force
+                                      else "no longer forced", "cli"))
+                return 0, f"drain of {args.site} {'now forced' if args.force else 'no longer forced'}"
+            await store.log(event("drain", args.site, "serving", "draining", args.reason or "", "cli"))
+            return 0, f"drain requested for {args.site}"
         finally:
             await store.close()
 
     try:
-        asyncio.run(go())
+        code, message = asyncio.run(go())
     except StoreError as exc:
         print(f"gslb bgp: {exc}", file=sys.stderr)
         return 2
-    print(f"{'undrained' if args.undrain else 'drain requested for'} {args.site}")
-    return 0
+    print(message, file=sys.stderr if code else sys.stdout)
+    return code
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -128,11 +152,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.set_defaults(func=cmd_run)
     for name, undrain in (("drain", False), ("undrain", True)):
         d = bsub.add_parser(name, help=f"{'lift the' if undrain else 'request a'} maintenance drain of SITE")
-        d.add_argument("site", help="the site name")
+        d.add_argument("site", help="the site name (one the store knows: `gslb bgp status` lists them)")
         d.add_argument("--redis", help="store URL (default: the store of --site-file, else $GSLB_REDIS)")
-        d.add_argument("--site-file", help="a site YAML to take the store URL from")
-        d.add_argument("--reason")
-        d.add_argument("--force", action="store_true", help="withdraw even the last announcement")
+        d.add_argument("--site-file", help="a site YAML to take the store URL (and a known site name) from")
+        d.add_argument("--reason", help="why, for the change log")
+        if undrain:
+            d.set_defaults(force=False)
+        else:
+            d.add_argument("--force", action="store_true",
+                           help="withdraw even the last announcement (the guard otherwise keeps it)")
         d.set_defaults(func=cmd_drain, undrain=undrain)
     s = bsub.add_parser("status", help="every site's prefixes and sessions, from the store")
     s.add_argument("--redis", help="store URL (default: the store of --site-file, else $GSLB_REDIS)")

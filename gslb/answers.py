@@ -195,16 +195,49 @@ class Answers:
     # -- explaining -----------------------------------------------------------------------
 
     def explain(self, qname: dns.name.Name, qtype: int, client: Client) -> dict[str, Any]:
-        """What the server would answer this client, and why (for `gslb explain`)."""
+        """What the server would answer this client, and why (for `gslb explain`).
+
+        `rcode`, `aa`, and the records per section as text (`answer`, `authority`, `additional`);
+        `negative` explains the TTL of a NXDOMAIN/NODATA answer from its SOA (RFC 2308)."""
+        import dns.rcode
+
         ans = self.zones.resolve(qname, qtype)
         if ans is None:
-            return {"answer": "REFUSED (not in any zone served)", "trace": []}
+            return {"answer": "REFUSED (not in any zone served)", "rcode": "REFUSED", "aa": False, "trace": [],
+                    "sections": {}}
+        out: dict[str, Any] = {"rcode": dns.rcode.to_text(dns.rcode.Rcode(ans.rcode)), "aa": ans.aa, "trace": [],
+                               "zone": ans.zone.name if ans.zone else None, "wildcard": ans.wildcard}
+        answer = list(ans.answer)
+        authority = list(ans.authority)
         if ans.dynamic is None:
-            return {"answer": "static", "rrsets": [r.to_text() for r in ans.answer], "trace": [],
-                    "rcode": ans.rcode}
-        index, record = ans.dynamic
-        policy = self.policies[(record.name, record.rdtype)]
-        decision = policy.decide(client, self.random, explain=True)
-        return {"answer": "dynamic", "record": f"{record.name} {record.rtype}", "policy": record.dynamic.options.policy,
-                "decision": decision, "trace": list(decision.trace),
-                "cname_chain": [r.to_text() for r in ans.answer[:index]]}
+            out["answer"] = "static"
+        else:
+            index, record = ans.dynamic
+            policy = self.policies[(record.name, record.rdtype)]
+            decision = policy.decide(client, self.random, explain=True)
+            out.update({"answer": "dynamic", "record": f"{record.name} {record.rtype}",
+                        "policy": record.dynamic.options.policy, "decision": decision, "trace": list(decision.trace),
+                        "cname_chain": [r.to_text() for r in ans.answer[:index]]})
+            answer = answer[:index]  # the served answer, as `_entry` builds it
+            values = decision.draw(self.random)  # `pick: random`: one answer's draw
+            if values:
+                rrset = dns.rrset.RRset(ans.answer[index].name, dns.rdataclass.IN, record.rdtype)
+                for value in values:
+                    rrset.add(dns.rdata.from_text(dns.rdataclass.IN, record.rdtype, value), decision.ttl)
+                answer.append(rrset)
+                authority = []
+            elif ans.zone is not None:
+                authority = [negative_soa(ans.zone)]
+        sections = {"answer": answer, "authority": authority, "additional": list(ans.additional)}
+        out["sections"] = {name: [line for rrset in rrsets for line in rrset.to_text().splitlines()]
+                           for name, rrsets in sections.items()}
+        if not answer or ans.rcode == dns.rcode.NXDOMAIN:
+            out["kind"] = "NXDOMAIN" if ans.rcode == dns.rcode.NXDOMAIN else "NODATA"
+            soa = next((r for r in authority if r.rdtype == dns.rdatatype.SOA), None)
+            if soa is not None and ans.zone is not None:
+                zone_soa = ans.zone.soa
+                out["negative"] = {"soa": soa.name.to_text(), "ttl": soa.ttl, "soa_ttl": zone_soa.ttl,
+                                   "minimum": zone_soa[0].minimum}
+            elif ans.rcode == dns.rcode.NOERROR and any(r.rdtype == dns.rdatatype.NS for r in authority):
+                out["kind"] = "referral"
+        return out

@@ -8,15 +8,22 @@ import os
 import socket
 import sys
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from gslb.conf.problems import ConfigError, load_or_exit
-from gslb.config import ServerConfig, load_config
-from gslb.zone.load import load_zone, load_zones
+
+if TYPE_CHECKING:
+    from gslb.config import ServerConfig
+
+# The config and zone loaders (dnspython, YAML) are imported by the commands that use them, so
+# `gslb --help`, `gslb check --help` and `gslb reload` start quickly.
 
 
 def _config(args: argparse.Namespace) -> ServerConfig:
     """The config file (if any) with command-line flags on top."""
-    cfg = load_config(args.config)
+    from gslb.config import load_config
+
+    cfg = load_config(getattr(args, "config", None))
     overrides = {}
     for flag, key in (("zones", "zones_dir"), ("geodb", "geodb"), ("redis", "redis"), ("workers", "workers"),
                       ("identity", "identity"), ("control", "control"), ("web", "web"), ("region", "region")):
@@ -40,6 +47,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from gslb.zone.load import load_zone, load_zones
+
     cfg = _config_or_exit(args)
     path = args.path
     if os.path.isdir(path):
@@ -94,7 +103,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     from gslb.policy.checks import zone_checks
     from gslb.probe.agent import ProbeAgent
     from gslb.store import REGION, StoreError, open_store
-    from gslb.zone.load import zone_files
+    from gslb.zone.load import load_zones, zone_files
 
     cfg = _config_or_exit(args)
     log = logging.getLogger("gslb.probe")
@@ -164,6 +173,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from gslb.health.model import summarize
     from gslb.health.reader import read_view
     from gslb.store import StoreError, open_store
+    from gslb.zone.load import load_zones
 
     cfg = _config_or_exit(args)
     try:
@@ -214,24 +224,48 @@ def cmd_explain(args: argparse.Namespace) -> int:
     qname = dns.name.from_text(args.name)
     qtype = dns.rdatatype.from_text(args.type)
     result = answers.explain(qname, qtype, client)
-    if result["answer"] != "dynamic":
-        print(f"answer      {result['answer']}")
-        for line in result.get("rrsets", []):
-            print(f"            {line}")
-        return 0
-    print(f"record      {result['record']}  policy {result['policy']}")
-    for line in result["cname_chain"]:
-        print(f"chain       {line}")
-    for line in result["trace"]:
-        print(f"decision    {line}")
-    decision = result["decision"]
-    print(f"answer      {' '.join(decision.values) or '(empty)'}  ttl {decision.ttl}  ecs scope /{decision.scope}"
-          f"  [{decision.label}]")
+    for line in _explain_lines(result, qname.to_text(), args.type.upper()):
+        print(line)
     return 0
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="server config file (gslb.yaml); flags override it")
+def _explain_lines(result: dict, qname: str, qtype: str) -> list[str]:
+    """`gslb explain`'s account of an answer: rcode, decision, each record, the negative TTL."""
+    def block(label: str, rows: list[str]) -> list[str]:
+        return [f"{label if i == 0 else '':11} {row}" for i, row in enumerate(rows)]
+
+    kind = result.get("kind")
+    flags = "  aa" if result.get("aa") else ""
+    rcode = result["rcode"] + {"NODATA": f" (NODATA: {qname} has no {qtype} records)",
+                               "NXDOMAIN": f" (no name {qname} in {result.get('zone')})",
+                               "referral": " (referral: the name is delegated)"}.get(kind or "", "")
+    out = [f"rcode       {rcode}{flags}" + ("  (wildcard)" if result.get("wildcard") else "")]
+    sections = result.get("sections", {})
+    tail = block("authority", sections.get("authority", [])) + block("additional", sections.get("additional", []))
+    negative = result.get("negative")
+    if negative:
+        tail.append(f"negative    ttl {negative['ttl']}: the lower of the SOA's ttl {negative['soa_ttl']} and its "
+                    f"minimum {negative['minimum']} (RFC 2308 section 5), from the SOA of {negative['soa']}")
+    if result["answer"] != "dynamic":
+        answer = sections.get("answer", [])
+        out.append(f"answer      {result['answer']}" + ("" if answer or result["rcode"] == "REFUSED" else
+                                                           "  (no records)"))
+        return out + block("", answer) + tail
+    out.append(f"record      {result['record']}  policy {result['policy']}")
+    out += [f"chain       {line}" for line in result["cname_chain"]]
+    out += [f"decision    {line}" for line in result["trace"]]
+    out += block("records", sections.get("answer", [])) + tail
+    decision = result["decision"]
+    values = " ".join(decision.values) or "(empty)"
+    if decision.candidates:  # `pick: random`
+        values = (f"{decision.answers} drawn per answer from "
+                  + ", ".join(f"{value} (weight {weight})" for value, weight in decision.candidates))
+    out.append(f"answer      {values}  ttl {decision.ttl}  ecs scope /{decision.scope}  [{decision.label}]")
+    return out
+
+
+def _common(p: argparse.ArgumentParser, help_text: str = "server config file (gslb.yaml); flags override it") -> None:
+    p.add_argument("--config", help=help_text)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -250,14 +284,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("check", help="validate a zone file or a folder of them")
-    _common(p)
-    p.add_argument("path")
+    _common(p, "server config file (gslb.yaml) whose zone settings (defaults, SOA values, per-zone entries) "
+               "the zones are checked with")
+    p.add_argument("path", help="a zone file, or a folder of them")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("probe", help="run the zones' health checks from one region into the store")
     _common(p)
     p.add_argument("--region", required=True, help="name of the region this agent probes from")
-    p.add_argument("--redis", help="store URL (the probes' verdicts go there)")
+    p.add_argument("--redis", help="store URL the verdicts go to (default: in-process, seen only by this "
+                                   "process: for trying the checks)")
     p.add_argument("--zones", help="folder of zone files whose checks to run (default: zones)")
     p.add_argument("--heartbeat", type=float, default=1.0, help="seconds between liveness heartbeats")
     p.add_argument("--source", metavar="ADDR", help="local address the checks connect from (multi-homed probe hosts)")

@@ -387,27 +387,81 @@ def test_cli_config_prints_exabgp_config_or_every_problem(tmp_path):
     assert len(bad.stderr.strip().splitlines()) == 15 and "bad.yaml:2: local_as:" in bad.stderr
 
 
+async def _publish_site(redis_url: str, name: str) -> None:
+    from gslb.store import SITE, open_store
+
+    store = open_store(redis_url)
+    try:
+        await store.put(SITE, name, {"site": name, "time": time.time(), "healthy": True}, ttl=30)
+    finally:
+        await store.close()
+
+
+async def _drain_state(redis_url: str, name: str) -> tuple[dict | None, list[dict]]:
+    from gslb.store import DRAIN, open_store
+
+    store = open_store(redis_url)
+    try:
+        return await store.get(DRAIN, name), await store.recent(50)
+    finally:
+        await store.close()
+
+
 def test_cli_drain_needs_the_shared_store_and_writes_it(tmp_path, redis_url):
     r = gslb("drain", "ams")
     assert r.returncode == 2 and "needs the shared store" in r.stderr  # an in-process store would drain nothing
+    asyncio.run(_publish_site(redis_url, "ams"))
     assert gslb("drain", "ams", "--reason", "maintenance", "--redis", redis_url).returncode == 0
-
-    async def read() -> tuple[dict | None, list[dict]]:
-        from gslb.store import DRAIN, open_store
-
-        store = open_store(redis_url)
-        try:
-            return await store.get(DRAIN, "ams"), await store.recent(5)
-        finally:
-            await store.close()
-
-    doc, log = asyncio.run(read())
+    doc, log = asyncio.run(_drain_state(redis_url, "ams"))
     assert doc and doc["reason"] == "maintenance" and doc["force"] is False
     assert log[-1]["kind"] == "drain" and log[-1]["subject"] == "ams" and log[-1]["new"] == "draining"
     assert gslb("undrain", "ams", "--redis", redis_url).returncode == 0
-    assert asyncio.run(read())[0] is None
+    assert asyncio.run(_drain_state(redis_url, "ams"))[0] is None
     status = gslb("status", "--redis", redis_url)
     assert status.returncode == 0
+
+
+def test_cli_drain_of_an_unknown_site_is_an_error_listing_the_known_ones(tmp_path, redis_url):
+    asyncio.run(_publish_site(redis_url, "ams"))
+    asyncio.run(_publish_site(redis_url, "fra"))
+    for action in ("drain", "undrain"):
+        r = gslb(action, "amss", "--redis", redis_url)
+        assert r.returncode == 2, r.stdout
+        assert "unknown site 'amss'" in r.stderr and "ams, fra" in r.stderr
+        assert "requested" not in r.stdout and "undrained" not in r.stdout
+    assert asyncio.run(_drain_state(redis_url, "amss"))[0] is None
+    # the site of --site-file is known before it ever ran
+    site_file = write(tmp_path, SITE)
+    name = load_site(site_file).site
+    r = gslb("drain", name, "--redis", redis_url, "--site-file", site_file)
+    assert r.returncode == 0 and f"drain requested for {name}" in r.stdout
+    assert gslb("undrain", name, "--redis", redis_url, "--site-file", site_file).returncode == 0
+
+
+def test_cli_repeated_drain_and_undrain_are_no_ops_that_say_so(redis_url):
+    asyncio.run(_publish_site(redis_url, "lhr"))
+    ours = lambda log: [e for e in log if e["kind"] == "drain" and e["subject"] == "lhr"]  # noqa: E731
+    r = gslb("undrain", "lhr", "--redis", redis_url)
+    assert r.returncode == 0 and "lhr is not drained: nothing to do" in r.stdout
+    assert ours(asyncio.run(_drain_state(redis_url, "lhr"))[1]) == []  # no transition logged
+    assert gslb("drain", "lhr", "--reason", "disk swap", "--redis", redis_url).returncode == 0
+    first, log = asyncio.run(_drain_state(redis_url, "lhr"))
+    assert len(ours(log)) == 1
+    r = gslb("drain", "lhr", "--redis", redis_url)
+    assert r.returncode == 0 and "lhr is already drained" in r.stdout and "disk swap" in r.stdout
+    again, log = asyncio.run(_drain_state(redis_url, "lhr"))
+    assert again == first and len(ours(log)) == 1  # the first drain stands, nothing logged
+    assert gslb("undrain", "lhr", "--redis", redis_url).returncode == 0
+    r = gslb("undrain", "lhr", "--redis", redis_url)
+    assert r.returncode == 0 and "not drained: nothing to do" in r.stdout
+    assert len(ours(asyncio.run(_drain_state(redis_url, "lhr"))[1])) == 2  # drain and one undrain
+
+
+def test_cli_undrain_help_does_not_borrow_drain_text():
+    drain = gslb("drain", "--help").stdout
+    undrain = gslb("undrain", "--help").stdout
+    assert "withdraw even the last announcement" in drain
+    assert "withdraw even the last announcement" not in undrain and "--force" not in undrain
 
 
 def test_a_guarded_prefix_says_so_until_the_signals_recover(tmp_path):

@@ -98,3 +98,55 @@ def test_a_folder_reports_every_file():
         assert "other.example.yaml:3: www.A.ttl:" in r.stdout
     finally:
         shutil.rmtree(d)
+
+
+# -- YAML syntax errors: file:line:col, the message, the offending line ----------------------
+
+BAD_YAML = "www:\n  type: A\n  value: 192.0.2.1\napi:\n  type: A\n  values:\n    - 192.0.2.1\n  ttl: 60: 3\n"
+
+
+def test_format_yaml_error_names_file_line_column_and_shows_the_line():
+    import yaml
+
+    from gslb.conf import located
+
+    for text, expected in [
+        (BAD_YAML, "z.yaml:8:10: mapping values are not allowed here\n      ttl: 60: 3\n             ^"),
+        ("a: [1, 2\nb: 3\n", "z.yaml:2:2: expected ',' or ']', but got ':' (while parsing a flow sequence started "
+                             "at line 1, column 4)\n    b: 3\n     ^"),
+        ("a:\n  b: [1\n", "z.yaml:3:1: expected ',' or ']', but got '<stream end>' (while parsing a flow sequence "
+                          "started at line 2, column 6)\n      b: [1\n         ^"),  # at the end: where it began
+        ("a: 1\na: 2\n", "z.yaml:2:1: duplicate key 'a' (first at line 1)\n    a: 2\n    ^"),
+    ]:
+        try:
+            located.load(text)
+        except yaml.YAMLError as exc:
+            assert located.format_yaml_error("z.yaml", text, exc) == expected
+            assert "<unicode string>" not in str(exc) and "\n" not in str(exc)
+        else:
+            raise AssertionError(f"{text!r} parsed")
+
+
+def test_yaml_syntax_errors_of_config_files_print_file_line_column_and_the_line(tmp_path):
+    path = tmp_path / "site.yaml"
+    path.write_text("site: a\nlocal_as: 65001\nneighbors:\n  - {address: 192.0.2.2, peer_as: 65000\nprefixes: []\n")
+    r = subprocess.run([sys.executable, "-m", "gslb", "bgp", "config", str(path)], capture_output=True, text=True,
+                       cwd=ROOT, timeout=60)
+    assert r.returncode == 1
+    assert r.stderr.splitlines() == [
+        f"{path}:5:9: yaml: expected ',' or '}}', but got ':' (while parsing a flow mapping started at line 4, "
+        "column 5)", "    prefixes: []", "            ^"]
+
+
+def test_yaml_syntax_errors_of_zone_files_are_one_readable_line(tmp_path):
+    path = tmp_path / "example.org.yaml"
+    path.write_text(BAD_YAML)
+    r = check(str(path))
+    assert r.returncode == 1
+    assert r.stdout == f"{path}:8: yaml: mapping values are not allowed here (column 10: 'ttl: 60: 3')\n"
+    cfg = tmp_path / "gslb.yaml"
+    cfg.write_text("zones:\n  example.org: {axfr_allow: [1\n")
+    r = subprocess.run([sys.executable, "-m", "gslb", "check", "--config", str(cfg), str(tmp_path)],
+                       capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert r.returncode == 1 and "<unicode string>" not in r.stderr
+    assert "while parsing a flow sequence started at line 2, column 29" in r.stderr

@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 import time
 
+import dns.flags
 import dns.message
 import dns.name
 import dns.query
@@ -273,6 +274,27 @@ def test_unknown_opcodes_get_notimp(server, opcode):
     assert reply[:2] == b"\x12\x34" and reply[2] & 0x80
 
 
+@pytest.mark.parametrize("opcode", [1, 2, 4, 5, 15])
+@pytest.mark.parametrize("edns", [False, True], ids=["plain", "edns"])
+@pytest.mark.parametrize("tcp", [False, True], ids=["udp", "tcp"])
+def test_notimp_copies_rd_and_cd_and_answers_edns(server, opcode, edns, tcp):
+    """As BIND does: RD and CD copied into the NOTIMP reply, an OPT record when the query had one."""
+    packet = header(flags=(opcode << 11) | 0x0100 | 0x0010, ar=int(edns)) + QUESTION + (opt() if edns else b"")
+    if tcp:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=2) as s:
+            s.sendall(struct.pack(">H", len(packet)) + packet)
+            length = struct.unpack(">H", s.recv(2))[0]
+            reply = s.recv(length)
+    else:
+        reply = server.raw_udp(packet)
+    (flags,) = struct.unpack_from(">H", reply, 2)
+    assert flags & 0x000F == dns.rcode.NOTIMP and flags & 0x8000
+    assert (flags >> 11) & 0xF == opcode
+    assert flags & 0x0100 and flags & 0x0010  # RD, CD
+    assert not flags & 0x0400  # not authoritative for what we do not implement
+    assert struct.unpack_from(">H", reply, 10)[0] == int(edns)  # the OPT, when asked with one
+
+
 @pytest.mark.parametrize("packet", [
     header(qd=2) + QUESTION + QUESTION,  # two questions
     header(qd=0),  # no question
@@ -412,6 +434,97 @@ def test_axfr_over_udp_is_not_served(server):
     q = dns.message.make_query("example.com", "AXFR")
     r = dns.query.udp(q, "127.0.0.1", port=server.port, timeout=2)
     assert r.rcode() == dns.rcode.NOTIMP
+
+
+# -- IXFR (RFC 1995): the client's SOA rides in the authority section -------------------------
+
+def our_serial(server) -> int:
+    return server.query("example.com", "SOA").answer[0][0].serial
+
+
+def transfer_lines(tool: str, server, serial: int, *extra: str) -> list[str]:
+    r = subprocess.run([tool, "@127.0.0.1", "-p", str(server.port), "example.com", f"IXFR={serial}", *extra],
+                       capture_output=True, text=True, timeout=20)
+    assert "FORMERR" not in r.stdout and "failed" not in r.stdout.lower(), r.stdout
+    return [line.split() for line in r.stdout.splitlines() if line and not line.startswith(";")]
+
+
+@pytest.mark.parametrize("tool", ["dig", "kdig"])
+def test_ixfr_with_dig_and_kdig_is_a_full_transfer(server, tool):
+    """No incremental history: the AXFR-style response of RFC 1995 section 4, SOA first and last."""
+    rows = transfer_lines(tool, server, 1)
+    assert rows[0][3] == "SOA" and rows[-1][3] == "SOA" and [r[3] for r in rows].count("SOA") == 2
+    assert int(rows[0][6]) == our_serial(server)
+    assert ["www.example.com.", "3600", "IN", "A", "192.0.2.10"] in [r[:5] for r in rows]
+    assert len(rows) > 10
+
+
+@pytest.mark.parametrize("tool", ["dig", "kdig"])
+@pytest.mark.parametrize("ahead", [0, 7], ids=["same-serial", "newer-serial"])
+def test_ixfr_from_a_client_that_is_up_to_date_is_our_soa_alone(server, tool, ahead):
+    rows = transfer_lines(tool, server, our_serial(server) + ahead)
+    assert len(rows) == 1 and rows[0][3] == "SOA" and int(rows[0][6]) == our_serial(server)
+
+
+def test_ixfr_with_dnspython_inbound_xfr(server):
+    import dns.versioned
+    import dns.xfr
+
+    zone = dns.versioned.Zone("example.com")
+    query, _ = dns.xfr.make_query(zone, serial=1)
+    assert query.question[0].rdtype == dns.rdatatype.IXFR and query.authority
+    dns.query.inbound_xfr("127.0.0.1", zone, query, port=server.port, timeout=5)
+    assert zone.get_soa().serial == our_serial(server)
+    assert zone.find_rdataset("www", "A").to_text().count("192.0.2.1") == 2
+    query, serial = dns.xfr.make_query(zone)  # now up to date: nothing changes
+    assert serial == our_serial(server)
+    dns.query.inbound_xfr("127.0.0.1", zone, query, port=server.port, timeout=5)
+    assert zone.find_rdataset("www", "A")
+
+
+def test_ixfr_over_udp_answers_our_soa_so_the_client_uses_tcp(server):
+    import dns.versioned
+    import dns.xfr
+
+    query, _ = dns.xfr.make_query(dns.versioned.Zone("example.com"), serial=1)
+    r = dns.query.udp(query, "127.0.0.1", port=server.port, timeout=2)
+    assert r.rcode() == dns.rcode.NOERROR and r.flags & dns.flags.AA
+    assert [rrset.rdtype for rrset in r.answer] == [dns.rdatatype.SOA]
+
+
+def test_ixfr_is_refused_where_axfr_is(server):
+    import dns.versioned
+    import dns.xfr
+
+    query, _ = dns.xfr.make_query(dns.versioned.Zone("example.net"), serial=1)
+    r = dns.query.tcp(query, "127.0.0.1", port=server.port, timeout=3)
+    assert r.rcode() == dns.rcode.REFUSED and not r.answer
+
+
+IXFR_QUESTION = b"\x07example\x03com\x00\x00\xfb\x00\x01"
+
+
+def soa_record(owner: bytes = b"\xc0\x0c", serial: int = 1, rtype: int = 6) -> bytes:
+    rdata = b"\x00\x00" + struct.pack(">IIIII", serial, 3600, 600, 86400, 300)
+    return owner + struct.pack(">HHIH", rtype, 1, 300, len(rdata)) + rdata
+
+
+@pytest.mark.parametrize("packet", [
+    header(ns=1) + QUESTION + soa_record(),  # an A query with an authority record
+    header(an=1) + IXFR_QUESTION + soa_record(),  # the SOA in the answer section
+    header(ns=2) + IXFR_QUESTION + soa_record() + soa_record(),  # two of them
+    header(ns=1) + IXFR_QUESTION + soa_record(rtype=1),  # not an SOA
+    header(ns=1) + IXFR_QUESTION + soa_record(owner=b"\x03www\xc0\x0c"),  # another name's SOA
+    header(ns=1) + IXFR_QUESTION + soa_record()[:-3],  # cut short
+], ids=["a-query", "answer-section", "two-soa", "not-soa", "other-owner", "cut-short"])
+def test_records_outside_the_question_are_formerr_except_the_ixfr_soa(server, packet):
+    reply = server.raw_udp(packet)
+    assert reply is not None and rcode_of(reply) == dns.rcode.FORMERR
+
+
+def test_a_crafted_ixfr_with_edns_over_udp_is_answered(server):
+    reply = dns.message.from_wire(server.raw_udp(header(ns=1, ar=1) + IXFR_QUESTION + soa_record() + opt()))
+    assert reply.rcode() == dns.rcode.NOERROR and reply.answer[0].rdtype == dns.rdatatype.SOA and reply.edns == 0
 
 
 def test_both_workers_answer(server):

@@ -4,6 +4,9 @@ addresses), with the native batching loop and with the pure-Python fallback."""
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 
 import dns.flags
 import dns.message
@@ -33,3 +36,58 @@ def test_python_fallback_loop_serves_plain_listeners():
             reply = server.query(name)  # a timeout would raise
             assert reply.rcode() == rcode and reply.flags & dns.flags.AA, name
         assert server.query("www.example.com", "A", use_edns=0, payload=512).answer
+
+
+def _second_server(port: int, extra: tuple[str, ...] = (), host: str = "127.0.0.1") -> subprocess.CompletedProcess:
+    listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return subprocess.run([sys.executable, "-m", "gslb", "serve", "--zones", os.path.join(ROOT, "zones"),
+                           "--listen", listen, "--workers", "1", "--control", "", *extra],
+                          cwd=ROOT, capture_output=True, text=True, timeout=30)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_a_second_server_on_a_taken_address_fails_naming_the_holder(host):
+    """SO_REUSEPORT joins only our own workers: another `gslb serve` on the address must not
+    start (the kernel would split the queries between the two)."""
+    with gslb_server(os.path.join(ROOT, "zones"), workers=2, host=host) as first:
+        r = _second_server(first.port, host=host)
+        assert r.returncode != 0
+        listen = f"[{host}]:{first.port}" if ":" in host else f"{host}:{first.port}"
+        assert f"cannot listen on {listen}: address already in use by another gslb serve" in r.stderr, r.stderr
+        assert f"held by pid {first.proc.pid} (workers " in r.stderr  # the supervisor, its workers
+        assert "serving" not in r.stderr
+        # ... and every query still reaches the first server, with both of its workers serving
+        for _ in range(30):
+            assert first.query("id.server.", "TXT", rdclass="CH").answer
+        assert first.alive()
+
+
+def test_a_wildcard_server_over_a_taken_address_fails_too():
+    with gslb_server(os.path.join(ROOT, "zones")) as first:
+        r = _second_server(first.port, host="0.0.0.0")  # not the same claim: the bind check finds it
+        assert r.returncode != 0
+        assert f"cannot listen on UDP 0.0.0.0:{first.port}: address already in use (held by pid {first.proc.pid}" \
+            in r.stderr, r.stderr
+
+
+def test_a_port_held_by_another_program_is_named():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        r = _second_server(port)
+    assert r.returncode != 0
+    assert f"cannot listen on TCP 127.0.0.1:{port}: address already in use (held by pid {os.getpid()}" in r.stderr
+
+
+def test_two_servers_starting_together_do_not_both_serve():
+    """Before either has workers both would pass the bind check: the address is claimed too."""
+    port = free_port()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as claim:
+        claim.bind(f"\0gslb-listen 127.0.0.1 {port}")  # what a starting `gslb serve` holds
+        r = _second_server(port)
+    assert r.returncode != 0
+    assert f"cannot listen on 127.0.0.1:{port}: address already in use by another gslb serve (held by pid " \
+           f"{os.getpid()}" in r.stderr, r.stderr
+    with gslb_server(os.path.join(ROOT, "zones"), listen=[f"127.0.0.1:{port}"]) as server:  # released: starts
+        assert server.query("www.example.com").answer

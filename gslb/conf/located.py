@@ -92,8 +92,69 @@ def load_collecting(text: str) -> tuple[Any, list[DuplicateKey]]:
     loader.duplicates = []
     try:
         return loader.get_single_data(), loader.duplicates
+    except yaml.MarkedYAMLError as exc:
+        raise YamlSyntaxError(exc, text) from None
     finally:
         loader.dispose()
+
+
+class YamlSyntaxError(yaml.MarkedYAMLError):
+    """PyYAML's error, readable on one line: the message, the column and the offending line (not
+    `in "<unicode string>", line 7, column 9:` and a caret on lines of their own). The marks
+    stay, so `error_line` and `format_yaml_error` work on it as on PyYAML's own."""
+
+    def __init__(self, exc: yaml.MarkedYAMLError, text: str) -> None:
+        super().__init__(exc.context, exc.context_mark, exc.problem, exc.problem_mark, exc.note)
+        self.text = text
+
+    def __str__(self) -> str:
+        mark = self.problem_mark
+        lines = self.text.splitlines()
+        if mark is None or not (0 <= mark.line < len(lines) and lines[mark.line].strip()):
+            return _message(self)  # at the end of the file: the message says where it started
+        return f"{_message(self)} (column {mark.column + 1}: {lines[mark.line].strip()!r})"
+
+
+def _message(exc: yaml.YAMLError) -> str:
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return str(exc)
+    problem = exc.problem or "not valid YAML"
+    context, mark = exc.context, exc.context_mark
+    if context and mark is not None and (exc.problem_mark is None or mark.line != exc.problem_mark.line):
+        problem += f" ({context} started at line {mark.line + 1}, column {mark.column + 1})"
+    elif context:
+        problem = f"{problem} ({context})"
+    return problem + (f"; {exc.note}" if exc.note else "")
+
+
+def _excerpt(exc: yaml.YAMLError, text: str) -> tuple[int, int, str, int]:
+    """(line, column) of the error, both 1-based, and the source line to show with the caret's
+    column (0-based): where the problem is, or where the unclosed construct began when the
+    problem is the end of the file."""
+    if isinstance(exc, DuplicateKey):
+        lines = text.splitlines()
+        source = lines[exc.line - 1] if 0 < exc.line <= len(lines) else ""
+        return exc.line, len(source) - len(source.lstrip()) + 1, source, len(source) - len(source.lstrip())
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    if mark is None:
+        return 1, 1, "", 0
+    lines = text.splitlines()
+    shown = mark
+    context = getattr(exc, "context_mark", None)
+    if not (0 <= mark.line < len(lines) and lines[mark.line].strip()) and context is not None:
+        shown = context
+    source = lines[shown.line] if 0 <= shown.line < len(lines) else ""
+    return mark.line + 1, mark.column + 1, source, shown.column
+
+
+def format_yaml_error(path: str, text: str, exc: yaml.YAMLError) -> str:
+    """`path:line:col: message`, then the offending line and a caret under the column."""
+    line, column, source, caret = _excerpt(exc, text)
+    out = f"{path}:{line}:{column}: {_message(exc)}"
+    if source.strip():
+        shown = source.expandtabs(1)
+        out += f"\n    {shown}\n    {' ' * min(caret, len(shown))}^"
+    return out
 
 
 def error_line(exc: yaml.YAMLError) -> int:
@@ -110,9 +171,21 @@ def load_file(path: str, what: str) -> Any:
 
     from gslb.conf.problems import ConfigError, Problem
 
+    text = ""
     try:
-        return load(Path(path).read_text())
+        text = Path(path).read_text()
+        return load(text)
     except OSError as exc:
         raise ConfigError([Problem(path, 1, what, f"cannot read: {exc.strerror}")]) from None
     except yaml.YAMLError as exc:
-        raise ConfigError([Problem(path, error_line(exc), "yaml", str(exc))]) from None
+        raise ConfigError([yaml_problem(path, text, exc)]) from None
+
+
+def yaml_problem(path: str, text: str, exc: yaml.YAMLError, field: str = "yaml"):
+    """The Problem for a YAML error: printed as `path:line:col: field: message` and the
+    offending line with a caret (see `format_yaml_error`)."""
+    from gslb.conf.problems import Problem
+
+    line, column, _source, _caret = _excerpt(exc, text)
+    detail = format_yaml_error(path, text, exc).split("\n", 1)
+    return Problem(path, line, field, _message(exc) + ("\n" + detail[1] if len(detail) > 1 else ""), column=column)

@@ -17,10 +17,12 @@ class Problem:
     field: str
     message: str
     severity: str = "error"  # "error" rejects the file; "warning" is reported and served
+    column: int = 0  # 1-based, where known (YAML syntax errors): file:line:col
 
     def __str__(self) -> str:
         tag = "" if self.severity == "error" else "warning: "
-        return f"{self.file}:{self.line}: {self.field}: {tag}{self.message}"
+        where = f"{self.file}:{self.line}" + (f":{self.column}" if self.column else "")
+        return f"{where}: {self.field}: {tag}{self.message}"
 
 
 class ConfigError(Exception):

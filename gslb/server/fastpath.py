@@ -279,12 +279,18 @@ class Responder:
             return self._error(data, wire.RCODE_FORMERR)
         question = data[12:qend]
         if opcode != 0:
-            return self._error(data, wire.RCODE_NOTIMP, question)
+            return self._not_a_query(data, qend, question, arcount and not ancount and not nscount)
+        pos = qend
         if ancount or nscount:
-            return self._error(data, wire.RCODE_FORMERR, question)
+            # Only IXFR carries a record there: the client's SOA, in the authority section (RFC 1995).
+            if ancount or nscount != 1 or data[qend - 4:qend] != _IXFR + IN:
+                return self._error(data, wire.RCODE_FORMERR, question)
+            try:
+                pos = _ixfr_soa_end(data, qend)
+            except (wire.FormErr, IndexError, struct.error, dns.exception.DNSException):
+                return self._error(data, wire.RCODE_FORMERR, question)
         edns = None
         opt = b""
-        pos = qend
         try:
             for _ in range(arcount):
                 if pos < len(data) and data[pos] == 0 and data[pos + 1:pos + 3] == b"\x00\x29":
@@ -310,20 +316,38 @@ class Responder:
             return self._error(data, wire.RCODE_REFUSED, question, opt)
         key = data[12:qend - 4].lower() + data[qend - 4:qend]
         if qclass == dns.rdataclass.IN and qtype in (RdataType.AXFR, RdataType.IXFR):
-            if not tcp and qtype == RdataType.AXFR:
-                return self._error(data, wire.RCODE_NOTIMP, question, opt)
-            if not tcp:  # IXFR over UDP: answer with the SOA so the client retries over TCP (RFC 1995)
-                entry = self._soa_entry(key)
-                if entry is None:
-                    return self._error(data, wire.RCODE_REFUSED, question, opt)
-                return self._emit(data, qend, entry, edns, client, tcp)
-            return None  # transfers are the TCP server's (see gslb.server.xfr)
+            return self._transfer(data, qend, key, edns, opt, client, tcp)
         if qclass == dns.rdataclass.IN and qtype == RdataType.ANY and tcp:
             qname, _ = dns.name.from_wire(key, 0)
             ans = self.snapshot.zones.resolve(qname, qtype, tcp=True)
             entry = REFUSED if ans is None else self.snapshot.compile(qname, qtype, ans)
         else:
             entry = self.table.get(key) or self.misses.get(key) or self._miss(key)
+        return self._emit(data, qend, entry, edns, client, tcp)
+
+    def _not_a_query(self, data: bytes, qend: int, question: bytes, may_have_opt: bool) -> bytes | None:
+        """NOTIMP for other opcodes: RD and CD copied (as BIND does), the OPT answered when the
+        query has one."""
+        opt = b""
+        if may_have_opt and data[qend:qend + 3] == _OPT_ROOT:
+            try:
+                opt = wire.opt_record(self.udp_size, wire.parse_opt(data, qend)[0].do)
+            except (wire.FormErr, IndexError):
+                pass
+        return self._error(data, wire.RCODE_NOTIMP, question, opt)
+
+    def _transfer(self, data: bytes, qend: int, key: bytes, edns: wire.Edns | None, opt: bytes, client: bytes,
+                  tcp: bool) -> bytes | None:
+        """AXFR and IXFR are the TCP server's (see gslb.server.xfr); over UDP, AXFR is NOTIMP and
+        IXFR gets the SOA so the client retries over TCP (RFC 1995)."""
+        question = data[12:qend]
+        if tcp:
+            return None
+        if key[-4:-2] == _AXFR:
+            return self._error(data, wire.RCODE_NOTIMP, question, opt)
+        entry = self._soa_entry(key)
+        if entry is None:
+            return self._error(data, wire.RCODE_REFUSED, question, opt)
         return self._emit(data, qend, entry, edns, client, tcp)
 
     def _soa_entry(self, key: bytes) -> Entry | None:
@@ -359,6 +383,25 @@ class Responder:
             out = data[:2] + entry.truncated().hdr[4 + rdcd] + data[12:qend] + opt
         return out
 
+
+
+def _ixfr_soa_end(data: bytes, offset: int) -> int:
+    """Validate the one authority record of an IXFR query at `offset`: an IN SOA owned by the
+    queried zone (RFC 1995 section 3). Returns the offset after it; FormErr otherwise."""
+    qname, _ = dns.name.from_wire(data, 12)
+    owner, used = dns.name.from_wire(data, offset)
+    pos = offset + used
+    rtype, rclass, _ttl, rdlen = struct.unpack_from(">HHIH", data, pos)
+    pos += 10
+    end = pos + rdlen
+    if rtype != RdataType.SOA or rclass != dns.rdataclass.IN or owner != qname or end > len(data):
+        raise wire.FormErr("the authority section of an IXFR query holds the client's SOA of the zone, nothing else")
+    for _ in range(2):  # MNAME, RNAME (compressed names allowed), then five 32-bit fields
+        _name, used = dns.name.from_wire(data, pos)
+        pos += used
+    if pos + 20 != end:
+        raise wire.FormErr("malformed SOA in the IXFR query")
+    return end
 
 
 __all__ = ["FORMERR", "NOTIMP", "REFUSED", "Responder", "Snapshot", "header_only"]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
+import os
 import socket
+import sys
 
 from gslb.conf.listen import ListenError, parse_listen
 
@@ -56,11 +59,171 @@ def tcp_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _format(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _exclusive(host: str, port: int, kind: str) -> None:
+    """Bind (and release) `host:port` without SO_REUSEPORT: fails with EADDRINUSE while any other
+    socket holds the address, SO_REUSEPORT ones included. TCP keeps SO_REUSEADDR, which only
+    passes over TIME_WAIT leftovers, never over a listener."""
+    sock = socket.socket(_family(host), socket.SOCK_DGRAM if kind == "UDP" else socket.SOCK_STREAM)
+    try:
+        if kind == "TCP":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if sock.family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((host, port))
+    finally:
+        sock.close()
+
+
+_CLAIMS: list[socket.socket] = []  # held for the life of the server (and its forked workers)
+
+
+def _claim(host: str, port: int) -> socket.socket:
+    """An abstract Unix socket named after the address: two `gslb serve` starting at the same
+    moment both pass the bind check (neither has workers yet), only one gets this name."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(f"\0gslb-listen {host} {port}")
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 def check_bindable(listen: list[tuple[str, int]]) -> None:
-    """Bind and release every address once, so a busy port fails loudly before workers start."""
-    for host, port in listen:
-        for make, kind in ((udp_socket, "UDP"), (tcp_socket, "TCP")):
+    """Fail loudly, before any worker starts, when an address is taken: by another program or by
+    another `gslb serve` (whose SO_REUSEPORT sockets ours would otherwise join, splitting the
+    queries between the two). On success the addresses stay claimed by this process, so only
+    our own workers ever share them."""
+    claims = []
+    try:
+        for host, port in listen:
             try:
-                make(host, port).close()
+                claims.append(_claim(host, port))
             except OSError as exc:
-                raise ListenError(f"cannot listen on {kind} {host}:{port}: {exc.strerror}") from None
+                holder = _holder_of_claim(host, port)
+                raise ListenError(f"cannot listen on {_format(host, port)}: address already in use by another "
+                                  f"gslb serve{holder}" if exc.errno == errno.EADDRINUSE else
+                                  f"cannot listen on {_format(host, port)}: {exc.strerror}") from None
+            for kind in ("UDP", "TCP"):
+                try:
+                    _exclusive(host, port, kind)
+                except OSError as exc:
+                    if exc.errno != errno.EADDRINUSE:
+                        raise ListenError(f"cannot listen on {kind} {_format(host, port)}: {exc.strerror}") from None
+                    raise ListenError(f"cannot listen on {kind} {_format(host, port)}: address already in use"
+                                      + (_holders(host, port, kind) or "")) from None
+    except ListenError:
+        for sock in claims:
+            sock.close()
+        raise
+    _CLAIMS.extend(claims)
+
+
+# -- who holds an address (best effort: /proc/net and the /proc/PID/fd we may read) -----------
+
+def _proc_addr(text: str) -> tuple[str, int]:
+    """`0100007F:14E9` (IPv4, host order) or 32 hex digits (IPv6, four host-order words)."""
+    addr, port = text.split(":")
+    raw = bytes.fromhex(addr)
+    packed = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4)) if sys.byteorder == "little" else raw
+    return str(ipaddress.ip_address(packed)), int(port, 16)
+
+
+def _overlaps(held: str, wanted: str) -> bool:
+    a, b = ipaddress.ip_address(held), ipaddress.ip_address(wanted)
+    if a.version != b.version:
+        return a.version == 6 and a.is_unspecified  # a dual-stack [::] listener covers IPv4 too
+    return a == b or a.is_unspecified or b.is_unspecified
+
+
+def _inodes(host: str, port: int, kind: str) -> set[str]:
+    out = set()
+    for table in (f"/proc/net/{kind.lower()}", f"/proc/net/{kind.lower()}6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if len(fields) < 10:
+                        continue
+                    addr, lport = _proc_addr(fields[1])
+                    if kind == "TCP" and fields[3] != "0A":  # LISTEN only
+                        continue
+                    if lport == port and _overlaps(addr, host):
+                        out.add(fields[9])
+        except (OSError, ValueError, StopIteration):
+            continue
+    return out
+
+
+def _pids_holding(inodes: set[str]) -> dict[int, str]:
+    """pid → command line of each process with one of these socket inodes open."""
+    wanted = {f"socket:[{inode}]" for inode in inodes if inode != "0"}
+    out: dict[int, str] = {}
+    if not wanted:
+        return out
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            for fd in os.listdir(f"/proc/{entry}/fd"):
+                if os.readlink(f"/proc/{entry}/fd/{fd}") in wanted:
+                    out[int(entry)] = _cmdline(int(entry))
+                    break
+        except OSError:
+            continue
+    return out
+
+
+def _cmdline(pid: int) -> str:
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+
+
+def _parent(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def _describe(pids: dict[int, str]) -> str:
+    """` (held by pid 10 (workers 11 12): gslb serve ...)`: forked workers named by their parent."""
+    if not pids:
+        return ""
+    groups: dict[tuple[int, str], list[int]] = {}
+    for pid, cmd in sorted(pids.items()):
+        main = pid
+        try:
+            parent = _parent(pid)
+            if parent > 1 and _cmdline(parent) == cmd:
+                main = parent
+        except (OSError, ValueError, IndexError):
+            pass
+        groups.setdefault((main, cmd), []).append(pid)
+    shown = []
+    for (main, cmd), members in sorted(groups.items())[:3]:
+        workers = [p for p in members if p != main]
+        shown.append(f"pid {main}" + (f" (workers {' '.join(map(str, workers))})" if workers else "")
+                     + f": {cmd[:300] or '?'}")
+    return " (held by " + "; ".join(shown) + (f"; {len(groups) - 3} more" if len(groups) > 3 else "") + ")"
+
+
+def _holders(host: str, port: int, kind: str) -> str:
+    try:
+        return _describe(_pids_holding(_inodes(host, port, kind)))
+    except OSError:
+        return ""
+
+
+def _holder_of_claim(host: str, port: int) -> str:
+    name = f"@gslb-listen {host} {port}"
+    try:
+        with open("/proc/net/unix") as f:
+            inodes = {line.split()[6] for line in f if line.rstrip("\n").endswith(name) and len(line.split()) > 7}
+        pids = _pids_holding(inodes)
+    except OSError:
+        return ""
+    return _describe(pids)

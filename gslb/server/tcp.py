@@ -8,6 +8,7 @@ import socket
 import struct
 
 import dns.exception
+import dns.flags
 import dns.message
 import dns.rcode
 import dns.rdatatype
@@ -78,5 +79,22 @@ class TcpServer:
             reply.set_rcode(dns.rcode.NOTAUTH if zone is None else dns.rcode.REFUSED)
             log.info("AXFR of %s refused to %s", qname, client)
             return [reply.to_wire()]
-        log.info("AXFR of %s (serial %d) to %s", qname, zone.serial, client)
-        return xfr.transfer(query, zone)
+        kind = dns.rdatatype.to_text(query.question[0].rdtype)
+        if query.question[0].rdtype == dns.rdatatype.IXFR and _up_to_date(query, zone.soa[0].serial):
+            # RFC 1995 section 2: a client as new as we are gets our SOA alone
+            log.info("IXFR of %s (serial %d) to %s: up to date", qname, zone.soa[0].serial, client)
+            reply = dns.message.make_response(query)
+            reply.flags |= dns.flags.AA
+            reply.answer.append(zone.soa)
+            return [reply.to_wire(max_size=65535)]
+        log.info("%s of %s (serial %d) to %s%s", kind, qname, zone.serial, client,
+                 " (a full transfer: no incremental history)" if kind == "IXFR" else "")
+        return xfr.transfer(query, zone)  # for IXFR the AXFR-style response of RFC 1995 section 4
+
+
+def _up_to_date(query: dns.message.Message, serial: int) -> bool:
+    """Whether the IXFR client's SOA serial (authority section) is ours or newer (RFC 1982)."""
+    for rrset in query.authority:
+        if rrset.rdtype == dns.rdatatype.SOA and len(rrset):
+            return (rrset[0].serial - serial) % 2**32 < 2**31
+    return False
