@@ -12,7 +12,6 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 
 from aiohttp import web
 from prometheus_client.core import Metric
@@ -21,28 +20,9 @@ from gslb.store import CONTROL, DRAIN, OVERRIDE, Store, StoreError, event
 from gslb.web import live, metrics, views
 from gslb.web.auth import require_token
 from gslb.web.openapi import document
+from gslb.web.state import STATE, WebState, state
 
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
-
-
-@dataclass
-class WebState:
-    """Everything the handlers share; the app holds one (mutable while it runs)."""
-
-    store: Store
-    token: str | None
-    local_metrics: Callable[[], Iterable[Metric]] | None
-    listeners: set = field(default_factory=set)
-    store_ok: bool = True
-    store_last_ok: float = 0.0
-    follower: asyncio.Task | None = None
-
-
-STATE = web.AppKey("state", WebState)
-
-
-def state(request: web.Request) -> WebState:
-    return request.app[STATE]
 
 
 def _json(handler):
