@@ -199,7 +199,11 @@ class RedisStore(Store):
                 first = False
                 delay = 0.1
                 while True:
-                    msg = await pubsub.get_message(timeout=5.0)
+                    msg = await pubsub.get_message(timeout=1.0)
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        # redis-py can swallow a cancel that lands mid-read: honour it here
+                        raise asyncio.CancelledError
                     if msg is None or msg.get("type") != "message":
                         continue
                     data = json.loads(msg["data"])
@@ -213,8 +217,9 @@ class RedisStore(Store):
                 delay = min(delay * 2, BACKOFF_MAX)
             finally:
                 try:
-                    await pubsub.aclose()
-                except (RedisError, OSError, AttributeError):
+                    # bounded: cancelled in the middle of subscribing, aclose can wait forever
+                    await asyncio.wait_for(pubsub.aclose(), 1.0)
+                except (RedisError, OSError, AttributeError, TimeoutError):
                     pass
 
     async def close(self) -> None:
