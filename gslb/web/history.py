@@ -101,12 +101,12 @@ def _state_at(bands: list[list], t: float) -> str | None:
 def _quorum(regions: dict[str, list[list]], overrides: list[dict[str, Any]], check: str, since: float,
             now: float) -> list[list]:
     """The quorum decision over time, decided by the same `HealthView` the DNS nodes use."""
-    cuts = {since, now}
+    cuts = {now}
     for bands in regions.values():
         for a, b, _s in bands:
             cuts.update((a, b))
     cuts.update(float(o["t"]) for o in overrides if since < float(o["t"]) < now)
-    edges = sorted(c for c in cuts if since <= c <= now)
+    edges = sorted(c for c in cuts if since <= c <= now)  # from the first data on: no decision before it
     out: list[list] = []
     for a, b in itertools.pairwise(edges):
         mid = (a + b) / 2
