@@ -142,6 +142,13 @@ async def drain(request: web.Request) -> web.Response:
 @require_token
 async def undrain(request: web.Request) -> web.Response:
     site = request.match_info["site"]
+    try:
+        current = await state(request).store.get(DRAIN, site)
+    except StoreError as exc:
+        return web.json_response({"error": str(exc)}, status=503)
+    if current is None:
+        return web.json_response({"ok": True, "changed": False,
+                                  "message": f"site {site!r} is not drained: nothing changed"})
 
     async def act(store: Store) -> dict:
         await store.delete(DRAIN, site)

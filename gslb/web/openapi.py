@@ -89,6 +89,8 @@ def document() -> dict[str, Any]:
                              "reason": {"type": "string"}, "force": {"type": "boolean"}}}}}},
                          "responses": {**_OK, **_AUTH, **_STORE}},
                 "delete": {"summary": "undrain a site", "parameters": [_SITE], "security": [{"bearer": []}],
+                           "description": "Undraining a site that is not drained changes nothing and says so "
+                                          "(`changed: false`).",
                            "responses": {**_OK, **_AUTH, **_STORE}}},
             "/api/overrides/{check}": {
                 "put": {"summary": "force a check up or down", "parameters": [_CHECK], "security": [{"bearer": []}],
