@@ -276,6 +276,10 @@ def test_history_api_after_real_probe_rounds(store_url):
         points = n["nodes"]["ns1"]["points"]
         assert [p[1] for p in points] == [0.0, 50.0, 60.0]
         assert points[1][2] == {"NOERROR": 50.0, "NXDOMAIN": 5.0} and points[2][2] == {"NOERROR": 60.0}
+        # under the fleet's published quorum (1 region suffices), the same bands decide differently
+        await store.put(CONTROL, "quorum", {"quorum": 1})
+        one = await (await client.get("/api/history/health", params={"since": "-60"})).json()
+        assert one["quorum_rule"] == 1 and h["quorum_rule"] == "majority"
         b = await (await client.get("/api/history/bgp", params={"since": "-60"})).json()
         assert [c["prefixes"]["203.0.113.0/24"] for c in b["sites"]["ams"]["changes"]] == ["announced", "withdrawn"]
 
@@ -357,3 +361,20 @@ def test_node_decisions_in_metrics_carry_the_record(store_url):
                                          "decision": "eu"}
 
     run(store_url, body)
+
+
+def test_quorum_timeline_follows_the_quorum_rule_and_overrides():
+    from gslb.web.history import _bands, _quorum
+
+    eu = _bands([{"t": 0, "up": True, "exp": 100}, {"t": 10, "up": False, "exp": 100}], 0, 30)
+    us = _bands([{"t": 0, "up": True, "exp": 100}], 0, 30)
+    assert eu == [[0, 10, "up"], [10, 30, "down"]]
+    regions = {"eu": eu, "us": us}
+    assert [b[2] for b in _quorum(regions, [], "c", 0, 30)] == ["up"]  # 1 of 2 down: no majority
+    assert _quorum(regions, [], "c", 0, 30, quorum=1) == [[0, 10, "up"], [10, 30, "down"]]
+    assert _quorum(regions, [{"t": 20, "status": "down"}, {"t": 25, "status": None}], "c", 0, 30) == [
+        [0, 20, "up"], [20, 25, "down (override)"], [25, 30, "up"]]
+    # a verdict that expired before the next one: stale, and no region fresh means unknown
+    stale = _bands([{"t": 0, "up": True, "exp": 5}, {"t": 20, "up": True, "exp": 40}], 0, 30)
+    assert stale == [[0, 5, "up"], [5, 20, "stale"], [20, 30, "up"]]
+    assert [b[2] for b in _quorum({"eu": stale}, [], "c", 0, 30)] == ["up", "unknown", "up"]

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from gslb.health import HealthView, Verdict
-from gslb.store import Store
+from gslb.store import CONTROL, Store
 from gslb.store.history import BGP_SERIES, NODE_SERIES, OVERRIDE_SERIES, PROBE_SERIES, series
 
 DEFAULT_WINDOW = 3600.0
@@ -98,8 +98,17 @@ def _state_at(bands: list[list], t: float) -> str | None:
     return None
 
 
+async def fleet_quorum(store: Store) -> int | str:
+    """The quorum `gslb serve` publishes (control/quorum: {"quorum": "majority" | N}), else majority."""
+    doc = await store.get(CONTROL, "quorum")
+    value = doc.get("quorum") if doc else None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    return "majority"
+
+
 def _quorum(regions: dict[str, list[list]], overrides: list[dict[str, Any]], check: str, since: float,
-            now: float) -> list[list]:
+            now: float, quorum: int | str = "majority") -> list[list]:
     """The quorum decision over time, decided by the same `HealthView` the DNS nodes use."""
     cuts = {now}
     for bands in regions.values():
@@ -110,7 +119,7 @@ def _quorum(regions: dict[str, list[list]], overrides: list[dict[str, Any]], che
     out: list[list] = []
     for a, b in itertools.pairwise(edges):
         mid = (a + b) / 2
-        view = HealthView()
+        view = HealthView(quorum)
         for region, bands in regions.items():
             state = _state_at(bands, mid)
             if state in ("up", "down"):
@@ -135,6 +144,7 @@ def _quorum(regions: dict[str, list[list]], overrides: list[dict[str, Any]], che
 async def health(store: Store, since: float, check: str | None = None) -> dict[str, Any]:
     """Per check: up/down/stale bands per region and the quorum decision, from `since` to now."""
     now = time.time()
+    quorum = await fleet_quorum(store)
     by_check: dict[str, dict[str, list[list]]] = {}
     for name, reg, chk in await _probe_series(store, check, None):
         points = await store.history(name, since - LOOKBACK)
@@ -145,8 +155,8 @@ async def health(store: Store, since: float, check: str | None = None) -> dict[s
     for chk, regions in sorted(by_check.items()):
         overrides = await store.history(series(OVERRIDE_SERIES, chk))
         checks[chk] = {"regions": dict(sorted(regions.items())),
-                       "quorum": _quorum(regions, overrides, chk, since, now)}
-    return {"now": now, "since": since, "checks": checks}
+                       "quorum": _quorum(regions, overrides, chk, since, now, quorum)}
+    return {"now": now, "since": since, "quorum_rule": quorum, "checks": checks}
 
 
 async def nodes(store: Store, since: float, node: str | None = None) -> dict[str, Any]:
