@@ -238,3 +238,29 @@ def test_a_failed_write_says_so_at_the_button(setup, page):
     page.wait_for_selector("#reload + .note.error", timeout=5000)
     assert "401" in page.inner_text("#reload + .note.error")
     page.screenshot(path=os.path.join(screenshot_dir(), "dashboard-failed-write.png"), full_page=True)
+
+
+def test_the_running_servers_metrics_are_a_proper_histogram(setup):
+    """The real server's /metrics (its workers' counters): a histogram with _bucket/_sum/_count
+    and GSLB decisions labelled by record and type."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for _ in range(20):
+        setup["server"].query("www.gslb.example", "A")
+
+    def scrape() -> dict:
+        with urllib.request.urlopen(f"http://{setup['web']}/metrics", timeout=5) as r:
+            return {f.name: f for f in text_string_to_metric_families(r.read().decode())}
+
+    wait_for(lambda: "gslb_dns_processing_seconds" in scrape() and any(
+        s.value >= 20 for s in scrape()["gslb_dns_processing_seconds"].samples if s.name.endswith("_count")),
+        timeout=15, what="the workers' latency histogram in /metrics")
+    families = scrape()
+    samples = {s.name: s for s in families["gslb_dns_processing_seconds"].samples if "le" not in s.labels}
+    inf = next(s for s in families["gslb_dns_processing_seconds"].samples if s.labels.get("le") == "+Inf")
+    assert samples["gslb_dns_processing_seconds_count"].value == inf.value >= 20
+    assert 0 < samples["gslb_dns_processing_seconds_sum"].value / inf.value < 0.1  # a mean of well under 100 ms
+    records = {(s.labels["record"], s.labels["type"]) for s in families["gslb_dns_decisions"].samples}
+    assert any(r.startswith("www.gslb.example") and t == "A" for r, t in records), records
