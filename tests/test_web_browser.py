@@ -164,9 +164,14 @@ def test_readable_on_a_phone(setup, page):
     assert overflow <= 0  # wide tables scroll inside their section, the page does not
     assert _state_elements_fit(page) == []
     # stacked: the endpoint's name on its own line above its regions
-    name = page.locator(f'#health tr[data-endpoint="{check}"] td.check').bounding_box()
-    cell = page.locator(f'[data-check="{check}"][data-region="eu-west"]').bounding_box()
-    assert cell["y"] >= name["y"] + name["height"] - 1
+    # (measured in one evaluate: the table is re-rendered live and elements come and go)
+    below = page.evaluate("""(check) => {
+      const row = [...document.querySelectorAll("#health tr[data-endpoint]")].find((r) => r.dataset.endpoint === check);
+      const name = row.querySelector("td.check").getBoundingClientRect();
+      const cell = row.querySelector('[data-region="eu-west"]').getBoundingClientRect();
+      return cell.top - name.bottom;
+    }""", check)
+    assert below >= -1
     page.screenshot(path=os.path.join(screenshot_dir(), "dashboard-phone.png"), full_page=True)
 
 

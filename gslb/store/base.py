@@ -131,6 +131,8 @@ class Store(abc.ABC):
                                           value.get("time") if value else None)
         except StoreError as exc:  # history is a by-product: never fail the write that made it
             log.debug("history for %s/%s not kept: %s", space, key, exc)
+        except Exception:  # an odd document must not break its writer either
+            log.exception("history for %s/%s not kept", space, key)
 
     async def _record_change(self, series: str, state: dict[str, Any], same, at: Any, cache: bool = False) -> None:
         """Append `state` only when it differs from the series' last point (with `cache`, the
