@@ -157,3 +157,59 @@ def test_subscription_survives_a_redis_restart():
 def test_unknown_url_scheme_is_rejected():
     with pytest.raises(StoreError, match="unknown store URL"):
         open_store("mongodb://x")
+
+
+def test_history_is_kept_bounded_and_read_by_time(store_url):
+    """Both backends: append/read by time, MAXLEN and max_age bounds, series listing (names with
+    glob characters included), and the points that puts leave (probe, node, BGP changes only)."""
+    import time
+
+    from gslb.store import NODE, OVERRIDE, PROBE, SITE
+
+    async def body():
+        store = open_store(store_url)
+        if store_url.startswith("redis"):
+            import redis
+
+            redis.Redis.from_url(store_url).flushdb()
+        now = time.time()
+        for i in range(300):
+            await store.append_history("t|bounded", {"t": now - 300 + i, "i": i}, maxlen=10)
+        points = await store.history("t|bounded")
+        # memory keeps exactly 10; Redis's MAXLEN ~ drops whole stream nodes (100 entries each)
+        assert 10 <= len(points) <= 110 and points[-1]["i"] == 299
+        assert len(points) == 10 or store_url.startswith("redis")
+        assert [p["i"] for p in points] == sorted(p["i"] for p in points)
+        assert [p["i"] for p in await store.history("t|bounded", since=now - 3)] == [297, 298, 299]
+        assert [p["i"] for p in await store.history("t|bounded", limit=2)] == [298, 299]
+        await store.append_history("t|old", {"t": now - 100}, max_age=10)
+        await store.append_history("t|old", {"t": now}, max_age=10)
+        assert [p["t"] for p in await store.history("t|old")] == [now] or store_url.startswith("redis")
+        assert [p["t"] for p in await store.history("t|old", since=now - 10)] == [now]
+
+        check = "http://[2001:db8::1]:80/health"  # '[' and ']' are glob characters for Redis SCAN
+        for i in range(3):
+            await store.put(PROBE, f"eu-west|{check}", {
+                "region": "eu-west", "check": check, "up": i != 1, "rtt_ms": 1.5 + i, "checked_at": now + i,
+                "expires_at": now + i + 3, "error": "" if i != 1 else "connection refused"}, ttl=10, notify=i == 0)
+        rtt = await store.history(f"probe|eu-west|{check}")
+        assert [(p["up"], p["rtt_ms"]) for p in rtt] == [(True, 1.5), (False, 2.5), (True, 3.5)]
+        assert rtt[1]["error"] == "connection refused" and rtt[0]["exp"] == now + 3
+        await store.put(NODE, "ns1", {"time": now, "qps": 2.5, "queries": 10, "by_rcode": {"NOERROR": 10}})
+        assert (await store.history("node|ns1"))[0]["by_rcode"] == {"NOERROR": 10}
+        for state in ("announced", "announced", "withdrawn", "withdrawn"):
+            await store.put(SITE, "ams", {"site": "ams", "time": time.time(), "healthy": True, "peers": {},
+                                          "prefixes": {"203.0.113.0/24": {"state": state, "reason": "x"}}})
+        await store.delete(SITE, "ams")
+        bgp = await store.history("bgp|ams")
+        assert [p["prefixes"].get("203.0.113.0/24") for p in bgp] == ["announced", "withdrawn", None]
+        assert bgp[-1]["gone"] is True
+        await store.put(OVERRIDE, check, {"status": "down"})
+        await store.put(OVERRIDE, check, {"status": "down"})  # the same again: no new point
+        await store.delete(OVERRIDE, check)
+        assert [p["status"] for p in await store.history(f"override|{check}")] == ["down", None]
+        assert await store.history_series("probe|") == [f"probe|eu-west|{check}"]
+        assert set(await store.history_series()) >= {"t|bounded", "node|ns1", "bgp|ams", f"probe|eu-west|{check}"}
+        await store.close()
+
+    run(body())

@@ -11,8 +11,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
 from gslb.health import Verdict
+from gslb.policy.checks import CheckSpec
+from gslb.probe.agent import ProbeAgent
 from gslb.store import CONTROL, DATAPLANE, DRAIN, NODE, OVERRIDE, PROBE, REGION, SITE, open_store
 from gslb.web import make_app
+from gslb.web.metrics import dns_families, render
+from tests.support.endpoints import Endpoint, free_port_on
 
 TOKEN = "correct horse battery staple"
 CHECK = "http://127.0.0.61:8080/health#www.example.com"
@@ -98,6 +102,7 @@ def test_writes_without_the_token_are_refused_and_change_nothing(store_url, head
 
 def test_writes_with_the_token_reach_the_store(store_url):
     async def body(client, store):
+        await seed(store)
         auth = {"Authorization": f"Bearer {TOKEN}"}
         r = await client.post("/api/reload", headers=auth)
         assert r.status == 200
@@ -108,6 +113,8 @@ def test_writes_with_the_token_reach_the_store(store_url):
         assert drain["reason"] == "maintenance" and drain["force"] is True
         assert (await client.delete("/api/sites/ams/drain", headers=auth)).status == 200
         assert await store.get(DRAIN, "ams") is None
+        again = await client.delete("/api/sites/ams/drain", headers=auth)  # not drained: a no-op that says so
+        assert again.status == 200 and (await again.json())["changed"] is False
         quoted = urllib.parse.quote(CHECK, safe="")
         assert (await client.put(f"/api/overrides/{quoted}", json={"status": "sideways"}, headers=auth)).status == 400
         assert (await client.put(f"/api/overrides/{quoted}", json={"status": "down"}, headers=auth)).status == 200
@@ -117,7 +124,7 @@ def test_writes_with_the_token_reach_the_store(store_url):
         assert (await client.delete(f"/api/overrides/{quoted}", headers=auth)).status == 200
         assert await store.get(OVERRIDE, CHECK) is None
         kinds = [e["kind"] for e in (await (await client.get("/api/log?limit=20")).json())["entries"]]
-        assert kinds.count("drain") >= 2 and "zone" in kinds and "endpoint" in kinds
+        assert kinds.count("drain") == 2 and "zone" in kinds and "endpoint" in kinds
 
     run(store_url, body)
 
@@ -165,3 +172,220 @@ def test_live_events_announce_store_writes(store_url):
         resp.close()
 
     run(store_url, body)
+
+
+def test_override_of_an_unknown_check_is_404_listing_the_known_ones(store_url):
+    async def body(client, store):
+        await seed(store)
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        r = await client.put("/api/overrides/no-such-check", json={"status": "down"}, headers=auth)
+        assert r.status == 404
+        data = await r.json()
+        assert "no-such-check" in data["error"] and data["known"] == [CHECK]
+        assert await store.scan(OVERRIDE) == {}
+        assert (await client.put("/api/overrides/no-such-check", json={"status": "down"})).status == 401  # auth first
+        quoted = urllib.parse.quote(CHECK, safe="")
+        first = await (await client.put(f"/api/overrides/{quoted}", json={"status": "down"}, headers=auth)).json()
+        again = await (await client.put(f"/api/overrides/{quoted}", json={"status": "down"}, headers=auth)).json()
+        assert first["changed"] is True and again["changed"] is False and "already" in again["message"]
+        assert (await (await client.delete(f"/api/overrides/{quoted}", headers=auth)).json())["changed"] is True
+        cleared = await (await client.delete(f"/api/overrides/{quoted}", headers=auth)).json()
+        assert cleared["changed"] is False and "no override" in cleared["message"]
+        log = (await (await client.get("/api/log?limit=50")).json())["entries"]
+        assert [e["new"] for e in log if e["kind"] == "endpoint"] == ["override down", "cleared"]  # no-ops unlogged
+
+    run(store_url, body)
+
+
+def test_status_and_openapi_document_writes_and_history(store_url):
+    async def body(client, store):
+        assert (await (await client.get("/api/status")).json())["writes"] is True
+        spec = await (await client.get("/api/openapi.json")).json()
+        for path in ("/api/history/rtt", "/api/history/health", "/api/history/nodes", "/api/history/bgp"):
+            assert path in spec["paths"] and spec["paths"][path]["get"]["parameters"][0]["name"] == "since"
+        put = spec["paths"]["/api/overrides/{check}"]["put"]["responses"]
+        assert "wrong token" in put["401"]["description"] and "without a token" in put["403"]["description"]
+        assert "known" in put["404"]["content"]["application/json"]["schema"]["properties"]
+        assert (await client.get("/api/history/rtt?since=soon")).status == 400
+
+    run(store_url, body)
+
+    async def disabled(client, store):
+        s = await (await client.get("/api/status")).json()
+        assert s["writes"] is False and "without a token" in s["reason"]
+
+    run(store_url, disabled, token=None)
+
+
+def test_history_api_after_real_probe_rounds(store_url):
+    """Two probe agents (regions) check a real endpoint; it fails and comes back: the RTT series
+    have points, the health timeline has up and down bands and the quorum follows; nodes and
+    BGP changes are served on the same clock."""
+    ep = Endpoint("127.0.0.62", free_port_on("127.0.0.62")).start()
+    spec = CheckSpec(protocol="http", address=ep.address, port=ep.port, path="/health", host="www.example.com",
+                     interval=0.1, timeout=1.0, rise=1, fall=1, expect_status=(), body_match=None)
+
+    async def body(client, store):
+        agents = [ProbeAgent(region, store, [spec], heartbeat=0.2) for region in ("eu-west", "us-east")]
+        tasks = [asyncio.ensure_future(a.run()) for a in agents]
+        async def until(done, what: str, timeout: float = 20.0) -> None:
+            """Wait on what the API serves, not on the clock: a loaded machine probes slower."""
+            deadline = time.monotonic() + timeout
+            while True:
+                r = await (await client.get("/api/history/rtt", params={"check": spec.key, "since": "-60"})).json()
+                series = {s["region"]: s["points"] for s in r["series"]}
+                if len(series) == 2 and all(done(points) for points in series.values()):
+                    return
+                assert time.monotonic() < deadline, f"timed out waiting for {what}: {series}"
+                await asyncio.sleep(0.05)
+
+        try:
+            await until(lambda pts: len(pts) >= 4, "up rounds")
+            ep.status = 503
+            await until(lambda pts: any(p[2] is False for p in pts), "down rounds")
+            ep.status = 200
+            await until(lambda pts: len(pts) >= 8 and pts[-1][2] is True, "recovered rounds")
+        finally:
+            for a in agents:
+                a.stop()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        now = time.time()
+        for i, (qps, ok, nx) in enumerate(((0.0, 100, 0), (50.0, 200, 10), (60.0, 320, 10))):
+            await store.put(NODE, "ns1", {"node": "ns1", "time": now - 4 + 2 * i, "qps": qps, "queries": ok + nx,
+                                          "by_rcode": {"NOERROR": ok, "NXDOMAIN": nx}}, ttl=30)
+        for state in ("announced", "announced", "withdrawn"):
+            await store.put(SITE, "ams", {"site": "ams", "time": time.time(), "healthy": state == "announced",
+                                          "prefixes": {"203.0.113.0/24": {"state": state, "reason": "r"}},
+                                          "peers": {"192.0.2.2": "up"}}, ttl=30)
+
+        r = await (await client.get("/api/history/rtt", params={"check": spec.key, "since": "-60"})).json()
+        assert [s["region"] for s in r["series"]] == ["eu-west", "us-east"]
+        for s in r["series"]:
+            assert len(s["points"]) >= 8, s
+            assert all(p[1] is None or 0 < p[1] < 1000 for p in s["points"])
+            assert {p[2] for p in s["points"]} == {True, False}
+            assert [p[0] for p in s["points"]] == sorted(p[0] for p in s["points"])
+        few = await (await client.get("/api/history/rtt", params={"region": "eu-west", "points": "3"})).json()
+        assert len(few["series"]) == 1 and len(few["series"][0]["points"]) <= 3
+
+        h = await (await client.get("/api/history/health", params={"since": "-60"})).json()
+        timeline = h["checks"][spec.key]
+        for region in ("eu-west", "us-east"):
+            states = [b[2] for b in timeline["regions"][region]]
+            assert "up" in states and "down" in states, states
+            assert all(a < b for a, b, _s in timeline["regions"][region])
+        quorum = [b[2] for b in timeline["quorum"]]
+        assert "up" in quorum and "down" in quorum, quorum
+        assert timeline["quorum"][-1][1] == pytest.approx(h["now"], abs=1)
+        # the agents are stopped: their last verdicts expire and the bands end stale
+        await asyncio.sleep(3 * spec.interval + spec.timeout + 0.1)
+        h = await (await client.get("/api/history/health", params={"since": "-60"})).json()
+        assert h["checks"][spec.key]["regions"]["eu-west"][-1][2] == "stale"
+        assert h["checks"][spec.key]["quorum"][-1][2] == "unknown"
+
+        n = await (await client.get("/api/history/nodes", params={"since": "-60"})).json()
+        points = n["nodes"]["ns1"]["points"]
+        assert [p[1] for p in points] == [0.0, 50.0, 60.0]
+        assert points[1][2] == {"NOERROR": 50.0, "NXDOMAIN": 5.0} and points[2][2] == {"NOERROR": 60.0}
+        # under the fleet's published quorum (1 region suffices), the same bands decide differently
+        await store.put(CONTROL, "quorum", {"quorum": 1})
+        one = await (await client.get("/api/history/health", params={"since": "-60"})).json()
+        assert one["quorum_rule"] == 1 and h["quorum_rule"] == "majority"
+        b = await (await client.get("/api/history/bgp", params={"since": "-60"})).json()
+        assert [c["prefixes"]["203.0.113.0/24"] for c in b["sites"]["ams"]["changes"]] == ["announced", "withdrawn"]
+
+    try:
+        run(store_url, body)
+    finally:
+        ep.stop()
+
+
+def _histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
+    """PromQL's histogram_quantile over cumulative (le, count) buckets, +Inf last."""
+    total = buckets[-1][1]
+    rank = q * total
+    lower_le, lower_count = 0.0, 0.0
+    for le, count in buckets:
+        if count >= rank:
+            if le == float("inf"):
+                return lower_le  # PromQL: the upper bound of the highest finite bucket
+            return lower_le + (le - lower_le) * (rank - lower_count) / max(count - lower_count, 1e-12)
+        lower_le, lower_count = le, count
+    return lower_le
+
+
+def _scrape(totals, latency):
+    """Render like /metrics does and read it back with prometheus-client's text parser."""
+    text = render(dns_families(totals, [], latency)).decode()
+    return {f.name: f for f in text_string_to_metric_families(text)}
+
+
+def test_dns_metrics_are_a_proper_histogram_and_decisions_carry_the_record():
+    # handler-time counts below 1, 2, 4 … 1024 µs, then slower (12 buckets, as _udpbatch ships them)
+    first = [0, 0, 10, 60, 20, 10, 0, 0, 0, 0, 0, 0]
+    later = [0, 0, 10, 60, 20, 10, 0, 0, 0, 0, 100, 0]  # 100 more queries took 512-1024 µs
+    decisions = {"www.gslb.example.com A|eu (fallback)": 7, "api.gslb.example.com A|eu (fallback)": 5,
+                 "www.gslb.example.com AAAA|all": 2}
+    families = _scrape({"decisions": decisions}, first)
+    hist = families["gslb_dns_processing_seconds"]
+    assert hist.type == "histogram"
+    names = {s.name for s in hist.samples}
+    assert names == {"gslb_dns_processing_seconds_bucket", "gslb_dns_processing_seconds_sum",
+                     "gslb_dns_processing_seconds_count"}
+    buckets = sorted((float(s.labels["le"]), s.value) for s in hist.samples if s.name.endswith("_bucket"))
+    count = next(s.value for s in hist.samples if s.name.endswith("_count"))
+    total = next(s.value for s in hist.samples if s.name.endswith("_sum"))
+    assert count == 100 == buckets[-1][1]
+    # histogram_quantile(0.5, …): the median query lies in the 4-8 µs bucket
+    assert 4e-6 <= _histogram_quantile(0.5, buckets) <= 8e-6
+    assert _histogram_quantile(0.99, buckets) <= 32e-6
+    # the mean (sum/count) from midpoints: 10*3 + 60*6 + 20*12 + 10*24 µs = 870 µs over 100
+    assert total / count == pytest.approx(8.7e-6)
+
+    families2 = _scrape({"decisions": decisions}, later)
+    hist2 = families2["gslb_dns_processing_seconds"]
+    count2 = next(s.value for s in hist2.samples if s.name.endswith("_count"))
+    total2 = next(s.value for s in hist2.samples if s.name.endswith("_sum"))
+    # rate(sum[…]) / rate(count[…]) between two scrapes: the new queries' mean, 768 µs
+    assert (total2 - total) / (count2 - count) == pytest.approx(768e-6)
+    exact = render(dns_families({"latency_sum": 0.5}, [], first)).decode()
+    assert "gslb_dns_processing_seconds_sum 0.5" in exact
+
+    d = {(s.labels["record"], s.labels["type"], s.labels["decision"]): s.value
+         for s in families["gslb_dns_decisions"].samples}
+    assert d == {("www.gslb.example.com", "A", "eu (fallback)"): 7, ("api.gslb.example.com", "A", "eu (fallback)"): 5,
+                 ("www.gslb.example.com", "AAAA", "all"): 2}
+    # sum by (decision): the two records' fallbacks add up only when asked to
+    by_decision: dict[str, float] = {}
+    for (_r, _t, decision), v in d.items():
+        by_decision[decision] = by_decision.get(decision, 0) + v
+    assert by_decision == {"eu (fallback)": 12, "all": 2}
+
+
+def test_node_decisions_in_metrics_carry_the_record(store_url):
+    async def body(client, store):
+        await store.put(NODE, "ns1", {"node": "ns1", "time": time.time(), "qps": 1.0, "queries": 3, "by_rcode": {},
+                                      "by_decision": {"www.gslb.example.com A|eu": 3}}, ttl=30)
+        text = await (await client.get("/metrics")).text()
+        fam = {f.name: f for f in text_string_to_metric_families(text)}["gslb_node_decisions"]
+        assert fam.samples[0].labels == {"node": "ns1", "record": "www.gslb.example.com", "type": "A",
+                                         "decision": "eu"}
+
+    run(store_url, body)
+
+
+def test_quorum_timeline_follows_the_quorum_rule_and_overrides():
+    from gslb.web.history import _bands, _quorum
+
+    eu = _bands([{"t": 0, "up": True, "exp": 100}, {"t": 10, "up": False, "exp": 100}], 0, 30)
+    us = _bands([{"t": 0, "up": True, "exp": 100}], 0, 30)
+    assert eu == [[0, 10, "up"], [10, 30, "down"]]
+    regions = {"eu": eu, "us": us}
+    assert [b[2] for b in _quorum(regions, [], "c", 0, 30)] == ["up"]  # 1 of 2 down: no majority
+    assert _quorum(regions, [], "c", 0, 30, quorum=1) == [[0, 10, "up"], [10, 30, "down"]]
+    assert _quorum(regions, [{"t": 20, "status": "down"}, {"t": 25, "status": None}], "c", 0, 30) == [
+        [0, 20, "up"], [20, 25, "down (override)"], [25, 30, "up"]]
+    # a verdict that expired before the next one: stale, and no region fresh means unknown
+    stale = _bands([{"t": 0, "up": True, "exp": 5}, {"t": 20, "up": True, "exp": 40}], 0, 30)
+    assert stale == [[0, 5, "up"], [5, 20, "stale"], [20, 30, "up"]]
+    assert [b[2] for b in _quorum({"eu": stale}, [], "c", 0, 30)] == ["up", "unknown", "up"]

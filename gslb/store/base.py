@@ -10,22 +10,25 @@ expire carry their own `expires_at` so readers can tell stale data by the clock.
 from __future__ import annotations
 
 import abc
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-# Spaces used across the project. One place so the dashboard, DNS nodes, probes, the BGP
-# controller and the dataplane agree on spellings.
-PROBE = "probe"  # key "<region>|<check key>": one probe region's verdict on one check
-REGION = "region"  # key "<region>": a probe agent's heartbeat {"region", "expires_at", "checks"}
-SITE = "site"  # key "<site>": a site's BGP state (prefix -> state), written by bgp/
-DRAIN = "drain"  # key "<site>": operator drain request for a site
-OVERRIDE = "override"  # key "<check key>": operator status override ("up" / "down")
-NODE = "node"  # key "<node id>": a DNS node's counters for the dashboard
-ANSWERS = "answers"  # key "<fqdn> <TYPE>": which answer each region gets now, for the dashboard
-CONTROL = "control"  # key "reload": {"time", "by"}: every DNS node reloads its zones when it changes
-DATAPLANE = "dataplane"  # key "<node>": XDP counters per VIP and backend
+from gslb.store.spaces import (  # noqa: F401  (re-exported: the store's vocabulary)
+    ANSWERS,
+    CONTROL,
+    DATAPLANE,
+    DRAIN,
+    NODE,
+    OVERRIDE,
+    PROBE,
+    REGION,
+    SITE,
+)
+
+log = logging.getLogger(__name__)
 
 
 class StoreError(Exception):
@@ -87,6 +90,64 @@ class Store(abc.ABC):
         The stream starts with `RESYNC` once subscribed and repeats it after every gap: that is
         the moment to (re)read the state with `scan`, knowing no later write can be missed.
         """
+
+    # -- bounded history (see gslb.store.history for the series and their points) ----------
+
+    @abc.abstractmethod
+    async def append_history(self, series: str, point: dict[str, Any], maxlen: int = 2000,
+                             max_age: float = 6 * 3600.0) -> None:
+        """Append `point` (a dict with "t", Unix seconds) to `series`, keeping at most about
+        `maxlen` points no older than `max_age` seconds."""
+
+    @abc.abstractmethod
+    async def history(self, series: str, since: float = 0.0, limit: int | None = None) -> list[dict[str, Any]]:
+        """The points of `series` with t >= since, oldest first (with `limit`: the newest that many)."""
+
+    @abc.abstractmethod
+    async def history_series(self, prefix: str = "") -> list[str]:
+        """The names of the series that start with `prefix` and hold points."""
+
+    async def _record_history(self, space: str, key: str, value: dict[str, Any] | None) -> None:
+        """Called by the backends on every put (value) and delete (None) of a document."""
+        from gslb.store import history as h
+
+        if space not in h.history_spaces():
+            return
+        try:
+            if space == PROBE and value is not None:
+                got = h.probe_point(value)
+                if got is not None:
+                    await self.append_history(*got, maxlen=h.HISTORY_LEN, max_age=h.HISTORY_AGE)
+            elif space == NODE and value is not None:
+                await self.append_history(*h.node_point(key, value), maxlen=h.HISTORY_LEN, max_age=h.HISTORY_AGE)
+            elif space == SITE:
+                # one writer per site, every second or so: remember its last state here
+                await self._record_change(h.series(h.BGP_SERIES, key), h.bgp_state(value), h.same_bgp,
+                                          value.get("time") if value else None, cache=True)
+            elif space == OVERRIDE:
+                status = None if value is None else str(value.get("status", "up"))
+                await self._record_change(h.series(h.OVERRIDE_SERIES, key), {"status": status},
+                                          lambda a, b: a is not None and a.get("status") == b["status"],
+                                          value.get("time") if value else None)
+        except StoreError as exc:  # history is a by-product: never fail the write that made it
+            log.debug("history for %s/%s not kept: %s", space, key, exc)
+        except Exception:  # an odd document must not break its writer either
+            log.exception("history for %s/%s not kept", space, key)
+
+    async def _record_change(self, series: str, state: dict[str, Any], same, at: Any, cache: bool = False) -> None:
+        """Append `state` only when it differs from the series' last point (with `cache`, the
+        last point this process wrote, for series that only this process writes)."""
+        from gslb.store import history as h
+
+        last_seen: dict[str, dict[str, Any] | None] = self.__dict__.setdefault("_history_last", {})
+        if not cache or series not in last_seen:
+            last = await self.history(series, limit=1)
+            last_seen[series] = last[-1] if last else None
+        if same(last_seen[series], state):
+            return
+        point = {"t": float(at) if isinstance(at, int | float) else time.time(), **state}
+        await self.append_history(series, point, maxlen=h.HISTORY_LEN, max_age=h.HISTORY_AGE)
+        last_seen[series] = point
 
     async def ping(self) -> bool:
         """True when the backend answers now."""

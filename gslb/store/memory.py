@@ -22,6 +22,8 @@ class MemoryStore(Store):
         self._data: dict[tuple[str, str], tuple[dict[str, Any], float | None]] = {}
         self._log: deque[dict[str, Any]] = deque(maxlen=LOG_LENGTH)
         self._subscribers: set[asyncio.Queue[Change]] = set()
+        self._history: dict[str, deque[dict[str, Any]]] = {}
+        self._history_age: dict[str, float] = {}
 
     def _alive(self, item: tuple[dict[str, Any], float | None], now: float) -> bool:
         return item[1] is None or item[1] > now
@@ -36,10 +38,12 @@ class MemoryStore(Store):
         self._data[(space, key)] = (value, time.time() + ttl if ttl else None)
         if notify:
             self._notify(Change(space, key, copy.deepcopy(value)))
+        await self._record_history(space, key, value)
 
     async def delete(self, space: str, key: str) -> None:
         if self._data.pop((space, key), None) is not None:
             self._notify(Change(space, key, None))
+            await self._record_history(space, key, None)
 
     async def get(self, space: str, key: str) -> dict[str, Any] | None:
         item = self._data.get((space, key))
@@ -59,6 +63,28 @@ class MemoryStore(Store):
 
     async def recent(self, count: int = 100) -> list[dict[str, Any]]:
         return [dict(e) for e in list(self._log)[-count:]]
+
+    async def append_history(self, series: str, point: dict[str, Any], maxlen: int = 2000,
+                             max_age: float = 6 * 3600.0) -> None:
+        ring = self._history.get(series)
+        if ring is None or ring.maxlen != maxlen:
+            ring = self._history[series] = deque(ring or (), maxlen=maxlen)
+        ring.append(copy.deepcopy(point))
+        self._history_age[series] = max_age
+        oldest = time.time() - max_age
+        while ring and float(ring[0].get("t", 0)) < oldest:
+            ring.popleft()
+
+    async def history(self, series: str, since: float = 0.0, limit: int | None = None) -> list[dict[str, Any]]:
+        points = [copy.deepcopy(p) for p in self._history.get(series, ()) if float(p.get("t", 0)) >= since]
+        return points[-limit:] if limit else points
+
+    async def history_series(self, prefix: str = "") -> list[str]:
+        now = time.time()
+        for name in [s for s, ring in self._history.items()  # series nobody writes any more
+                     if not ring or float(ring[-1].get("t", 0)) < now - self._history_age.get(s, 0)]:
+            del self._history[name]
+        return sorted(s for s in self._history if s.startswith(prefix))
 
     async def changes(self) -> AsyncIterator[Change]:
         queue: asyncio.Queue[Change] = asyncio.Queue()

@@ -4,6 +4,8 @@ Layout in Redis (prefix `gslb` by default):
   gslb:<space>:<key>   JSON document, with PX expiry when a ttl is given
   gslb:changes         pub/sub channel, one JSON message {space, key, value} per write
   gslb:log             stream of change-log entries (XADD MAXLEN ~1000)
+  gslb:history:<series>  stream of history points, {"p": JSON}: XADD MAXLEN ~, XTRIM MINID ~ and
+                       PEXPIRE max_age on every append (see gslb.store.history for the series)
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import json
 import logging
 import re
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -27,6 +30,11 @@ log = logging.getLogger(__name__)
 
 LOG_LENGTH = 1000
 BACKOFF_MAX = 5.0
+CLOCK_SLACK = 120.0  # seconds: stream ids are the server's clock, points' "t" the writer's
+
+
+def _glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
 
 
 def _hosts(netloc: str, default_port: int) -> list[tuple[str, int]]:
@@ -94,11 +102,13 @@ class RedisStore(Store):
         await self._call(f"put {space}/{key}", self._client.set(self._key(space, key), doc, px=px))
         if notify:
             await self._call("publish", self._client.publish(self._channel, msg))
+        await self._record_history(space, key, value)
 
     async def delete(self, space: str, key: str) -> None:
         msg = json.dumps({"space": space, "key": key, "value": None})
         await self._call(f"delete {space}/{key}", self._client.delete(self._key(space, key)))
         await self._call("publish", self._client.publish(self._channel, msg))
+        await self._record_history(space, key, None)
 
     async def get(self, space: str, key: str) -> dict[str, Any] | None:
         raw = await self._call(f"get {space}/{key}", self._client.get(self._key(space, key)))
@@ -130,6 +140,46 @@ class RedisStore(Store):
         rows = await self._call("recent", self._client.xrevrange(f"{self.prefix}:log", count=count))
         return [json.loads(fields[b"json"]) for _id, fields in reversed(rows)]
 
+    def _history_key(self, series: str) -> str:
+        return f"{self.prefix}:history:{series}"
+
+    async def append_history(self, series: str, point: dict[str, Any], maxlen: int = 2000,
+                             max_age: float = 6 * 3600.0) -> None:
+        key = self._history_key(series)
+
+        async def go() -> None:
+            now_ms = int(time.time() * 1000)
+            pipe = self._client.pipeline(transaction=False)
+            pipe.xadd(key, {"p": json.dumps(point, separators=(",", ":"))}, maxlen=maxlen, approximate=True)
+            pipe.xtrim(key, minid=str(now_ms - int((max_age + CLOCK_SLACK) * 1000)), approximate=True)
+            pipe.pexpire(key, int(max_age * 1000))
+            await pipe.execute()
+
+        await self._call(f"history {series}", go())
+
+    async def history(self, series: str, since: float = 0.0, limit: int | None = None) -> list[dict[str, Any]]:
+        key = self._history_key(series)
+        low = f"{max(0, int((since - CLOCK_SLACK) * 1000))}" if since > 0 else "-"
+        if limit:
+            rows = list(reversed(await self._call(f"history {series}",
+                                                  self._client.xrevrange(key, max="+", min=low, count=limit))))
+        else:
+            rows = await self._call(f"history {series}", self._client.xrange(key, min=low, max="+"))
+        points = [json.loads(fields[b"p"]) for _id, fields in rows]
+        return [p for p in points if float(p.get("t", 0)) >= since]
+
+    async def history_series(self, prefix: str = "") -> list[str]:
+        head = self._history_key("")
+
+        async def fetch() -> list[str]:
+            out = []
+            async for k in self._client.scan_iter(match=_glob_escape(head + prefix) + "*", count=1000):
+                name = k.decode() if isinstance(k, bytes) else k
+                out.append(name[len(head):])
+            return sorted(set(out))
+
+        return await self._call("history series", fetch())
+
     async def ping(self) -> bool:
         try:
             return bool(await self._client.ping())
@@ -149,7 +199,11 @@ class RedisStore(Store):
                 first = False
                 delay = 0.1
                 while True:
-                    msg = await pubsub.get_message(timeout=5.0)
+                    msg = await pubsub.get_message(timeout=1.0)
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        # redis-py can swallow a cancel that lands mid-read: honour it here
+                        raise asyncio.CancelledError
                     if msg is None or msg.get("type") != "message":
                         continue
                     data = json.loads(msg["data"])
@@ -163,8 +217,9 @@ class RedisStore(Store):
                 delay = min(delay * 2, BACKOFF_MAX)
             finally:
                 try:
-                    await pubsub.aclose()
-                except (RedisError, OSError, AttributeError):
+                    # bounded: cancelled in the middle of subscribing, aclose can wait forever
+                    await asyncio.wait_for(pubsub.aclose(), 1.0)
+                except (RedisError, OSError, AttributeError, TimeoutError):
                     pass
 
     async def close(self) -> None:

@@ -12,37 +12,18 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 from prometheus_client.core import Metric
 
-from gslb.store import CONTROL, DRAIN, OVERRIDE, Store, StoreError, event
-from gslb.web import live, metrics, views
+from gslb.store import ANSWERS, CONTROL, DRAIN, OVERRIDE, PROBE, Store, StoreError, event
+from gslb.web import history, live, metrics, views
 from gslb.web.auth import require_token
 from gslb.web.openapi import document
+from gslb.web.state import STATE, WebState, state
 
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
-
-
-@dataclass
-class WebState:
-    """Everything the handlers share; the app holds one (mutable while it runs)."""
-
-    store: Store
-    token: str | None
-    local_metrics: Callable[[], Iterable[Metric]] | None
-    listeners: set = field(default_factory=set)
-    store_ok: bool = True
-    store_last_ok: float = 0.0
-    follower: asyncio.Task | None = None
-
-
-STATE = web.AppKey("state", WebState)
-
-
-def state(request: web.Request) -> WebState:
-    return request.app[STATE]
 
 
 def _json(handler):
@@ -70,6 +51,45 @@ async def log_view(request: web.Request) -> web.Response:
         return web.json_response({"error": str(exc)}, status=503)
 
 
+def _history(handler, *filters: str, points: bool = False):
+    """History endpoints: `since` plus optional filters from the query string; 400 on bad input."""
+
+    async def wrapped(request: web.Request) -> web.Response:
+        query = request.query
+        try:
+            since = history.parse_since(query.get("since"), time.time())
+            kwargs: dict[str, Any] = {f: query[f] for f in filters if query.get(f)}
+            if points and query.get("points"):
+                kwargs["max_points"] = max(2, min(5000, int(query["points"])))
+        except ValueError:
+            return web.json_response({"error": "since and points must be numbers"}, status=400)
+        try:
+            data = await handler(state(request).store, since, **kwargs)
+        except StoreError as exc:
+            return web.json_response({"error": str(exc)}, status=503)
+        return web.json_response(data)
+
+    return wrapped
+
+
+async def status_view(request: web.Request) -> web.Response:
+    """What the page needs to know before offering writes."""
+    st = state(request)
+    return web.json_response({"writes": bool(st.token), "store": st.store.url,
+                              "reason": "" if st.token else "writes are disabled on this server: it was started "
+                                                            "without a token (GSLB_WEB_TOKEN or --token-file)"})
+
+
+async def known_checks(store: Store) -> list[str]:
+    """Every check the store knows of: probe verdicts, published answers' values, overrides."""
+    known = {str(doc.get("check")) for doc in (await store.scan(PROBE)).values() if doc.get("check")}
+    for doc in (await store.scan(ANSWERS)).values():
+        for values in (doc.get("pools") or {}).values():
+            known.update(str(v["check"]) for v in values if isinstance(v, dict) and v.get("check"))
+    known.update(await store.scan(OVERRIDE))
+    return sorted(known)
+
+
 def _who(request: web.Request) -> str:
     return f"web {request.remote or '?'}"
 
@@ -79,7 +99,7 @@ async def _write(request: web.Request, action) -> web.Response:
         result = await action(state(request).store)
     except StoreError as exc:
         return web.json_response({"error": str(exc)}, status=503)
-    return web.json_response({"ok": True, **(result or {})})
+    return web.json_response({"ok": True, "changed": True, **(result or {})})
 
 
 @require_token
@@ -123,6 +143,13 @@ async def drain(request: web.Request) -> web.Response:
 @require_token
 async def undrain(request: web.Request) -> web.Response:
     site = request.match_info["site"]
+    try:
+        current = await state(request).store.get(DRAIN, site)
+    except StoreError as exc:
+        return web.json_response({"error": str(exc)}, status=503)
+    if current is None:
+        return web.json_response({"ok": True, "changed": False,
+                                  "message": f"site {site!r} is not drained: nothing changed"})
 
     async def act(store: Store) -> dict:
         await store.delete(DRAIN, site)
@@ -140,6 +167,18 @@ async def set_override(request: web.Request) -> web.Response:
     if status not in ("up", "down"):
         return web.json_response({"error": 'status must be "up" or "down"'}, status=400)
 
+    try:
+        known = await known_checks(state(request).store)
+        current = await state(request).store.get(OVERRIDE, check)
+    except StoreError as exc:
+        return web.json_response({"error": str(exc)}, status=503)
+    if check not in known:
+        return web.json_response({"error": f"unknown check {check!r}: no probe, answer or override names it",
+                                  "known": known}, status=404)
+    if current is not None and current.get("status") == status:
+        return web.json_response({"ok": True, "changed": False, "override": current,
+                                  "message": f"already overridden {status}: nothing changed"})
+
     async def act(store: Store) -> dict:
         doc = {"status": status, "time": time.time(), "by": _who(request), "reason": str(body.get("reason", ""))}
         await store.put(OVERRIDE, check, doc)
@@ -152,6 +191,13 @@ async def set_override(request: web.Request) -> web.Response:
 @require_token
 async def clear_override(request: web.Request) -> web.Response:
     check = request.match_info["check"]
+    try:
+        current = await state(request).store.get(OVERRIDE, check)
+    except StoreError as exc:
+        return web.json_response({"error": str(exc)}, status=503)
+    if current is None:
+        return web.json_response({"ok": True, "changed": False, "message": f"no override is set for {check!r}: "
+                                                                           "nothing changed"})
 
     async def act(store: Store) -> dict:
         await store.delete(OVERRIDE, check)
@@ -209,6 +255,11 @@ def make_app(store: Store, *, token: str | None = None,
     app.router.add_get("/api/answers", _json(views.answers))
     app.router.add_get("/api/dataplane", _json(views.dataplane))
     app.router.add_get("/api/log", log_view)
+    app.router.add_get("/api/status", status_view)
+    app.router.add_get("/api/history/rtt", _history(history.rtt, "check", "region", points=True))
+    app.router.add_get("/api/history/health", _history(history.health, "check"))
+    app.router.add_get("/api/history/nodes", _history(history.nodes, "node"))
+    app.router.add_get("/api/history/bgp", _history(history.bgp, "site"))
     app.router.add_get("/api/events", events)
     app.router.add_post("/api/reload", reload)
     app.router.add_post("/api/sites/{site}/drain", drain)

@@ -7,6 +7,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from gslb.web.state import state
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -14,9 +16,7 @@ def require_token(handler: Handler) -> Handler:
     """401 unless `Authorization: Bearer <token>` matches the configured token (none set: 403)."""
 
     async def wrapped(request: web.Request) -> web.StreamResponse:
-        from gslb.web.app import STATE
-
-        token = request.app[STATE].token
+        token = state(request).token
         if not token:
             return web.json_response({"error": "write API disabled: no token configured"}, status=403)
         header = request.headers.get("Authorization", "")

@@ -65,14 +65,15 @@ async def store_families(store: Store, store_ok: bool, last_ok: float) -> list[M
         for addr, state in doc.get("peers", {}).items():
             peer.add_metric([site, addr], 1 if state == "up" else 0)
     queries = CounterMetricFamily("gslb_node_queries", "answers sent by a DNS node", labels=["node", "rcode"])
-    decisions = CounterMetricFamily("gslb_node_decisions", "GSLB decisions by kind", labels=["node", "decision"])
+    decisions = CounterMetricFamily("gslb_node_decisions", "GSLB decisions by record and kind",
+                                    labels=["node", "record", "type", "decision"])
     qps = GaugeMetricFamily("gslb_node_qps", "a DNS node's recent queries per second", labels=["node"])
     for node, doc in nodes["nodes"].items():
         qps.add_metric([node], float(doc.get("qps", 0)))
         for rcode, n in doc.get("by_rcode", {}).items():
             queries.add_metric([node, str(rcode)], n)
-        for decision, n in doc.get("by_decision", {}).items():
-            decisions.add_metric([node, decision], n)
+        for key, n in doc.get("by_decision", {}).items():
+            decisions.add_metric([node, *split_decision(key)], n)
     xdp_p = CounterMetricFamily("gslb_xdp_packets", "packets balanced by XDP", labels=["node", "vip", "backend"])
     xdp_b = CounterMetricFamily("gslb_xdp_bytes", "bytes balanced by XDP", labels=["node", "vip", "backend"])
     for node, doc in dataplane["nodes"].items():
@@ -85,32 +86,60 @@ async def store_families(store: Store, store_ok: bool, last_ok: float) -> list[M
     return families
 
 
+def split_decision(key: str) -> tuple[str, str, str]:
+    """"www.gslb.example.com A|eu (fallback)" → (record, type, decision); an older key without a
+    record ("eu") keeps its decision with empty record and type."""
+    head, sep, decision = key.partition("|")
+    if not sep:
+        return "", "", key
+    name, _, rtype = head.rpartition(" ")
+    return (name, rtype, decision) if name else (head, "", decision)
+
+
+def latency_buckets(latency: list[int]) -> tuple[list[tuple[str, int]], float]:
+    """The workers' handler-time counts (below 1, 2, 4 … µs, then everything slower) as cumulative
+    Prometheus buckets, and an estimated sum in seconds: each count at its bucket's midpoint
+    (the open-ended last bucket at its lower bound, so the estimate errs low)."""
+    buckets, running, total = [], 0, 0.0
+    for i, n in enumerate(latency[:-1]):
+        running += n
+        upper = (1 << i) / 1e6
+        lower = (1 << (i - 1)) / 1e6 if i else 0.0
+        total += n * (lower + upper) / 2
+        buckets.append((repr(upper), running))
+    running += latency[-1]
+    total += latency[-1] * ((1 << (len(latency) - 2)) / 1e6 if len(latency) > 1 else 0.0)
+    buckets.append(("+Inf", running))
+    return buckets, total
+
+
 def dns_families(totals: dict[str, Any], zones_by_rcode: list[list], latency: list[int]) -> list[Metric]:
-    """The local server's counters (from its workers) as metric families."""
+    """The local server's counters (from its workers) as metric families.
+
+    `totals["latency_sum"]` (seconds), when the workers ship it, is the histogram's exact sum;
+    without it the sum is estimated from the buckets (`latency_buckets`).
+    """
     import dns.rcode
     import dns.rdatatype
 
     q = CounterMetricFamily("gslb_dns_queries", "answers sent by this server", labels=["zone", "qtype", "rcode"])
     for zone, qtype, rcode, n in zones_by_rcode:
         q.add_metric([zone or "-", dns.rdatatype.to_text(qtype) if qtype else "-", dns.rcode.to_text(rcode)], n)
-    d = CounterMetricFamily("gslb_dns_decisions", "GSLB answers by decision (pool, fallback, fail-open)",
-                            labels=["decision"])
-    for label, n in totals.get("decisions", {}).items():
-        d.add_metric([label], n)
+    d = CounterMetricFamily("gslb_dns_decisions", "GSLB answers by record and decision (pool, fallback, fail-open)",
+                            labels=["record", "type", "decision"])
+    for key, n in totals.get("decisions", {}).items():
+        d.add_metric(list(split_decision(key)), n)
     t = CounterMetricFamily("gslb_dns_truncated", "UDP answers sent truncated (TC)")
     t.add_metric([], totals.get("truncated", 0))
     tcp = CounterMetricFamily("gslb_dns_tcp_queries", "queries over TCP")
     tcp.add_metric([], totals.get("tcp", 0))
     families: list[Metric] = [q, d, t, tcp]
     if latency:
-        buckets, running = [], 0
-        for i, n in enumerate(latency[:-1]):
-            running += n
-            buckets.append((str((1 << i) / 1e6), running))
-        running += latency[-1]
-        buckets.append(("+Inf", running))
-        h = HistogramMetricFamily("gslb_dns_processing_seconds", "time to answer one UDP query in the server")
-        h.add_metric([], buckets, sum_value=None)
+        buckets, estimate = latency_buckets(latency)
+        exact = totals.get("latency_sum")
+        h = HistogramMetricFamily("gslb_dns_processing_seconds", "time to answer one UDP query in the server"
+                                  + ("" if exact is not None else " (sum estimated from bucket midpoints)"))
+        h.add_metric([], buckets, sum_value=float(exact) if exact is not None else estimate)
         families.append(h)
     return families
 
