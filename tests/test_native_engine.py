@@ -441,3 +441,42 @@ def test_protocol_suite_without_native() -> None:
                           "tests/test_dns_protocol.py"], cwd=ROOT, capture_output=True, text=True,
                          env={**os.environ, "GSLB_NO_NATIVE": "1"}, timeout=900)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+
+
+def test_worker_udp_loop_serves_natively() -> None:
+    """`worker.udp_loop` runs the engine's recvmmsg/sendmmsg loop: answers are native and, on a
+    wildcard socket, leave from the address each query was sent to."""
+    if os.environ.get("GSLB_NO_NATIVE"):
+        pytest.skip("GSLB_NO_NATIVE is set")
+    import threading
+
+    from gslb import worker
+    from gslb.server import sockets
+    from tests.support.procs import free_port
+
+    pair = Pair([os.path.join(ROOT, "zones")])
+    for host, target in (("127.0.0.1", "127.0.0.1"), ("0.0.0.0", "127.0.0.2")):
+        port = free_port()
+        sock = sockets.udp_socket(host, port)
+        thread = threading.Thread(target=worker.udp_loop, args=(sock, pair.nat, sockets.is_wildcard(host)),
+                                  daemon=True)
+        thread.start()
+        before = pair.engine.stats()["native"]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(2)
+            for i in range(50):
+                q = dns.message.make_query("WWW.example.com" if i % 2 else "nope.example.com", "A",
+                                           use_edns=0 if i % 3 else False)
+                q.id = i
+                packet = q.to_wire()
+                s.sendto(packet, (target, port))
+                reply, source = s.recvfrom(65535)
+                assert source == (target, port)
+                assert reply == pair.py.answer(packet, bytes([127, 0, 0, 1]))
+        assert pair.engine.stats()["native"] - before >= 45
+        # the loop keeps serving this socket until the process ends (closing the descriptor
+        # under a blocked recvmmsg could hand its number to another socket of this process)
+        _SERVING.append(sock)
+
+
+_SERVING: list[socket.socket] = []
