@@ -64,7 +64,8 @@ def unshuffled() -> None:
 class Pair:
     """Two identical responders: `nat` answers through the engine, `py` in pure Python."""
 
-    def __init__(self, zone_dirs: list[str], serial: int | None = None, udp_size: int = UDP_SIZE) -> None:
+    def __init__(self, zone_dirs: list[str], serial: int | None = None, udp_size: int = UDP_SIZE,
+                 decision_cap: int = 1000) -> None:
         unshuffled()
         cfg = ServerConfig()
         zones = []
@@ -78,7 +79,7 @@ class Pair:
             answers.random.seed(7)
             sides.append((answers, Responder(answers.snapshot, "test-node", "gslb test", udp_size)))
         (self.nat_answers, self.nat), (self.py_answers, self.py) = sides
-        self.engine = native._engine.Engine(udp_size, self.nat._opt_head, self.nat._opt_head_do, 64, 1000)
+        self.engine = native._engine.Engine(udp_size, self.nat._opt_head, self.nat._opt_head_do, 64, decision_cap)
         self.nat.engine = self.engine
         self.nat.swap(self.nat_answers.snapshot)
         self.py.engine = None
@@ -278,9 +279,14 @@ def test_health_change_reaches_native_answers(pair: Pair) -> None:
 
 
 def test_bounded_and_swap() -> None:
-    """The miss table is capped (64 here) and a zone swap empties every native table."""
+    """The miss table (64 here) and the decision cache (16) are capped, and a zone swap empties
+    every native table."""
     # its own pair: swapping retires the hits of the shared header-only entries (REFUSED...)
-    pair = Pair([os.path.join(ROOT, "zones"), os.path.join(ROOT, "tests/data/zones")])
+    pair = Pair([os.path.join(ROOT, "zones"), os.path.join(ROOT, "tests/data/zones")], decision_cap=16)
+    for packet, client in gslb_queries() * 2:
+        nat, py = pair.both(packet, client)
+        assert nat == py
+    assert 0 < pair.engine.stats()["decisions"] <= 16
     for i in range(500):
         packet = dns.message.make_query(f"n{i}.nope.example.com", "A").to_wire()
         nat, py = pair.both(packet, CLIENTS[1])

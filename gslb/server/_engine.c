@@ -13,15 +13,21 @@
  * Everything else, and every first query of a key, is answered by `responder.answer(data,
  * client)` unchanged: Python stays the complete reference.
  *
- * Concurrency: every table is touched only with the GIL held (the GIL is released only while
- * blocked in recvmmsg/sendmmsg), so Python-side mutations (load, insert, flush) are atomic with
- * respect to answering. An entry used across a Python call (the GSLB picker) is pinned by a
- * reference count; a decision made while the decision generation moved is not cached.
+ * Concurrency: the serve loop runs without the GIL. The tables are guarded by one mutex: the
+ * loop holds it (and only it) while it answers a batch natively; Python-side mutations (load,
+ * insert, flush, harvest) take it while holding the GIL. The order is always GIL, then mutex, and
+ * nothing waits for the GIL while holding the mutex (the GSLB picker is called with the mutex
+ * released), so there is no deadlock. Packets the native pass cannot answer take a second pass
+ * with the GIL: the picker (a decision-cache miss), else `responder.answer`. An entry used across
+ * the picker call is pinned by a reference count; a decision made while the decision generation
+ * moved (health changed meanwhile) is not cached. Entries are freed (Python objects released)
+ * only with the GIL held.
  */
 #define _GNU_SOURCE
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <errno.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
 #include <stdint.h>
@@ -220,7 +226,11 @@ typedef struct {
     unsigned long long generation; /* bumped on every decision flush */
     unsigned long long native, fallback, truncated, picks;
     PyObject *s_hits, *s_answer, *s_pick;
+    pthread_mutex_t mu;
 } Engine;
+
+#define LOCK(e) pthread_mutex_lock(&(e)->mu)
+#define UNLOCK(e) pthread_mutex_unlock(&(e)->mu)
 
 static void
 centry_free(Engine *e, centry *c)
@@ -500,10 +510,13 @@ answer_native(Engine *e, PyObject *responder, const unsigned char *q, size_t n, 
             d->hits++;
             scope = d->scope;
             c = d->target;
+        } else if (!responder) {
+            return 0; /* the native pass (no GIL): decided in the second pass */
         } else {
             /* Ask Python: responder._native_pick(entry, client, ecs) -> (entry, scope, sticky, label, counters) */
             unsigned long long gen = e->generation;
             c->refs++; /* pinned across the call: other threads may flush tables meanwhile */
+            UNLOCK(e);
             PyObject *pc = PyBytes_FromStringAndSize((const char *)client, (Py_ssize_t)clen);
             PyObject *pe = ecs ? PyBytes_FromStringAndSize((const char *)ecs, (Py_ssize_t)ecs_len) : Py_None;
             if (!ecs)
@@ -512,6 +525,7 @@ answer_native(Engine *e, PyObject *responder, const unsigned char *q, size_t n, 
                                      : NULL;
             Py_XDECREF(pc);
             Py_XDECREF(pe);
+            LOCK(e);
             centry *src = c;
             if (!r || !PyTuple_Check(r) || PyTuple_GET_SIZE(r) != 5) {
                 PyErr_Clear();
@@ -531,7 +545,9 @@ answer_native(Engine *e, PyObject *responder, const unsigned char *q, size_t n, 
             e->picks++;
             scope = (int)sc;
             t->refs++; /* pinned until the answer is built */
-            if (sticky == 1 && gen == e->generation && e->decisions.count < e->decision_cap) {
+            if (sticky == 1 && gen == e->generation) {
+                if (e->decisions.count >= e->decision_cap)
+                    flush_decisions(e); /* bounded: start over, as Answers does with its own cache */
                 d = malloc(sizeof(decision));
                 if (d) {
                     d->target = t;
@@ -623,6 +639,7 @@ Engine_init(Engine *e, PyObject *args, PyObject *kw)
         PyErr_SetString(PyExc_RuntimeError, "already initialised");
         return -1;
     }
+    pthread_mutex_init(&e->mu, NULL);
     memcpy(e->opt_head[0], h0, 9);
     memcpy(e->opt_head[1], h1, 9);
     e->miss_cap = (size_t)(miss_cap > 0 ? miss_cap : 1);
@@ -652,6 +669,7 @@ Engine_dealloc(Engine *e)
         free(e->misses.b);
         free(e->decisions.b);
         free(e->ids.b);
+        pthread_mutex_destroy(&e->mu);
     }
     Py_XDECREF(e->s_hits);
     Py_XDECREF(e->s_answer);
@@ -693,14 +711,18 @@ Engine_load(Engine *e, PyObject *table)
         PyErr_SetString(PyExc_TypeError, "load(table: dict[bytes, Entry])");
         return NULL;
     }
+    LOCK(e);
     flush_decisions(e);
     ht_clear(&e->misses, release_cb, e);
     ht_clear(&e->statics, release_cb, e);
     Py_ssize_t i = 0;
     PyObject *k, *v;
     while (PyDict_Next(table, &i, &k, &v))
-        if (put_entry(e, &e->statics, k, v) < 0)
+        if (put_entry(e, &e->statics, k, v) < 0) {
+            UNLOCK(e);
             return NULL;
+        }
+    UNLOCK(e);
     Py_RETURN_NONE;
 }
 
@@ -710,9 +732,12 @@ Engine_insert(Engine *e, PyObject *args)
     PyObject *k, *v;
     if (!PyArg_ParseTuple(args, "SO", &k, &v))
         return NULL;
+    LOCK(e);
     if (e->misses.count >= e->miss_cap)
         ht_clear(&e->misses, release_cb, e);
-    if (put_entry(e, &e->misses, k, v) < 0)
+    int r = put_entry(e, &e->misses, k, v);
+    UNLOCK(e);
+    if (r < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -720,20 +745,35 @@ Engine_insert(Engine *e, PyObject *args)
 static PyObject *
 Engine_clear_misses(Engine *e, PyObject *unused)
 {
+    LOCK(e);
     ht_clear(&e->misses, release_cb, e);
+    UNLOCK(e);
     Py_RETURN_NONE;
 }
 
 static PyObject *
 Engine_flush_decisions(Engine *e, PyObject *unused)
 {
+    LOCK(e);
     flush_decisions(e);
+    UNLOCK(e);
     Py_RETURN_NONE;
 }
 
 /* Fold native counts into the Python objects; returns the truncated answers since last time. */
+static PyObject *harvest_locked(Engine *e);
+
 static PyObject *
 Engine_harvest(Engine *e, PyObject *unused)
+{
+    LOCK(e);
+    PyObject *r = harvest_locked(e);
+    UNLOCK(e);
+    return r;
+}
+
+static PyObject *
+harvest_locked(Engine *e)
 {
     for (size_t i = 0; i <= e->ids.mask; i++)
         for (node *n = e->ids.b[i]; n; n = n->next) {
@@ -765,9 +805,13 @@ Engine_harvest(Engine *e, PyObject *unused)
 static PyObject *
 Engine_stats(Engine *e, PyObject *unused)
 {
-    return Py_BuildValue("{sKsKsKsnsnsnsn}", "native", e->native, "fallback", e->fallback, "picks", e->picks,
-                         "statics", (Py_ssize_t)e->statics.count, "misses", (Py_ssize_t)e->misses.count,
-                         "decisions", (Py_ssize_t)e->decisions.count, "entries", (Py_ssize_t)e->ids.count);
+    LOCK(e);
+    unsigned long long native = e->native, fallback = e->fallback, picks = e->picks;
+    Py_ssize_t statics = (Py_ssize_t)e->statics.count, misses = (Py_ssize_t)e->misses.count;
+    Py_ssize_t decisions = (Py_ssize_t)e->decisions.count, entries = (Py_ssize_t)e->ids.count;
+    UNLOCK(e);
+    return Py_BuildValue("{sKsKsKsnsnsnsn}", "native", native, "fallback", fallback, "picks", picks,
+                         "statics", statics, "misses", misses, "decisions", decisions, "entries", entries);
 }
 
 /* One packet through the same path as serve(): native when possible, else responder.answer. */
@@ -779,18 +823,21 @@ Engine_answer_one(Engine *e, PyObject *args)
     PyObject *responder;
     if (!PyArg_ParseTuple(args, "y#y#O", &q, &n, &cl, &cn, &responder))
         return NULL;
-    static unsigned char out[BUFSIZE];
+    unsigned char out[BUFSIZE];
     if (n > BUFSIZE)
         return PyObject_CallMethodObjArgs(responder, e->s_answer, PyTuple_GET_ITEM(args, 0),
                                           PyTuple_GET_ITEM(args, 1), NULL);
     unsigned char in[BUFSIZE]; /* a private copy: the caller's bytes may go during a Python call */
     memcpy(in, q, (size_t)n);
+    LOCK(e);
     size_t len = answer_native(e, responder, in, (size_t)n, (const unsigned char *)cl, (size_t)cn, out);
-    if (len) {
+    if (len)
         e->native++;
+    else
+        e->fallback++;
+    UNLOCK(e);
+    if (len)
         return PyBytes_FromStringAndSize((const char *)out, (Py_ssize_t)len);
-    }
-    e->fallback++;
     return PyObject_CallMethodObjArgs(responder, e->s_answer, PyTuple_GET_ITEM(args, 0), PyTuple_GET_ITEM(args, 1),
                                       NULL);
 }
@@ -865,6 +912,10 @@ Engine_serve(Engine *e, PyObject *args)
     union cbuf rctl[BATCH], sctl[BATCH];
     PyObject *result = NULL;
 
+    size_t lens[BATCH];
+    const unsigned char *raws[BATCH];
+    size_t rawlens[BATCH], qlens[BATCH];
+    PyThreadState *ts = PyEval_SaveThread(); /* the loop runs without the GIL */
     for (;;) {
         for (int i = 0; i < batch; i++) {
             riov[i].iov_base = bufs[i];
@@ -879,50 +930,67 @@ Engine_serve(Engine *e, PyObject *args)
                 rmsg[i].msg_hdr.msg_controllen = sizeof(rctl[i].buf);
             }
         }
-        int n;
-        Py_BEGIN_ALLOW_THREADS
-        n = recvmmsg(fd, rmsg, (unsigned int)batch, MSG_WAITFORONE, NULL);
-        Py_END_ALLOW_THREADS
+        int n = recvmmsg(fd, rmsg, (unsigned int)batch, MSG_WAITFORONE, NULL);
         if (n < 0) {
             if (errno == EINTR || errno == EAGAIN) {
-                if (PyErr_CheckSignals() < 0)
+                PyEval_RestoreThread(ts);
+                int sig = PyErr_CheckSignals();
+                ts = PyEval_SaveThread();
+                if (sig < 0)
                     goto out;
                 continue;
             }
             if (errno == EBADF || errno == ENOTSOCK || errno == EINVAL) {
                 result = Py_None;
-                Py_INCREF(result);
                 goto out;
             }
             continue;
         }
-        int nout = 0;
+        /* First pass, native only: no GIL, the table mutex held. */
+        int need_python = 0;
+        LOCK(e);
         for (int i = 0; i < n; i++) {
-            const unsigned char *raw;
-            size_t rawlen;
             struct sockaddr *sa = (struct sockaddr *)&addrs[i];
+            lens[i] = 0;
             if (sa->sa_family == AF_INET) {
-                raw = (const unsigned char *)&((struct sockaddr_in *)sa)->sin_addr;
-                rawlen = 4;
+                raws[i] = (const unsigned char *)&((struct sockaddr_in *)sa)->sin_addr;
+                rawlens[i] = 4;
             } else if (sa->sa_family == AF_INET6) {
-                raw = (const unsigned char *)&((struct sockaddr_in6 *)sa)->sin6_addr;
-                rawlen = 16;
+                raws[i] = (const unsigned char *)&((struct sockaddr_in6 *)sa)->sin6_addr;
+                rawlens[i] = 16;
             } else {
+                rawlens[i] = 0; /* not an IP client: dropped */
                 continue;
             }
-            size_t qlen = rmsg[i].msg_len;
+            qlens[i] = rmsg[i].msg_len;
             if (rmsg[i].msg_hdr.msg_flags & MSG_TRUNC)
-                qlen = BUFSIZE; /* larger than our buffer: Python sees the cut packet and says FORMERR */
-            size_t len = answer_native(e, responder, bufs[i], qlen, raw, rawlen, obufs[nout]);
-            if (len) {
+                qlens[i] = BUFSIZE; /* larger than our buffer: Python sees the cut packet and says FORMERR */
+            lens[i] = answer_native(e, NULL, bufs[i], qlens[i], raws[i], rawlens[i], obufs[i]);
+            if (lens[i])
                 e->native++;
-                outs[nout] = NULL;
-                siov[nout].iov_base = obufs[nout];
-                siov[nout].iov_len = len;
-            } else {
-                e->fallback++;
-                PyObject *query = PyBytes_FromStringAndSize((const char *)bufs[i], (Py_ssize_t)qlen);
-                PyObject *client = PyBytes_FromStringAndSize((const char *)raw, (Py_ssize_t)rawlen);
+            else
+                need_python = 1;
+        }
+        UNLOCK(e);
+        for (int i = 0; i < n; i++)
+            outs[i] = NULL;
+        if (need_python) {
+            /* Second pass, with the GIL: GSLB decisions not cached yet, then everything else. */
+            PyEval_RestoreThread(ts);
+            for (int i = 0; i < n; i++) {
+                if (lens[i] || !rawlens[i])
+                    continue;
+                LOCK(e);
+                lens[i] = answer_native(e, responder, bufs[i], qlens[i], raws[i], rawlens[i], obufs[i]);
+                if (lens[i])
+                    e->native++;
+                else
+                    e->fallback++;
+                UNLOCK(e);
+                if (lens[i])
+                    continue;
+                PyObject *query = PyBytes_FromStringAndSize((const char *)bufs[i], (Py_ssize_t)qlens[i]);
+                PyObject *client = PyBytes_FromStringAndSize((const char *)raws[i], (Py_ssize_t)rawlens[i]);
                 PyObject *reply = NULL;
                 if (query && client)
                     reply = PyObject_CallMethodObjArgs(responder, e->s_answer, query, client, NULL);
@@ -932,13 +1000,24 @@ Engine_serve(Engine *e, PyObject *args)
                     PyErr_WriteUnraisable(responder);
                     continue;
                 }
-                if (!PyBytes_Check(reply)) {
+                if (!PyBytes_Check(reply) || PyBytes_GET_SIZE(reply) == 0) {
                     Py_DECREF(reply);
                     continue;
                 }
-                outs[nout] = reply;
-                siov[nout].iov_base = PyBytes_AS_STRING(reply);
-                siov[nout].iov_len = (size_t)PyBytes_GET_SIZE(reply);
+                outs[i] = reply;
+            }
+            ts = PyEval_SaveThread();
+        }
+        int nout = 0;
+        for (int i = 0; i < n; i++) {
+            if (lens[i]) {
+                siov[nout].iov_base = obufs[i];
+                siov[nout].iov_len = lens[i];
+            } else if (outs[i]) {
+                siov[nout].iov_base = PyBytes_AS_STRING(outs[i]);
+                siov[nout].iov_len = (size_t)PyBytes_GET_SIZE(outs[i]);
+            } else {
+                continue;
             }
             memset(&smsg[nout].msg_hdr, 0, sizeof(struct msghdr));
             smsg[nout].msg_hdr.msg_name = &addrs[i];
@@ -951,10 +1030,7 @@ Engine_serve(Engine *e, PyObject *args)
         }
         int done = 0;
         while (done < nout) {
-            int sent;
-            Py_BEGIN_ALLOW_THREADS
-            sent = sendmmsg(fd, smsg + done, (unsigned int)(nout - done), 0);
-            Py_END_ALLOW_THREADS
+            int sent = sendmmsg(fd, smsg + done, (unsigned int)(nout - done), 0);
             if (sent < 0) {
                 if (errno == EINTR)
                     continue;
@@ -963,10 +1039,16 @@ Engine_serve(Engine *e, PyObject *args)
             }
             done += sent;
         }
-        for (int i = 0; i < nout; i++)
-            Py_XDECREF(outs[i]);
+        if (need_python) {
+            PyEval_RestoreThread(ts);
+            for (int i = 0; i < n; i++)
+                Py_XDECREF(outs[i]);
+            ts = PyEval_SaveThread();
+        }
     }
 out:
+    PyEval_RestoreThread(ts);
+    Py_XINCREF(result);
     free(bufs);
     free(obufs);
     Py_DECREF(responder);
