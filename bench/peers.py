@@ -105,17 +105,22 @@ class Running:
                         changed = True
         return sorted(pids)
 
-    def cpu_seconds(self) -> float:
-        total = 0
+    def cpu_split(self) -> tuple[float, float]:
+        """User and system CPU seconds of the server's processes so far (from /proc)."""
+        user = system = 0
         tick = os.sysconf("SC_CLK_TCK")
         for pid in self.tree():
             try:
                 with open(f"/proc/{pid}/stat") as f:
                     fields = f.read().rsplit(")", 1)[1].split()
-                total += int(fields[11]) + int(fields[12])
+                user += int(fields[11])
+                system += int(fields[12])
             except (OSError, ValueError, IndexError):
                 pass
-        return total / tick
+        return user / tick, system / tick
+
+    def cpu_seconds(self) -> float:
+        return sum(self.cpu_split())
 
     def stop(self) -> None:
         if self.proc.poll() is None:

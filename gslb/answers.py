@@ -109,13 +109,16 @@ class Answers:
         record = policy.record
         record_label = f"{record.name.to_text(omit_final_dot=True)} {dns.rdatatype.to_text(record.rdtype)}|"
 
-        def pick(source: bytes, ecs: bytes | None) -> tuple[Entry, int]:
+        def decide(source: bytes, ecs: bytes | None) -> tuple[Entry, int, bool, str]:
             """`ecs` is the raw Client Subnet option body: cached as is, validated on a miss.
 
             An option with SOURCE PREFIX-LENGTH 0 asks us not to use client information: the
-            resolver's own address decides and the scope is 0 (RFC 7871 section 7.1.2)."""
+            resolver's own address decides and the scope is 0 (RFC 7871 section 7.1.2).
+            Returns the entry, the ECS scope, whether the decision may be cached (not for
+            `pick: random`) and its counter label (the native engine caches and counts too)."""
             key = ecs if ecs and ecs[2] else source
             hit = self.decision_cache.get((slot, key))
+            sticky = True
             if hit is None:
                 subnet = wire.parse_ecs(ecs) if ecs else None
                 decision = policy.decide(locator.client(locator.key(source, subnet)), self.random)
@@ -131,14 +134,21 @@ class Answers:
                 cache[(slot, key)] = hit
             decisions[hit[2]] = decisions.get(hit[2], 0) + 1
             entry = hit[0]
-            if entry is None:  # a per-answer draw; the entries of this decision's draws are kept with it
+            if entry is None:  # a per-answer draw: the native engine must not cache this answer
+                sticky = False
                 values = hit[3].draw(self.random)
                 entry = hit[4].get(values)
                 if entry is None:
                     entry = hit[4][values] = self._entry(qname, qtype, ans, prefix, owner, policy, values,
                                                          hit[3].ttl)
-            return entry, hit[1]
+            return entry, hit[1], sticky, hit[2]
 
+        def pick(source: bytes, ecs: bytes | None) -> tuple[Entry, int]:
+            entry, scope, _sticky, _label = decide(source, ecs)
+            return entry, scope
+
+        pick.decide = decide  # type: ignore[attr-defined]
+        pick.decisions = decisions  # type: ignore[attr-defined]
         return pick
 
     def _entry(self, qname: dns.name.Name, qtype: int, ans: Answer, prefix: list[dns.rrset.RRset],

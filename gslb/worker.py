@@ -52,7 +52,11 @@ def quiet_gc() -> None:
 
 
 def udp_loop(sock: socket.socket, responder: Responder, wildcard: bool = False) -> None:
-    """recvmmsg/sendmmsg batches through the C helper when built, else recvfrom/sendto."""
+    """The native engine when built (C answers, Python for the rest), else recvmmsg/sendmmsg batches
+    through the C helper answered in Python, else recvfrom/sendto."""
+    if responder.engine is not None:  # the native answer engine (gslb/server/_engine.c)
+        responder.engine.serve(sock.fileno(), responder, 64, 1 if wildcard else 0)
+        return
     if _udpbatch is not None:
         _udpbatch.serve(sock.fileno(), responder.answer, 64, 1 if wildcard else 0)
         return
@@ -169,7 +173,8 @@ def run(index: int, inbox: Connection, outbox: Connection, cfg: ServerConfig, an
                     quiet_gc()
                     outbox.send(ipc.ZonesApplied(index, message.generation))
                 elif isinstance(message, ipc.SetHealth):
-                    answers.set_health(message.health)  # decisions re-made on each prefix's next query
+                    if answers.set_health(message.health):  # decisions re-made on each prefix's next query
+                        responder.invalidate()  # the native engine's decisions too
                     outbox.send(ipc.HealthApplied(index, message.generation))
                 elif isinstance(message, ipc.Stop):
                     break

@@ -19,7 +19,7 @@ import dns.rdataclass
 import dns.rdatatype
 from dns.rdatatype import RdataType
 
-from gslb.server import wire
+from gslb.server import native, wire
 from gslb.server.resolve import Zones
 from gslb.server.table import (
     CH,
@@ -86,6 +86,9 @@ class Responder:
         self.chaos = chaos_entries(identity, version)
         self.stats = Stats()
         self.retired: dict[tuple[str, int, int], int] = {}
+        # The C answer engine (None: pure Python). It mirrors `table` and `misses` and holds the
+        # GSLB decisions; what it cannot answer comes to `answer` unchanged.
+        self.engine = native.new_engine(udp_size, self._opt_head, self._opt_head_do)
         self.swap(snapshot)
 
     def swap(self, snapshot: Snapshot) -> None:
@@ -96,11 +99,32 @@ class Responder:
         self.snapshot = snapshot
         self.misses: dict[bytes, Entry] = {}
         self.table = table  # last: the hot path reads only this reference
+        if self.engine is not None:
+            self.engine.load(table)  # also forgets the misses and the decisions
+        self.invalidate()
+
+    def invalidate(self) -> None:
+        """Health or zones changed: forget every cached GSLB decision (the native ones here; the
+        Python ones live in `Answers.decision_cache`, which `Answers.set_health` empties)."""
+        if self.engine is not None:
+            self.engine.flush_decisions()
+
+    def _native_pick(self, entry: Entry, client: bytes, ecs: bytes | None) -> tuple[Entry, int, bool, str, dict]:
+        """The engine's decision-cache miss: decide as `entry.pick` does, and say whether the
+        decision may be cached (not for `pick: random`) and which counter it counts into."""
+        decide = getattr(entry.pick, "decide", None)
+        if decide is None:  # a picker that cannot say: never cached
+            picked, scope = entry.pick(client, ecs)
+            return picked, scope, False, "", {}
+        picked, scope, sticky, label = decide(client, ecs)
+        return picked, scope, sticky, label, entry.pick.decisions
 
     # -- counters -------------------------------------------------------------------------
 
     def _entries(self, extra: list[dict] | None = None) -> Iterator[Entry]:
         """Every entry answers can come from now (each object appears in exactly one place)."""
+        if self.engine is not None:  # native answers counted in C: fold them into Entry.hits
+            self.stats.truncated += self.engine.harvest()
         for source in (self.table, self.misses, *(extra or [])):
             yield from list(source.values())
         yield from (REFUSED, NOTIMP, FORMERR)
@@ -222,6 +246,12 @@ class Responder:
 
     def _miss(self, key: bytes) -> Entry:
         """Compile an answer the table did not foresee (wildcard, NXDOMAIN, odd type, REFUSED)."""
+        entry = self._compile_miss(key)
+        if self.engine is not None and key[-4:-2] not in (_AXFR, _IXFR):
+            self.engine.insert(key, entry)  # the same answer every time: the next one is native
+        return entry
+
+    def _compile_miss(self, key: bytes) -> Entry:
         qclass = key[-2:]
         qtype = int.from_bytes(key[-4:-2], "big")
         if qclass == CH:
@@ -237,6 +267,8 @@ class Responder:
         entry = self.snapshot.compile(qname, qtype, ans)
         if len(self.misses) >= MISS_CACHE_MAX:
             self.misses = {}
+            if self.engine is not None:
+                self.engine.clear_misses()  # native copies of the dropped entries go too
         self.misses[key] = entry
         return entry
 

@@ -1,0 +1,1106 @@
+/*
+ * The native answer engine: receive a batch (recvmmsg), answer what is known ahead from C hash
+ * tables, hand everything else to the Python responder, send the batch (sendmmsg).
+ *
+ * What is native (the same bytes `Responder.answer` in fastpath.py produces, proven by the
+ * differential tests): one question, no OPT or a version-0 OPT with no options or exactly one
+ * valid Client Subnet option; the (lower-cased qname wire, qtype, qclass) key found in the
+ * static table (loaded from the Python table on every swap) or the miss table (entries Python
+ * compiled on first use: wildcard, NXDOMAIN, odd types, REFUSED); for GSLB names, the
+ * decision cache (question entry x client address, or x raw ECS option when its source prefix
+ * is not 0) filled by Python on a miss.
+ *
+ * Everything else, and every first query of a key, is answered by `responder.answer(data,
+ * client)` unchanged: Python stays the complete reference.
+ *
+ * Concurrency: the serve loop runs without the GIL. The tables are guarded by one mutex: the
+ * loop holds it (and only it) while it answers a batch natively; Python-side mutations (load,
+ * insert, flush, harvest) take it while holding the GIL. The order is always GIL, then mutex, and
+ * nothing waits for the GIL while holding the mutex (the GSLB picker is called with the mutex
+ * released), so there is no deadlock. Packets the native pass cannot answer take a second pass
+ * with the GIL: the picker (a decision-cache miss), else `responder.answer`. An entry used across
+ * the picker call is pinned by a reference count; a decision made while the decision generation
+ * moved (health changed meanwhile) is not cached. Entries are freed (Python objects released)
+ * only with the GIL held.
+ */
+#define _GNU_SOURCE
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <errno.h>
+#include <pthread.h>
+#include <netinet/in.h>
+#include <netinet/ip.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BATCH 64
+#define BUFSIZE 4096
+#define MAXKEY (255 + 4)
+
+/* ---------------------------------------------------------------------------------------- */
+/* A chained hash table with byte keys.                                                       */
+
+typedef struct node {
+    struct node *next;
+    uint64_t hash;
+    void *val;
+    uint16_t klen;
+    unsigned char key[];
+} node;
+
+typedef struct {
+    node **b;
+    size_t mask; /* buckets - 1 */
+    size_t count;
+} htab;
+
+static uint64_t seed = 0x9E3779B97F4A7C15ULL;
+
+static uint64_t
+hash_bytes(const unsigned char *p, size_t n)
+{
+    uint64_t h = seed ^ (n * 0xff51afd7ed558ccdULL);
+    while (n >= 8) {
+        uint64_t k;
+        memcpy(&k, p, 8);
+        h ^= k * 0x87c37b91114253d5ULL;
+        h = (h << 31 | h >> 33) * 0x4cf5ad432745937fULL;
+        p += 8;
+        n -= 8;
+    }
+    uint64_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        k |= (uint64_t)p[i] << (8 * i);
+    h ^= k * 0x87c37b91114253d5ULL;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return h;
+}
+
+static int
+ht_init(htab *t, size_t buckets)
+{
+    t->b = calloc(buckets, sizeof(node *));
+    if (!t->b)
+        return -1;
+    t->mask = buckets - 1;
+    t->count = 0;
+    return 0;
+}
+
+static void *
+ht_get(htab *t, const unsigned char *key, size_t klen, uint64_t h)
+{
+    for (node *n = t->b[h & t->mask]; n; n = n->next)
+        if (n->hash == h && n->klen == klen && memcmp(n->key, key, klen) == 0)
+            return n->val;
+    return NULL;
+}
+
+static void
+ht_grow(htab *t)
+{
+    size_t nb = (t->mask + 1) * 2;
+    node **b = calloc(nb, sizeof(node *));
+    if (!b)
+        return; /* keep the longer chains */
+    for (size_t i = 0; i <= t->mask; i++) {
+        node *n = t->b[i];
+        while (n) {
+            node *next = n->next;
+            n->next = b[n->hash & (nb - 1)];
+            b[n->hash & (nb - 1)] = n;
+            n = next;
+        }
+    }
+    free(t->b);
+    t->b = b;
+    t->mask = nb - 1;
+}
+
+/* Insert or replace; returns the replaced value (or NULL), sets *err on allocation failure. */
+static void *
+ht_put(htab *t, const unsigned char *key, size_t klen, uint64_t h, void *val, int *err)
+{
+    for (node *n = t->b[h & t->mask]; n; n = n->next)
+        if (n->hash == h && n->klen == klen && memcmp(n->key, key, klen) == 0) {
+            void *old = n->val;
+            n->val = val;
+            return old;
+        }
+    node *n = malloc(sizeof(node) + klen);
+    if (!n) {
+        *err = 1;
+        return NULL;
+    }
+    n->hash = h;
+    n->klen = (uint16_t)klen;
+    n->val = val;
+    memcpy(n->key, key, klen);
+    n->next = t->b[h & t->mask];
+    t->b[h & t->mask] = n;
+    if (++t->count > t->mask + 1)
+        ht_grow(t);
+    return NULL;
+}
+
+static void *
+ht_del(htab *t, const unsigned char *key, size_t klen, uint64_t h)
+{
+    node **pp = &t->b[h & t->mask];
+    for (node *n = *pp; n; pp = &n->next, n = n->next)
+        if (n->hash == h && n->klen == klen && memcmp(n->key, key, klen) == 0) {
+            void *val = n->val;
+            *pp = n->next;
+            free(n);
+            t->count--;
+            return val;
+        }
+    return NULL;
+}
+
+/* Remove every node, calling fn on each value. Safe against fn touching *other* tables. */
+static void
+ht_clear(htab *t, void (*fn)(void *ctx, void *val), void *ctx)
+{
+    size_t nb = t->mask + 1;
+    node **old = t->b;
+    t->count = 0;
+    if (ht_init(t, 64) < 0) { /* cannot allocate: reuse the old array, emptied */
+        t->b = old;
+        t->mask = nb - 1;
+        old = NULL;
+    }
+    for (size_t i = 0; i < nb; i++) {
+        node *n = old ? old[i] : t->b[i];
+        if (!old)
+            t->b[i] = NULL;
+        while (n) {
+            node *next = n->next;
+            if (fn)
+                fn(ctx, n->val);
+            free(n);
+            n = next;
+        }
+    }
+    free(old);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Compiled entries, mirrored from Python `Entry` objects (gslb/server/table.py).              */
+
+typedef struct centry {
+    PyObject *entry;              /* the Python Entry: its hits get ours at harvest */
+    unsigned char hdr[8][10];     /* flags..arcount, indexed like Entry.hdr */
+    unsigned char thdr[8][10];    /* the truncated() variant: TC set, no records */
+    unsigned char *tail;
+    Py_ssize_t tail_len;
+    unsigned long long hits;
+    long refs;                    /* tables and pins holding it */
+    int pick;                     /* a GSLB entry: answered through the decision cache */
+} centry;
+
+typedef struct {
+    centry *target;
+    int scope;
+    PyObject *label;     /* "NAME TYPE|decision" */
+    PyObject *counters;  /* the Answers.decisions dict it counts into */
+    unsigned long long hits;
+} decision;
+
+typedef struct {
+    PyObject_HEAD
+    htab statics;   /* key -> centry* : the snapshot's table (and CHAOS names) */
+    htab misses;    /* key -> centry* : what Python compiled on first use */
+    htab decisions; /* entry pointer + client key -> decision* */
+    htab ids;       /* Entry object pointer -> centry* (one centry per Entry) */
+    int udp_size;
+    unsigned char opt_head[2][9]; /* the response OPT record without RDLENGTH, without/with DO */
+    size_t miss_cap, decision_cap;
+    unsigned long long generation; /* bumped on every decision flush */
+    unsigned long long native, fallback, truncated, picks;
+    PyObject *s_hits, *s_answer, *s_pick;
+    pthread_mutex_t mu;
+} Engine;
+
+#define LOCK(e) pthread_mutex_lock(&(e)->mu)
+#define UNLOCK(e) pthread_mutex_unlock(&(e)->mu)
+
+static void
+centry_free(Engine *e, centry *c)
+{
+    uint64_t h = hash_bytes((unsigned char *)&c->entry, sizeof(c->entry));
+    ht_del(&e->ids, (unsigned char *)&c->entry, sizeof(c->entry), h);
+    if (c->hits) { /* fold what we counted into the Entry before letting it go */
+        PyObject *old = PyObject_GetAttr(c->entry, e->s_hits);
+        if (old) {
+            PyObject *add = PyLong_FromUnsignedLongLong(c->hits);
+            PyObject *sum = add ? PyNumber_Add(old, add) : NULL;
+            if (sum)
+                PyObject_SetAttr(c->entry, e->s_hits, sum);
+            Py_XDECREF(sum);
+            Py_XDECREF(add);
+            Py_DECREF(old);
+        }
+        PyErr_Clear();
+    }
+    Py_DECREF(c->entry);
+    free(c->tail);
+    free(c);
+}
+
+static void
+centry_release(Engine *e, centry *c)
+{
+    if (--c->refs <= 0)
+        centry_free(e, c);
+}
+
+/* The centry for a Python Entry (made on first sight); NULL with an exception on a bad object. */
+static centry *
+centry_of(Engine *e, PyObject *entry)
+{
+    uint64_t h = hash_bytes((unsigned char *)&entry, sizeof(entry));
+    centry *c = ht_get(&e->ids, (unsigned char *)&entry, sizeof(entry), h);
+    if (c)
+        return c;
+    PyObject *hdr = PyObject_GetAttrString(entry, "hdr");
+    PyObject *tail = PyObject_GetAttrString(entry, "tail");
+    PyObject *pick = PyObject_GetAttrString(entry, "pick");
+    c = NULL;
+    if (!hdr || !tail || !pick)
+        goto done;
+    if (!PyTuple_Check(hdr) || PyTuple_GET_SIZE(hdr) != 8 || !PyBytes_Check(tail)) {
+        PyErr_SetString(PyExc_TypeError, "not an Entry");
+        goto done;
+    }
+    c = calloc(1, sizeof(centry));
+    if (!c) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (int i = 0; i < 8; i++) {
+        PyObject *b = PyTuple_GET_ITEM(hdr, i);
+        if (!PyBytes_Check(b) || PyBytes_GET_SIZE(b) != 10) {
+            PyErr_SetString(PyExc_TypeError, "Entry.hdr items must be 10 bytes");
+            free(c);
+            c = NULL;
+            goto done;
+        }
+        memcpy(c->hdr[i], PyBytes_AS_STRING(b), 10);
+        memcpy(c->thdr[i], c->hdr[i], 10);
+        c->thdr[i][0] |= 0x02;               /* TC */
+        memset(c->thdr[i] + 4, 0, 6);        /* ANCOUNT, NSCOUNT, ARCOUNT = 0 ... */
+        c->thdr[i][9] = i >= 4 ? 1 : 0;      /* ... but the OPT record */
+    }
+    c->tail_len = PyBytes_GET_SIZE(tail);
+    c->tail = malloc(c->tail_len ? (size_t)c->tail_len : 1);
+    if (!c->tail) {
+        free(c);
+        c = NULL;
+        PyErr_NoMemory();
+        goto done;
+    }
+    memcpy(c->tail, PyBytes_AS_STRING(tail), (size_t)c->tail_len);
+    c->pick = pick != Py_None;
+    c->entry = entry;
+    Py_INCREF(entry);
+    int err = 0;
+    ht_put(&e->ids, (unsigned char *)&entry, sizeof(entry), h, c, &err);
+    if (err) {
+        Py_DECREF(entry);
+        free(c->tail);
+        free(c);
+        c = NULL;
+        PyErr_NoMemory();
+    }
+done:
+    Py_XDECREF(hdr);
+    Py_XDECREF(tail);
+    Py_XDECREF(pick);
+    return c;
+}
+
+static void
+release_cb(void *ctx, void *val)
+{
+    centry_release((Engine *)ctx, (centry *)val);
+}
+
+static void
+fold_decision(decision *d)
+{
+    if (d->hits && d->counters && PyDict_Check(d->counters)) {
+        PyObject *old = PyDict_GetItemWithError(d->counters, d->label);
+        long long n = old ? PyLong_AsLongLong(old) : 0;
+        PyObject *sum = PyLong_FromLongLong(n + (long long)d->hits);
+        if (sum) {
+            PyDict_SetItem(d->counters, d->label, sum);
+            Py_DECREF(sum);
+        }
+        PyErr_Clear();
+    }
+    d->hits = 0;
+}
+
+static void
+decision_free_cb(void *ctx, void *val)
+{
+    decision *d = val;
+    fold_decision(d);
+    Py_XDECREF(d->label);
+    Py_XDECREF(d->counters);
+    centry_release((Engine *)ctx, d->target);
+    free(d);
+}
+
+/* Decision keys: the picking entry's pointer, then the client address or the raw ECS option. */
+static size_t
+decision_key(unsigned char *out, const centry *src, const unsigned char *k, size_t klen)
+{
+    memcpy(out, &src, sizeof(src));
+    memcpy(out + sizeof(src), k, klen);
+    return sizeof(src) + klen;
+}
+
+static void
+flush_decisions(Engine *e)
+{
+    e->generation++;
+    /* decision cache keys hold the source centry pointer: they pin it with a reference */
+    htab t = e->decisions;
+    if (ht_init(&e->decisions, 1024) < 0) {
+        e->decisions = t;
+        ht_clear(&e->decisions, decision_free_cb, e);
+        return;
+    }
+    for (size_t i = 0; i <= t.mask; i++) {
+        node *n = t.b[i];
+        while (n) {
+            node *next = n->next;
+            centry *src;
+            memcpy(&src, n->key, sizeof(src));
+            decision_free_cb(e, n->val);
+            centry_release(e, src);
+            free(n);
+            n = next;
+        }
+    }
+    free(t.b);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Answering one packet.                                                                       */
+
+enum { ANSWERED = 1, FALLBACK = 0, DROP = -1 };
+
+static int
+valid_ecs(const unsigned char *p, size_t n)
+{
+    if (n < 4)
+        return 0;
+    int family = (p[0] << 8) | p[1], source = p[2], scope = p[3];
+    if (family != 1 && family != 2)
+        return 0;
+    if (source > (family == 1 ? 32 : 128))
+        return 0;
+    if (scope != 0)
+        return 0;
+    if (n - 4 != (size_t)((source + 7) / 8))
+        return 0;
+    if (source % 8 && (p[n - 1] & (0xFF >> (source % 8))))
+        return 0;
+    return 1;
+}
+
+/*
+ * Try to answer `q` natively into `out` (BUFSIZE bytes). Returns the reply length, or 0 to
+ * let Python answer. `responder` is used for GSLB decisions the cache does not hold.
+ */
+static size_t
+answer_native(Engine *e, PyObject *responder, const unsigned char *q, size_t n, const unsigned char *client,
+              size_t clen, unsigned char *out)
+{
+    if (n < 17 || (q[2] & 0xF8))
+        return 0;
+    static const unsigned char one_q[7] = {0, 1, 0, 0, 0, 0, 0};
+    if (memcmp(q + 4, one_q, 7) != 0 || q[11] > 1)
+        return 0;
+    int has_opt = q[11];
+    size_t pos = 12;
+    unsigned char key[MAXKEY];
+    for (;;) {
+        unsigned len = q[pos];
+        if (len == 0)
+            break;
+        if (len > 63)
+            return 0;
+        if (pos - 12 + len + 1 > 254)
+            return 0; /* longer than a name can be: Python says FORMERR */
+        key[pos - 12] = (unsigned char)len;
+        if (pos + len + 1 >= n)
+            return 0;
+        for (unsigned i = 1; i <= len; i++) {
+            unsigned char ch = q[pos + i];
+            key[pos - 12 + i] = (ch >= 'A' && ch <= 'Z') ? ch + 32 : ch;
+        }
+        pos += len + 1;
+    }
+    size_t qend = pos + 5;
+    if (qend > n)
+        return 0;
+    size_t klen = qend - 12;
+    key[pos - 12] = 0;
+    memcpy(key + pos - 12 + 1, q + pos + 1, 4);
+    uint64_t h = hash_bytes(key, klen);
+    centry *c = ht_get(&e->statics, key, klen, h);
+    if (!c)
+        c = ht_get(&e->misses, key, klen, h);
+    if (!c)
+        return 0;
+    size_t limit = 512;
+    const unsigned char *ecs = NULL;
+    size_t ecs_len = 0;
+    int opt_do = 0;
+    if (has_opt) {
+        if (qend + 11 > n)
+            return 0;
+        const unsigned char *o = q + qend;
+        if (o[0] != 0 || o[1] != 0 || o[2] != 41 || o[6] != 0)
+            return 0;
+        size_t rdlen = ((size_t)o[9] << 8) | o[10];
+        if (qend + 11 + rdlen != n)
+            return 0;
+        if (rdlen) {
+            if (rdlen < 4 || o[11] != 0 || o[12] != 8 || (((size_t)o[13] << 8) | o[14]) + 4 != rdlen)
+                return 0;
+            ecs = o + 15;
+            ecs_len = rdlen - 4;
+            if (!valid_ecs(ecs, ecs_len))
+                return 0;
+        }
+        opt_do = (o[7] & 0x80) != 0;
+        size_t payload = ((size_t)o[3] << 8) | o[4];
+        size_t lim = payload > 512 ? payload : 512;
+        if ((size_t)e->udp_size < lim)
+            lim = (size_t)e->udp_size;
+        if (lim > limit)
+            limit = lim;
+    } else if (qend != n) {
+        return 0;
+    }
+    int scope = 0;
+    centry *pinned = NULL;
+    if (c->pick) {
+        const unsigned char *ck = (ecs && ecs[2]) ? ecs : client;
+        size_t cklen = (ecs && ecs[2]) ? ecs_len : clen;
+        unsigned char dk[sizeof(void *) + 64];
+        if (cklen > 64)
+            return 0;
+        size_t dklen = decision_key(dk, c, ck, cklen);
+        uint64_t dh = hash_bytes(dk, dklen);
+        decision *d = ht_get(&e->decisions, dk, dklen, dh);
+        if (d) {
+            d->hits++;
+            scope = d->scope;
+            c = d->target;
+        } else if (!responder) {
+            return 0; /* the native pass (no GIL): decided in the second pass */
+        } else {
+            /* Ask Python: responder._native_pick(entry, client, ecs) -> (entry, scope, sticky, label, counters) */
+            unsigned long long gen = e->generation;
+            c->refs++; /* pinned across the call: other threads may flush tables meanwhile */
+            UNLOCK(e);
+            PyObject *pc = PyBytes_FromStringAndSize((const char *)client, (Py_ssize_t)clen);
+            PyObject *pe = ecs ? PyBytes_FromStringAndSize((const char *)ecs, (Py_ssize_t)ecs_len) : Py_None;
+            if (!ecs)
+                Py_INCREF(Py_None);
+            PyObject *r = (pc && pe) ? PyObject_CallMethodObjArgs(responder, e->s_pick, c->entry, pc, pe, NULL)
+                                     : NULL;
+            Py_XDECREF(pc);
+            Py_XDECREF(pe);
+            LOCK(e);
+            centry *src = c;
+            if (!r || !PyTuple_Check(r) || PyTuple_GET_SIZE(r) != 5) {
+                PyErr_Clear();
+                Py_XDECREF(r);
+                centry_release(e, src);
+                return 0;
+            }
+            centry *t = centry_of(e, PyTuple_GET_ITEM(r, 0));
+            long sc = PyLong_AsLong(PyTuple_GET_ITEM(r, 1));
+            int sticky = PyObject_IsTrue(PyTuple_GET_ITEM(r, 2));
+            if (!t || sc < 0 || sc > 128 || sticky < 0) {
+                PyErr_Clear();
+                Py_DECREF(r);
+                centry_release(e, src);
+                return 0;
+            }
+            e->picks++;
+            scope = (int)sc;
+            t->refs++; /* pinned until the answer is built */
+            if (sticky == 1 && gen == e->generation) {
+                if (e->decisions.count >= e->decision_cap)
+                    flush_decisions(e); /* bounded: start over, as Answers does with its own cache */
+                d = malloc(sizeof(decision));
+                if (d) {
+                    d->target = t;
+                    d->scope = scope;
+                    d->label = PyTuple_GET_ITEM(r, 3);
+                    d->counters = PyTuple_GET_ITEM(r, 4);
+                    Py_INCREF(d->label);
+                    Py_INCREF(d->counters);
+                    d->hits = 0;
+                    int err = 0;
+                    decision *old = ht_put(&e->decisions, dk, dklen, dh, d, &err);
+                    if (err) {
+                        Py_DECREF(d->label);
+                        Py_DECREF(d->counters);
+                        free(d);
+                    } else {
+                        t->refs++;
+                        if (old) /* another thread decided meanwhile: its key pin carries over */
+                            decision_free_cb(e, old);
+                        else
+                            src->refs++; /* the key pins its source entry */
+                    }
+                }
+            }
+            Py_DECREF(r);
+            centry_release(e, src);
+            c = pinned = t; /* released once the answer is built */
+        }
+    }
+    int rdcd = (q[2] & 1) | ((q[3] >> 3) & 2);
+    int idx = (has_opt ? 4 : 0) + rdcd;
+    size_t qlen = qend - 12;
+    size_t optlen = has_opt ? 11 + (ecs ? 4 + ecs_len : 0) : 0;
+    size_t full = 12 + qlen + (size_t)c->tail_len + optlen;
+    int trunc = full > limit;
+    if (!trunc && full > BUFSIZE) {
+        if (pinned)
+            centry_release(e, pinned);
+        return 0;
+    }
+    memcpy(out, q, 2);
+    memcpy(out + 2, trunc ? c->thdr[idx] : c->hdr[idx], 10);
+    memcpy(out + 12, q + 12, qlen);
+    size_t len = 12 + qlen;
+    if (!trunc) {
+        memcpy(out + len, c->tail, (size_t)c->tail_len);
+        len += (size_t)c->tail_len;
+    }
+    if (has_opt) {
+        memcpy(out + len, e->opt_head[opt_do], 9);
+        len += 9;
+        size_t ol = ecs ? 4 + ecs_len : 0;
+        out[len++] = (unsigned char)(ol >> 8);
+        out[len++] = (unsigned char)ol;
+        if (ecs) {
+            memcpy(out + len, q + qend + 11, 4);
+            memcpy(out + len + 4, ecs, 3);
+            out[len + 7] = (unsigned char)scope;
+            memcpy(out + len + 8, ecs + 4, ecs_len - 4);
+            len += 4 + ecs_len;
+        }
+    }
+    c->hits++;
+    if (trunc)
+        e->truncated++;
+    if (pinned)
+        centry_release(e, pinned);
+    return len;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The Python type.                                                                            */
+
+static int
+Engine_init(Engine *e, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"udp_size", "opt_head", "opt_head_do", "miss_cap", "decision_cap", NULL};
+    const char *h0, *h1;
+    Py_ssize_t l0, l1;
+    Py_ssize_t miss_cap = 200000, decision_cap = 1000000;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "iy#y#|nn", kwlist, &e->udp_size, &h0, &l0, &h1, &l1, &miss_cap,
+                                     &decision_cap))
+        return -1;
+    if (l0 != 9 || l1 != 9) {
+        PyErr_SetString(PyExc_ValueError, "opt heads are 9 bytes (an OPT record without RDLENGTH)");
+        return -1;
+    }
+    if (e->statics.b) {
+        PyErr_SetString(PyExc_RuntimeError, "already initialised");
+        return -1;
+    }
+    pthread_mutex_init(&e->mu, NULL);
+    memcpy(e->opt_head[0], h0, 9);
+    memcpy(e->opt_head[1], h1, 9);
+    e->miss_cap = (size_t)(miss_cap > 0 ? miss_cap : 1);
+    e->decision_cap = (size_t)(decision_cap > 0 ? decision_cap : 1);
+    if (ht_init(&e->statics, 1024) < 0 || ht_init(&e->misses, 1024) < 0 || ht_init(&e->decisions, 1024) < 0
+        || ht_init(&e->ids, 1024) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    e->s_hits = PyUnicode_InternFromString("hits");
+    e->s_answer = PyUnicode_InternFromString("answer");
+    e->s_pick = PyUnicode_InternFromString("_native_pick");
+    if (!e->s_hits || !e->s_answer || !e->s_pick)
+        return -1;
+    return 0;
+}
+
+static void
+Engine_dealloc(Engine *e)
+{
+    if (e->statics.b) {
+        flush_decisions(e);
+        ht_clear(&e->statics, release_cb, e);
+        ht_clear(&e->misses, release_cb, e);
+        ht_clear(&e->ids, NULL, NULL);
+        free(e->statics.b);
+        free(e->misses.b);
+        free(e->decisions.b);
+        free(e->ids.b);
+        pthread_mutex_destroy(&e->mu);
+    }
+    Py_XDECREF(e->s_hits);
+    Py_XDECREF(e->s_answer);
+    Py_XDECREF(e->s_pick);
+    Py_TYPE(e)->tp_free((PyObject *)e);
+}
+
+static int
+put_entry(Engine *e, htab *t, PyObject *k, PyObject *v)
+{
+    if (!PyBytes_Check(k)) {
+        PyErr_SetString(PyExc_TypeError, "keys are bytes");
+        return -1;
+    }
+    Py_ssize_t klen = PyBytes_GET_SIZE(k);
+    if (klen < 5 || klen > MAXKEY)
+        return 0; /* never looked up natively: the engine cannot make such a key */
+    centry *c = centry_of(e, v);
+    if (!c)
+        return -1;
+    const unsigned char *kb = (const unsigned char *)PyBytes_AS_STRING(k);
+    int err = 0;
+    c->refs++;
+    centry *old = ht_put(t, kb, (size_t)klen, hash_bytes(kb, (size_t)klen), c, &err);
+    if (err) {
+        centry_release(e, c);
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (old)
+        centry_release(e, old);
+    return 0;
+}
+
+static PyObject *
+Engine_load(Engine *e, PyObject *table)
+{
+    if (!PyDict_Check(table)) {
+        PyErr_SetString(PyExc_TypeError, "load(table: dict[bytes, Entry])");
+        return NULL;
+    }
+    LOCK(e);
+    flush_decisions(e);
+    ht_clear(&e->misses, release_cb, e);
+    ht_clear(&e->statics, release_cb, e);
+    Py_ssize_t i = 0;
+    PyObject *k, *v;
+    while (PyDict_Next(table, &i, &k, &v))
+        if (put_entry(e, &e->statics, k, v) < 0) {
+            UNLOCK(e);
+            return NULL;
+        }
+    UNLOCK(e);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Engine_insert(Engine *e, PyObject *args)
+{
+    PyObject *k, *v;
+    if (!PyArg_ParseTuple(args, "SO", &k, &v))
+        return NULL;
+    LOCK(e);
+    if (e->misses.count >= e->miss_cap)
+        ht_clear(&e->misses, release_cb, e);
+    int r = put_entry(e, &e->misses, k, v);
+    UNLOCK(e);
+    if (r < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Engine_clear_misses(Engine *e, PyObject *unused)
+{
+    LOCK(e);
+    ht_clear(&e->misses, release_cb, e);
+    UNLOCK(e);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Engine_flush_decisions(Engine *e, PyObject *unused)
+{
+    LOCK(e);
+    flush_decisions(e);
+    UNLOCK(e);
+    Py_RETURN_NONE;
+}
+
+/* Fold native counts into the Python objects; returns the truncated answers since last time. */
+static PyObject *harvest_locked(Engine *e);
+
+static PyObject *
+Engine_harvest(Engine *e, PyObject *unused)
+{
+    LOCK(e);
+    PyObject *r = harvest_locked(e);
+    UNLOCK(e);
+    return r;
+}
+
+static PyObject *
+harvest_locked(Engine *e)
+{
+    for (size_t i = 0; i <= e->ids.mask; i++)
+        for (node *n = e->ids.b[i]; n; n = n->next) {
+            centry *c = n->val;
+            if (!c->hits)
+                continue;
+            PyObject *old = PyObject_GetAttr(c->entry, e->s_hits);
+            if (!old)
+                return NULL;
+            PyObject *add = PyLong_FromUnsignedLongLong(c->hits);
+            PyObject *sum = add ? PyNumber_Add(old, add) : NULL;
+            Py_DECREF(old);
+            Py_XDECREF(add);
+            if (!sum || PyObject_SetAttr(c->entry, e->s_hits, sum) < 0) {
+                Py_XDECREF(sum);
+                return NULL;
+            }
+            Py_DECREF(sum);
+            c->hits = 0;
+        }
+    for (size_t i = 0; i <= e->decisions.mask; i++)
+        for (node *n = e->decisions.b[i]; n; n = n->next)
+            fold_decision(n->val);
+    unsigned long long t = e->truncated;
+    e->truncated = 0;
+    return PyLong_FromUnsignedLongLong(t);
+}
+
+static PyObject *
+Engine_stats(Engine *e, PyObject *unused)
+{
+    LOCK(e);
+    unsigned long long native = e->native, fallback = e->fallback, picks = e->picks;
+    Py_ssize_t statics = (Py_ssize_t)e->statics.count, misses = (Py_ssize_t)e->misses.count;
+    Py_ssize_t decisions = (Py_ssize_t)e->decisions.count, entries = (Py_ssize_t)e->ids.count;
+    UNLOCK(e);
+    return Py_BuildValue("{sKsKsKsnsnsnsn}", "native", native, "fallback", fallback, "picks", picks,
+                         "statics", statics, "misses", misses, "decisions", decisions, "entries", entries);
+}
+
+/* One packet through the same path as serve(): native when possible, else responder.answer. */
+static PyObject *
+Engine_answer_one(Engine *e, PyObject *args)
+{
+    const char *q, *cl;
+    Py_ssize_t n, cn;
+    PyObject *responder;
+    if (!PyArg_ParseTuple(args, "y#y#O", &q, &n, &cl, &cn, &responder))
+        return NULL;
+    unsigned char out[BUFSIZE];
+    if (n > BUFSIZE)
+        return PyObject_CallMethodObjArgs(responder, e->s_answer, PyTuple_GET_ITEM(args, 0),
+                                          PyTuple_GET_ITEM(args, 1), NULL);
+    unsigned char in[BUFSIZE]; /* a private copy: the caller's bytes may go during a Python call */
+    memcpy(in, q, (size_t)n);
+    LOCK(e);
+    size_t len = answer_native(e, responder, in, (size_t)n, (const unsigned char *)cl, (size_t)cn, out);
+    if (len)
+        e->native++;
+    else
+        e->fallback++;
+    UNLOCK(e);
+    if (len)
+        return PyBytes_FromStringAndSize((const char *)out, (Py_ssize_t)len);
+    return PyObject_CallMethodObjArgs(responder, e->s_answer, PyTuple_GET_ITEM(args, 0), PyTuple_GET_ITEM(args, 1),
+                                      NULL);
+}
+
+/* Copy the destination address of a received datagram into the source of its reply
+ * (the same as gslb/server/_udpbatch.c). */
+static void
+reply_source(struct msghdr *in, struct msghdr *out, char *buf)
+{
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(in); c; c = CMSG_NXTHDR(in, c)) {
+        if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+            struct in_pktinfo got, info;
+            memcpy(&got, CMSG_DATA(c), sizeof(got));
+            memset(&info, 0, sizeof(info));
+            info.ipi_spec_dst = got.ipi_addr;
+            out->msg_control = buf;
+            out->msg_controllen = CMSG_SPACE(sizeof(info));
+            struct cmsghdr *o = CMSG_FIRSTHDR(out);
+            o->cmsg_level = IPPROTO_IP;
+            o->cmsg_type = IP_PKTINFO;
+            o->cmsg_len = CMSG_LEN(sizeof(info));
+            memcpy(CMSG_DATA(o), &info, sizeof(info));
+            return;
+        }
+        if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+            struct in6_pktinfo got, info;
+            memcpy(&got, CMSG_DATA(c), sizeof(got));
+            memset(&info, 0, sizeof(info));
+            info.ipi6_addr = got.ipi6_addr;
+            out->msg_control = buf;
+            out->msg_controllen = CMSG_SPACE(sizeof(info));
+            struct cmsghdr *o = CMSG_FIRSTHDR(out);
+            o->cmsg_level = IPPROTO_IPV6;
+            o->cmsg_type = IPV6_PKTINFO;
+            o->cmsg_len = CMSG_LEN(sizeof(info));
+            memcpy(CMSG_DATA(o), &info, sizeof(info));
+            return;
+        }
+    }
+}
+
+static PyObject *
+Engine_serve(Engine *e, PyObject *args)
+{
+    int fd;
+    PyObject *responder;
+    int batch = BATCH;
+    int pktinfo = 0;
+    if (!PyArg_ParseTuple(args, "iO|ii", &fd, &responder, &batch, &pktinfo))
+        return NULL;
+    if (batch < 1 || batch > BATCH)
+        batch = BATCH;
+    Py_INCREF(responder);
+    Py_INCREF(e);
+    unsigned char (*bufs)[BUFSIZE] = malloc(sizeof(unsigned char[BATCH][BUFSIZE]));
+    unsigned char (*obufs)[BUFSIZE] = malloc(sizeof(unsigned char[BATCH][BUFSIZE]));
+    if (!bufs || !obufs) {
+        free(bufs);
+        free(obufs);
+        Py_DECREF(responder);
+        Py_DECREF(e);
+        return PyErr_NoMemory();
+    }
+    struct sockaddr_storage addrs[BATCH];
+    struct iovec riov[BATCH], siov[BATCH];
+    struct mmsghdr rmsg[BATCH], smsg[BATCH];
+    PyObject *outs[BATCH];
+    union cbuf {
+        char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+        struct cmsghdr align;
+    };
+    union cbuf rctl[BATCH], sctl[BATCH];
+    PyObject *result = NULL;
+
+    size_t lens[BATCH];
+    const unsigned char *raws[BATCH];
+    size_t rawlens[BATCH], qlens[BATCH];
+    PyThreadState *ts = PyEval_SaveThread(); /* the loop runs without the GIL */
+    for (;;) {
+        for (int i = 0; i < batch; i++) {
+            riov[i].iov_base = bufs[i];
+            riov[i].iov_len = BUFSIZE;
+            memset(&rmsg[i].msg_hdr, 0, sizeof(struct msghdr));
+            rmsg[i].msg_hdr.msg_name = &addrs[i];
+            rmsg[i].msg_hdr.msg_namelen = sizeof(addrs[i]);
+            rmsg[i].msg_hdr.msg_iov = &riov[i];
+            rmsg[i].msg_hdr.msg_iovlen = 1;
+            if (pktinfo) {
+                rmsg[i].msg_hdr.msg_control = rctl[i].buf;
+                rmsg[i].msg_hdr.msg_controllen = sizeof(rctl[i].buf);
+            }
+        }
+        int n = recvmmsg(fd, rmsg, (unsigned int)batch, MSG_WAITFORONE, NULL);
+        if (n < 0) {
+            if (errno == EINTR || errno == EAGAIN) {
+                PyEval_RestoreThread(ts);
+                int sig = PyErr_CheckSignals();
+                ts = PyEval_SaveThread();
+                if (sig < 0)
+                    goto out;
+                continue;
+            }
+            if (errno == EBADF || errno == ENOTSOCK || errno == EINVAL) {
+                result = Py_None;
+                goto out;
+            }
+            continue;
+        }
+        /* First pass, native only: no GIL, the table mutex held. */
+        int need_python = 0;
+        LOCK(e);
+        for (int i = 0; i < n; i++) {
+            struct sockaddr *sa = (struct sockaddr *)&addrs[i];
+            lens[i] = 0;
+            if (sa->sa_family == AF_INET) {
+                raws[i] = (const unsigned char *)&((struct sockaddr_in *)sa)->sin_addr;
+                rawlens[i] = 4;
+            } else if (sa->sa_family == AF_INET6) {
+                raws[i] = (const unsigned char *)&((struct sockaddr_in6 *)sa)->sin6_addr;
+                rawlens[i] = 16;
+            } else {
+                rawlens[i] = 0; /* not an IP client: dropped */
+                continue;
+            }
+            qlens[i] = rmsg[i].msg_len;
+            if (rmsg[i].msg_hdr.msg_flags & MSG_TRUNC)
+                qlens[i] = BUFSIZE; /* larger than our buffer: Python sees the cut packet and says FORMERR */
+            lens[i] = answer_native(e, NULL, bufs[i], qlens[i], raws[i], rawlens[i], obufs[i]);
+            if (lens[i])
+                e->native++;
+            else
+                need_python = 1;
+        }
+        UNLOCK(e);
+        for (int i = 0; i < n; i++)
+            outs[i] = NULL;
+        if (need_python) {
+            /* Second pass, with the GIL: GSLB decisions not cached yet, then everything else. */
+            PyEval_RestoreThread(ts);
+            for (int i = 0; i < n; i++) {
+                if (lens[i] || !rawlens[i])
+                    continue;
+                LOCK(e);
+                lens[i] = answer_native(e, responder, bufs[i], qlens[i], raws[i], rawlens[i], obufs[i]);
+                if (lens[i])
+                    e->native++;
+                else
+                    e->fallback++;
+                UNLOCK(e);
+                if (lens[i])
+                    continue;
+                PyObject *query = PyBytes_FromStringAndSize((const char *)bufs[i], (Py_ssize_t)qlens[i]);
+                PyObject *client = PyBytes_FromStringAndSize((const char *)raws[i], (Py_ssize_t)rawlens[i]);
+                PyObject *reply = NULL;
+                if (query && client)
+                    reply = PyObject_CallMethodObjArgs(responder, e->s_answer, query, client, NULL);
+                Py_XDECREF(query);
+                Py_XDECREF(client);
+                if (reply == NULL) {
+                    PyErr_WriteUnraisable(responder);
+                    continue;
+                }
+                if (!PyBytes_Check(reply) || PyBytes_GET_SIZE(reply) == 0) {
+                    Py_DECREF(reply);
+                    continue;
+                }
+                outs[i] = reply;
+            }
+            ts = PyEval_SaveThread();
+        }
+        int nout = 0;
+        for (int i = 0; i < n; i++) {
+            if (lens[i]) {
+                siov[nout].iov_base = obufs[i];
+                siov[nout].iov_len = lens[i];
+            } else if (outs[i]) {
+                siov[nout].iov_base = PyBytes_AS_STRING(outs[i]);
+                siov[nout].iov_len = (size_t)PyBytes_GET_SIZE(outs[i]);
+            } else {
+                continue;
+            }
+            memset(&smsg[nout].msg_hdr, 0, sizeof(struct msghdr));
+            smsg[nout].msg_hdr.msg_name = &addrs[i];
+            smsg[nout].msg_hdr.msg_namelen = rmsg[i].msg_hdr.msg_namelen;
+            smsg[nout].msg_hdr.msg_iov = &siov[nout];
+            smsg[nout].msg_hdr.msg_iovlen = 1;
+            if (pktinfo)
+                reply_source(&rmsg[i].msg_hdr, &smsg[nout].msg_hdr, sctl[nout].buf);
+            nout++;
+        }
+        int done = 0;
+        while (done < nout) {
+            int sent = sendmmsg(fd, smsg + done, (unsigned int)(nout - done), 0);
+            if (sent < 0) {
+                if (errno == EINTR)
+                    continue;
+                done++;
+                continue;
+            }
+            done += sent;
+        }
+        if (need_python) {
+            PyEval_RestoreThread(ts);
+            for (int i = 0; i < n; i++)
+                Py_XDECREF(outs[i]);
+            ts = PyEval_SaveThread();
+        }
+    }
+out:
+    PyEval_RestoreThread(ts);
+    Py_XINCREF(result);
+    free(bufs);
+    free(obufs);
+    Py_DECREF(responder);
+    Py_DECREF(e);
+    return result;
+}
+
+static PyMethodDef Engine_methods[] = {
+    {"load", (PyCFunction)Engine_load, METH_O, "load(table): replace every table with this dict[bytes, Entry]."},
+    {"insert", (PyCFunction)Engine_insert, METH_VARARGS, "insert(key, entry): a miss Python compiled."},
+    {"clear_misses", (PyCFunction)Engine_clear_misses, METH_NOARGS, "Forget the misses."},
+    {"flush_decisions", (PyCFunction)Engine_flush_decisions, METH_NOARGS,
+     "Forget every GSLB decision (health changed); their counts are folded first."},
+    {"harvest", (PyCFunction)Engine_harvest, METH_NOARGS,
+     "Add native hits to Entry.hits and decision counts to their dicts; returns truncated answers since last."},
+    {"stats", (PyCFunction)Engine_stats, METH_NOARGS, "Engine counters and table sizes."},
+    {"answer_one", (PyCFunction)Engine_answer_one, METH_VARARGS,
+     "answer_one(query, client, responder): the reply serve() would send (None: nothing)."},
+    {"serve", (PyCFunction)Engine_serve, METH_VARARGS,
+     "serve(fd, responder, batch=64, pktinfo=0): answer UDP datagrams until the socket closes."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject EngineType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "gslb.server._engine.Engine",
+    .tp_basicsize = sizeof(Engine),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Engine_init,
+    .tp_dealloc = (destructor)Engine_dealloc,
+    .tp_methods = Engine_methods,
+    .tp_doc = "The native answer engine: C tables mirrored from a Responder.",
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_engine", NULL, -1, NULL};
+
+PyMODINIT_FUNC
+PyInit__engine(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    seed ^= (uint64_t)ts.tv_nsec * 0x2545F4914F6CDD1DULL ^ (uint64_t)ts.tv_sec ^ (uint64_t)getpid() << 32;
+    if (PyType_Ready(&EngineType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (!m)
+        return NULL;
+    Py_INCREF(&EngineType);
+    if (PyModule_AddObject(m, "Engine", (PyObject *)&EngineType) < 0) {
+        Py_DECREF(&EngineType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
