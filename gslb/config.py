@@ -18,6 +18,7 @@ import yaml
 from gslb import __version__
 from gslb.conf import located
 from gslb.conf.problems import ConfigError, Problem
+from gslb.dnssec.config import DnssecConfig, parse_dnssec
 
 MAX_TTL = 2**31 - 1  # RFC 2181 section 8
 
@@ -41,6 +42,7 @@ class ZoneConfig:
     soa: SoaConfig = field(default_factory=SoaConfig)
     axfr_allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = (
         ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+    dnssec: DnssecConfig | None = None  # None: unsigned (see gslb.dnssec.config)
 
 
 @dataclass(frozen=True)
@@ -129,8 +131,10 @@ def _zone_config(doc: Any, base: ZoneConfig, where: str, path: str, problems: li
             out = replace(out, soa=soa)
         elif key == "axfr_allow":
             out = replace(out, axfr_allow=_networks(value or [], f"{where}.axfr_allow", problems, path, line))
+        elif key == "dnssec":
+            out = replace(out, dnssec=parse_dnssec(value, out.dnssec, f"{where}.dnssec", path, line, problems))
         else:
-            problems.append(Problem(path, line, f"{where}.{key}", "unknown key (ttl, soa, axfr_allow)"))
+            problems.append(Problem(path, line, f"{where}.{key}", "unknown key (ttl, soa, axfr_allow, dnssec)"))
     return out
 
 

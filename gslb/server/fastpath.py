@@ -102,7 +102,10 @@ class Responder:
     def _entries(self, extra: list[dict] | None = None) -> Iterator[Entry]:
         """Every entry answers can come from now (each object appears in exactly one place)."""
         for source in (self.table, self.misses, *(extra or [])):
-            yield from list(source.values())
+            for entry in list(source.values()):
+                yield entry
+                if entry.signed is not None:
+                    yield entry.signed
         yield from (REFUSED, NOTIMP, FORMERR)
 
     def _retire(self, extra: list[dict] | None = None) -> None:
@@ -194,6 +197,8 @@ class Responder:
                     ecs = False
                 if ecs is not False and end == len(data):
                     scope = 0
+                    if data[qend + 7] & 0x80 and entry.signed is not None:  # DO: the signed twin
+                        entry = entry.signed
                     if entry.pick is not None:
                         entry, scope = entry.pick(client, ecs)
                     elif ecs is not None and ecs not in self._valid_ecs:
@@ -347,6 +352,8 @@ class Responder:
             return out
         options = wire.nsid_option(self.identity) if edns.nsid else b""
         scope = 0
+        if edns.do and entry.signed is not None:
+            entry = entry.signed
         if entry.pick is not None:
             entry, scope = entry.pick(client, edns.ecs.raw if edns.ecs is not None else None)
         if edns.ecs is not None:
