@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "bgp.cli",
     "dataplane.cli",
     "gslb.web.cli",
+    "gslb.dnssec.cli",
 ]
 
 
