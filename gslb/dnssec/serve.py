@@ -106,13 +106,26 @@ def is_signed(zone) -> bool:
     return zone is not None and zone.origin in _registry and _registry[zone.origin][0] is zone
 
 
-def _owner_zone(name: Name):
-    """(zone, signer) of the zone that holds `name` (longest match) when it is signed, else None."""
+def _owner_zone(name: Name, rdtype: int = 0):
+    """(zone, signer) of the zone that holds `name` (longest match) when it is signed, else None.
+    A DS at a zone's apex belongs to the parent side of the cut."""
+    start = name
+    if rdtype == RdataType.DS and name in _zones and name != dns.name.root:
+        start = name.parent()  # as Zones.zone_for: the parent when we serve it, else the zone itself
+    found = _find_zone(start)
+    if found is None and start != name:
+        found = _find_zone(name)
+    if found is None:
+        return None
+    hit = _registry.get(found.origin)
+    return hit if hit is not None and hit[0] is found else None
+
+
+def _find_zone(name: Name):
     while True:
         zone = _zones.get(name)
         if zone is not None:
-            hit = _registry.get(name)
-            return hit if hit is not None and hit[0] is zone else None
+            return zone
         if name == dns.name.root:
             return None
         name = name.parent()
@@ -148,7 +161,7 @@ def _negative_ttl(zone) -> int:
 def _sign_data(rrset: dns.rrset.RRset, out: list[dns.rrset.RRset], authority: list[dns.rrset.RRset]) -> None:
     """Append `rrset` and its RRSIGs; a wildcard expansion also proves the next closer name absent."""
     out.append(rrset)
-    hit = _owner_zone(rrset.name)
+    hit = _owner_zone(rrset.name, rrset.rdtype)
     if hit is None:
         return
     zone, signer = hit
@@ -175,7 +188,7 @@ def _sign_data(rrset: dns.rrset.RRset, out: list[dns.rrset.RRset], authority: li
 def sign_sections(qname: Name, qtype: int, rcode: int, answer: list[dns.rrset.RRset],
                   authority: list[dns.rrset.RRset]) -> tuple[int, list, list] | None:
     """(rcode, answer, authority) with signatures and denial added; None when the zone is unsigned."""
-    first = _owner_zone(qname)
+    first = _owner_zone(qname, qtype)
     if first is None:
         return None
     signed_answer: list[dns.rrset.RRset] = []
@@ -210,7 +223,7 @@ def sign_sections(qname: Name, qtype: int, rcode: int, answer: list[dns.rrset.RR
         else:
             signed_authority += [rrset, hit[1].sign(rrset)]
     if negative:
-        hit = _owner_zone(final)
+        hit = _owner_zone(final, qtype)
         if hit is not None:
             zone, signer = hit
             if rcode == dns.rcode.NXDOMAIN:
