@@ -372,3 +372,24 @@ def test_signed_zone_without_keys_is_refused_naming_the_zone(workdir):
     with pytest.raises(ConfigError) as exc:
         Answers(zones)
     assert "example.com.yaml" in str(exc.value) and "no keys for example.com." in str(exc.value)
+
+
+@pytest.mark.parametrize("name,rdtype", [("www.example.com", "A"), ("api.example.com", "A"),
+                                         ("nope.example.com", "A"), ("x.apps.example.com", "A"),
+                                         ("www.lab.example.com", "A"), ("api.gslb.example.com", "A")])
+def test_fast_and_careful_paths_send_the_same_signed_answer(signed, name, rdtype):
+    _, responder, _ = signed
+    fast = dns.message.make_query(name, rdtype, want_dnssec=True)
+    careful = dns.message.make_query(name, rdtype, want_dnssec=True, options=[dns.edns.GenericOption(3, b"")])
+    a = dns.message.from_wire(responder.answer(fast.to_wire(), LOCAL))
+    b = dns.message.from_wire(responder.answer(careful.to_wire(), LOCAL))
+    assert (a.rcode(), a.flags, a.answer, a.authority) == (b.rcode(), b.flags, b.answer, b.authority)
+    assert any(r.rdtype == RdataType.RRSIG for r in a.answer + a.authority)
+
+
+def test_signed_answers_are_counted(signed):
+    _, responder, _ = signed
+    before = sum(responder.counts().values())
+    for _ in range(3):
+        ask(responder, "www.example.com", "A")
+    assert sum(responder.counts().values()) - before == 3
