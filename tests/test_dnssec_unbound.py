@@ -93,6 +93,7 @@ www:
 GSLB_ZONE = """---
 '':
   - type: NS
+    ttl: 2
     value: ns1.example.com.
 app:
   dynamic:
@@ -112,17 +113,21 @@ app:
     - geos: [AS]
       pool: ap
     - pool: us
-  ttl: 30
+  ttl: 2
   type: A
   value: 192.0.2.10
 """
 
+# gslb.example.com has 2-second TTLs so that its ZSK rollover runs end to end in seconds.
 CONFIG = """
+zones_dir: zones
 zones:
   example.com:
     dnssec: {keys_dir: keys}
   gslb.example.com:
-    dnssec: {keys_dir: keys, scheme: ksk+zsk}
+    ttl: 2
+    soa: {ttl: 2, minimum: 2}
+    dnssec: {keys_dir: keys, scheme: ksk+zsk, dnskey_ttl: 2, propagation_delay: 1}
 defaults:
   soa: {minimum: 60}
 """
@@ -164,6 +169,7 @@ class Lab:
     def __init__(self, ns: str, workdir: str) -> None:
         self.ns, self.workdir = ns, workdir
         self.anchor = ""  # "example.com. IN DS TAG ALG 2 DIGEST", from `gslb dnssec ds`
+        self.cfg = ""  # gslb.yaml
 
     def query(self, server: str, queries: list, wait: float = 0) -> list[dict]:
         spec = json.dumps({"server": server, "port": 53, "queries": queries, "wait": wait})
@@ -228,8 +234,9 @@ def lab():
                                           stdout=log, stderr=subprocess.STDOUT))
         the = Lab(ns, workdir)
         the.anchor = anchor
+        the.cfg = cfg
         try:
-            first = the.query(SERVER, [["example.com", "SOA", {}]], wait=20)[0]
+            first = the.query(SERVER, [["example.com", "SOA", {}]], wait=60)[0]
             assert "error" not in first, f"gslb serve did not answer: {first}\n{the.logs()}"
             for server in (GOOD, BAD):
                 r = the.query(server, [["ns1.example.com", "A", {"cd": True}]], wait=20)[0]
@@ -364,3 +371,38 @@ def test_delv_fully_validates(lab, name, rdtype):
     r = subprocess.run(["ip", "netns", "exec", lab.ns, "delv", f"@{SERVER}", "-a", anchors,
                         f"+root={owner.rstrip('.')}", name, rdtype], capture_output=True, text=True, timeout=60)
     assert "fully validated" in r.stdout, r.stdout + r.stderr  # "; fully validated" or "; negative response, …"
+
+
+def test_zsk_rollover_end_to_end_never_fails_validation(lab):
+    """gslb.example.com's ZSK rolls (pre-publication) while unbound keeps resolving: every step
+    is served after `gslb reload`, every answer stays secure. Runs last: it changes the keys."""
+    control = os.path.join(lab.workdir, "control.sock")
+    serial = [0]
+
+    def step(*args: str) -> str:
+        out = gslb("dnssec", "rollover", "gslb.example.com", "--config", lab.cfg, *args)
+        gslb("reload", "--control", control)
+        return out
+
+    def all_secure() -> None:
+        serial[0] += 1
+        for name, rdtype in (("app.gslb.example.com", "A"), (f"fresh{serial[0]}.gslb.example.com", "A"),
+                             ("gslb.example.com", "SOA"), ("gslb.example.com", "DNSKEY")):
+            secure(lab, name, rdtype)
+
+    def wait_due() -> None:
+        status = gslb("dnssec", "status", "gslb.example.com", "--config", lab.cfg)
+        if "(in " in status:
+            time.sleep(int(status.split("(in ")[1].split("s)")[0]) + 1)
+
+    all_secure()
+    assert "published new ZSK" in step()
+    all_secure()
+    wait_due()
+    assert "signs now" in step()
+    all_secure()
+    wait_due()
+    assert "rollover complete" in step()
+    all_secure()
+    status = gslb("dnssec", "status", "gslb.example.com", "--config", lab.cfg)
+    assert status.count(" removed ") == 1 and "no rollover in progress" in status
