@@ -39,15 +39,14 @@ import dns.name
 import dns.rdatatype
 
 from gslb.conf import located
+from gslb.conf.collect import Problems, line_of
 from gslb.conf.problems import ConfigError, Problem
-from gslb.server.sockets import ListenError, parse_listen
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 MAX_AS = 4294967295
 MAX_MED = 4294967295
-STORE_SCHEMES = ("memory", "redis", "rediss", "unix", "redis+sentinel", "redis+cluster")
 
 
 @dataclass(frozen=True)
@@ -124,42 +123,6 @@ SIGNAL_KEYS = {
 }
 
 
-class _Checker:
-    """Collects problems with their lines; small typed readers that report and fall back."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.items: list[Problem] = []
-
-    def add(self, line: int, where: str, message: str) -> None:
-        self.items.append(Problem(self.path, line, where, message))
-
-    @staticmethod
-    def line(doc: Any, key: Any, default: int) -> int:
-        if isinstance(doc, located.Located | located.LocatedList):
-            return doc.line_of(key)
-        return default
-
-    def keys(self, doc: dict, allowed: tuple[str, ...], where: str, line: int) -> None:
-        for key in doc:
-            if key not in allowed:
-                prefix = f"{where}." if where else ""
-                self.add(self.line(doc, key, line), f"{prefix}{key}", f"unknown key (one of {', '.join(allowed)})")
-
-    def number(self, doc: dict, key: str, where: str, line: int, lo: float, hi: float, default: float,
-               integer: bool = False, unit: str = "") -> float:
-        if key not in doc:
-            return default
-        v = doc[key]
-        kind = int if integer else (int, float)
-        if isinstance(v, bool) or not isinstance(v, kind) or not lo <= v <= hi:
-            what = "an integer" if integer else "a number"
-            self.add(self.line(doc, key, line), f"{where}.{key}" if where else key,
-                     f"{what} {lo:g}..{hi:g}{unit}, not {v!r}")
-            return default
-        return v
-
-
 def _asn(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_AS else None
 
@@ -176,19 +139,19 @@ def _ip(value: Any) -> Address | None:
         return None
 
 
-def _parse_signal(name: str, doc: Any, line: int, out: _Checker) -> Signal | None:
+def _parse_signal(name: str, doc: Any, line: int, out: Problems) -> Signal | None:
     where = f"signals.{name}"
     if not isinstance(doc, dict):
         out.add(line, where, "a mapping with a type (dns or health)")
         return None
     kind = doc.get("type")
     if kind not in SIGNAL_KEYS:
-        out.add(out.line(doc, "type", line), f"{where}.type", f"type must be dns or health, not {kind!r}")
+        out.add(line_of(doc, "type", line), f"{where}.type", f"type must be dns or health, not {kind!r}")
         return None
     out.keys(doc, SIGNAL_KEYS[kind], where, line)
     on_fail = doc.get("on_fail", "withdraw")
     if on_fail not in ("withdraw", "degrade"):
-        out.add(out.line(doc, "on_fail", line), f"{where}.on_fail", f"withdraw or degrade, not {on_fail!r}")
+        out.add(line_of(doc, "on_fail", line), f"{where}.on_fail", f"withdraw or degrade, not {on_fail!r}")
         on_fail = "withdraw"
     # A health signal follows the probes' quorum decisions, which already carry the probes' own
     # rise/fall: by default it moves on the first decision; a dns signal is a probe itself.
@@ -200,11 +163,7 @@ def _parse_signal(name: str, doc: Any, line: int, out: _Checker) -> Signal | Non
     }
     if kind == "dns":
         kwargs["timeout"] = float(out.number(doc, "timeout", where, line, 0.01, 60, 0.5, unit=" seconds"))
-        address = str(doc.get("address", "127.0.0.1:53"))
-        try:
-            parse_listen(address)
-        except ListenError as exc:
-            out.add(out.line(doc, "address", line), f"{where}.address", str(exc))
+        address = out.listen(doc, "address", where, line, "127.0.0.1:53")
         qname = doc.get("name")
         if not qname or not isinstance(qname, str):
             out.add(line, f"{where}.name", "the name to ask (one the local server answers authoritatively)")
@@ -213,26 +172,26 @@ def _parse_signal(name: str, doc: Any, line: int, out: _Checker) -> Signal | Non
             try:
                 dns.name.from_text(qname)
             except dns.exception.DNSException as exc:
-                out.add(out.line(doc, "name", line), f"{where}.name", f"{qname!r}: {exc}")
+                out.add(line_of(doc, "name", line), f"{where}.name", f"{qname!r}: {exc}")
         qtype = str(doc.get("qtype", "A")).upper()
         try:
             dns.rdatatype.from_text(qtype)
         except dns.exception.DNSException:
-            out.add(out.line(doc, "qtype", line), f"{where}.qtype", f"{qtype!r} is not a record type")
+            out.add(line_of(doc, "qtype", line), f"{where}.qtype", f"{qtype!r} is not a record type")
         kwargs.update(address=address, qname=qname, qtype=qtype)
     else:
         checks = doc.get("checks")
         if not isinstance(checks, list) or not checks:
-            out.add(out.line(doc, "checks", line), f"{where}.checks", "a list of check keys (see `gslb explain`)")
+            out.add(line_of(doc, "checks", line), f"{where}.checks", "a list of check keys (see `gslb explain`)")
             checks = []
         kwargs["checks"] = tuple(str(c) for c in checks)
         kwargs["min_up"] = int(out.number(doc, "min_up", where, line, 1, 10000, 1, integer=True))
         if checks and kwargs["min_up"] > len(checks):
-            out.add(out.line(doc, "min_up", line), f"{where}.min_up", f"more than the {len(checks)} check(s) listed")
+            out.add(line_of(doc, "min_up", line), f"{where}.min_up", f"more than the {len(checks)} check(s) listed")
     return Signal(name=name, type=kind, on_fail=str(on_fail), **kwargs)
 
 
-def _parse_neighbor(i: int, n: Any, line: int, out: _Checker) -> Neighbor | None:
+def _parse_neighbor(i: int, n: Any, line: int, out: Problems) -> Neighbor | None:
     where = f"neighbors[{i}]"
     if not isinstance(n, dict):
         out.add(line, where, "a mapping with address and peer_as")
@@ -240,25 +199,25 @@ def _parse_neighbor(i: int, n: Any, line: int, out: _Checker) -> Neighbor | None
     out.keys(n, NEIGHBOR_KEYS, where, line)
     address = _ip(n.get("address"))
     if address is None:
-        out.add(out.line(n, "address", line), f"{where}.address", f"{n.get('address')!r} is not an IP address")
+        out.add(line_of(n, "address", line), f"{where}.address", f"{n.get('address')!r} is not an IP address")
     peer_as = _asn(n.get("peer_as"))
     if peer_as is None:
-        out.add(out.line(n, "peer_as", line), f"{where}.peer_as", f"an AS number 1..{MAX_AS}, not {n.get('peer_as')!r}")
+        out.add(line_of(n, "peer_as", line), f"{where}.peer_as", f"an AS number 1..{MAX_AS}, not {n.get('peer_as')!r}")
     hold = n.get("hold_time", 9)
     if isinstance(hold, bool) or not isinstance(hold, int) or not (hold == 0 or 3 <= hold <= 65535):
-        out.add(out.line(n, "hold_time", line), f"{where}.hold_time", "0 or 3..65535 seconds (RFC 4271)")
+        out.add(line_of(n, "hold_time", line), f"{where}.hold_time", "0 or 3..65535 seconds (RFC 4271)")
         hold = 9
     local = None
     if n.get("local_address") is not None:
         local = _ip(n["local_address"])
         if local is None:
-            out.add(out.line(n, "local_address", line), f"{where}.local_address", "not an IP address")
+            out.add(line_of(n, "local_address", line), f"{where}.local_address", "not an IP address")
         elif address is not None and local.version != address.version:
-            out.add(out.line(n, "local_address", line), f"{where}.local_address",
+            out.add(line_of(n, "local_address", line), f"{where}.local_address",
                     f"IPv{local.version} for an IPv{address.version} neighbor")
     md5 = n.get("md5")
     if md5 is not None and (not isinstance(md5, str) or not 1 <= len(md5) <= 80 or '"' in md5):
-        out.add(out.line(n, "md5", line), f"{where}.md5", "a password of 1..80 characters without '\"' (TCP MD5)")
+        out.add(line_of(n, "md5", line), f"{where}.md5", "a password of 1..80 characters without '\"' (TCP MD5)")
         md5 = None
     if address is None or peer_as is None:
         return None
@@ -266,7 +225,7 @@ def _parse_neighbor(i: int, n: Any, line: int, out: _Checker) -> Neighbor | None
 
 
 def _parse_prefix(i: int, p: Any, line: int, signals: dict[str, Signal], signal_names: list[str],
-                  neighbors: list[Neighbor], out: _Checker) -> Prefix | None:
+                  neighbors: list[Neighbor], out: Problems) -> Prefix | None:
     where = f"prefixes[{i}]"
     if not isinstance(p, dict):
         out.add(line, where, "a mapping with prefix")
@@ -275,40 +234,40 @@ def _parse_prefix(i: int, p: Any, line: int, signals: dict[str, Signal], signal_
     try:
         net = ipaddress.ip_network(str(p.get("prefix")), strict=True)
     except ValueError as exc:
-        out.add(out.line(p, "prefix", line), f"{where}.prefix", f"bad prefix: {exc}")
+        out.add(line_of(p, "prefix", line), f"{where}.prefix", f"bad prefix: {exc}")
         return None
     next_hop = str(p.get("next_hop", "self"))
     if next_hop != "self":
         hop = _ip(next_hop)
         if hop is None:
-            out.add(out.line(p, "next_hop", line), f"{where}.next_hop", f"self or an IP address, not {next_hop!r}")
+            out.add(line_of(p, "next_hop", line), f"{where}.next_hop", f"self or an IP address, not {next_hop!r}")
         elif hop.version != net.version:
-            out.add(out.line(p, "next_hop", line), f"{where}.next_hop", f"an IPv{hop.version} next hop for {net}")
+            out.add(line_of(p, "next_hop", line), f"{where}.next_hop", f"an IPv{hop.version} next hop for {net}")
     if neighbors and not any(n.address.version == net.version for n in neighbors):
         out.add(line, where, f"no IPv{net.version} neighbor to announce {net} to")
     raw = p.get("communities") or []
     if not isinstance(raw, list):
-        out.add(out.line(p, "communities", line), f"{where}.communities", 'a list like ["65001:100"]')
+        out.add(line_of(p, "communities", line), f"{where}.communities", 'a list like ["65001:100"]')
         raw = []
     communities = tuple(str(c) for c in raw)
     for c in communities:
         if not _community(c):
-            out.add(out.line(p, "communities", line), f"{where}.communities", f"{c!r} is not ASN:VALUE (0..65535 each)")
+            out.add(line_of(p, "communities", line), f"{where}.communities", f"{c!r} is not ASN:VALUE (0..65535 each)")
     med = p.get("med")
     if med is not None and (isinstance(med, bool) or not isinstance(med, int) or not 0 <= med <= MAX_MED):
-        out.add(out.line(p, "med", line), f"{where}.med", f"0..{MAX_MED}")
+        out.add(line_of(p, "med", line), f"{where}.med", f"0..{MAX_MED}")
         med = None
     listed = p.get("signals")
     if listed is not None and not isinstance(listed, list):
-        out.add(out.line(p, "signals", line), f"{where}.signals", "a list of signal names")
+        out.add(line_of(p, "signals", line), f"{where}.signals", "a list of signal names")
         listed = None
     names = tuple(str(s) for s in (listed if listed is not None else signal_names))
     for name in names:
         if name not in signal_names:
-            out.add(out.line(p, "signals", line), f"{where}.signals",
+            out.add(line_of(p, "signals", line), f"{where}.signals",
                     f"unknown signal {name!r} (defined: {', '.join(sorted(signal_names)) or 'none'})")
     dg = p.get("degrade") or {}
-    dline = out.line(p, "degrade", line)
+    dline = line_of(p, "degrade", line)
     if not isinstance(dg, dict):
         out.add(dline, f"{where}.degrade", "a mapping {prepend: N, med: M}")
         dg = {}
@@ -316,7 +275,7 @@ def _parse_prefix(i: int, p: Any, line: int, signals: dict[str, Signal], signal_
     prepend = int(out.number(dg, "prepend", f"{where}.degrade", dline, 0, 10, 3, integer=True))
     dmed = dg.get("med")
     if dmed is not None and (isinstance(dmed, bool) or not isinstance(dmed, int) or not 0 <= dmed <= MAX_MED):
-        out.add(out.line(dg, "med", dline), f"{where}.degrade.med", f"0..{MAX_MED}")
+        out.add(line_of(dg, "med", dline), f"{where}.degrade.med", f"0..{MAX_MED}")
         dmed = None
     gated_by_degrade = [n for n in names if n in signals and signals[n].on_fail == "degrade"]
     if gated_by_degrade and prepend == 0 and dmed is None:
@@ -326,7 +285,7 @@ def _parse_prefix(i: int, p: Any, line: int, signals: dict[str, Signal], signal_
     hold = out.number(p, "hold_down", where, line, 0, 3600, 2.0, unit=" seconds")
     max_hold = out.number(p, "max_hold_down", where, line, 0, 86400, max(120.0, hold), unit=" seconds")
     if max_hold < hold:
-        out.add(out.line(p, "max_hold_down", line), f"{where}.max_hold_down", f"less than hold_down ({hold:g})")
+        out.add(line_of(p, "max_hold_down", line), f"{where}.max_hold_down", f"less than hold_down ({hold:g})")
         max_hold = hold
     return Prefix(net, next_hop, communities, med, names, Degrade(prepend, dmed), float(drain), float(hold),
                   float(max_hold))
@@ -334,49 +293,46 @@ def _parse_prefix(i: int, p: Any, line: int, signals: dict[str, Signal], signal_
 
 def load_site(path: str) -> SiteConfig:
     """Read and validate a site file; raises ConfigError listing every problem."""
-    out = _Checker(path)
+    out = Problems(path)
     doc = located.load_file(path, "site")
     if not isinstance(doc, dict):
         raise ConfigError([Problem(path, 1, "site", "expected a mapping (see docs/bgp.md)")])
     out.keys(doc, TOP_KEYS, "", doc.line)
     site = doc.get("site")
     if not isinstance(site, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", site):
-        out.add(out.line(doc, "site", doc.line), "site", "the site's name (letters, digits, . _ -) is required")
+        out.add(line_of(doc, "site", doc.line), "site", "the site's name (letters, digits, . _ -) is required")
         site = ""
     local_as = _asn(doc.get("local_as"))
     if local_as is None:
-        out.add(out.line(doc, "local_as", doc.line), "local_as",
+        out.add(line_of(doc, "local_as", doc.line), "local_as",
                 f"an AS number 1..{MAX_AS}, not {doc.get('local_as')!r}")
     router_id = str(doc.get("router_id", ""))
     rid = _ip(router_id)
     if rid is None or rid.version != 4:
-        out.add(out.line(doc, "router_id", doc.line), "router_id", "an IPv4 address (the BGP identifier)")
-    store = doc.get("store")
-    if store is not None and (not isinstance(store, str) or store.split(":", 1)[0] not in STORE_SCHEMES):
-        out.add(out.line(doc, "store", doc.line), "store", f"a store URL ({', '.join(STORE_SCHEMES)}), not {store!r}")
-        store = None
+        out.add(line_of(doc, "router_id", doc.line), "router_id", "an IPv4 address (the BGP identifier)")
+    store = out.store_url(doc, "store", "", doc.line)
 
     sdoc = doc.get("signals") or {}
     if not isinstance(sdoc, dict):
-        out.add(out.line(doc, "signals", doc.line), "signals", "a mapping of name → signal")
+        out.add(line_of(doc, "signals", doc.line), "signals", "a mapping of name → signal")
         sdoc = {}
     signals: dict[str, Signal] = {}
     for name, sig in sdoc.items():
         if str(name) == "drain":
-            out.add(out.line(sdoc, name, doc.line), "signals.drain",
+            out.add(line_of(sdoc, name, doc.line), "signals.drain",
                     "reserved: the operator drain (`gslb bgp drain`) is always a signal")
             continue
-        parsed = _parse_signal(str(name), sig, out.line(sdoc, name, doc.line), out)
+        parsed = _parse_signal(str(name), sig, line_of(sdoc, name, doc.line), out)
         if parsed:
             signals[str(name)] = parsed
 
     neighbors: list[Neighbor] = []
     ndoc = doc.get("neighbors")
     if not isinstance(ndoc, list) or not ndoc:
-        out.add(out.line(doc, "neighbors", doc.line), "neighbors", "at least one neighbor")
+        out.add(line_of(doc, "neighbors", doc.line), "neighbors", "at least one neighbor")
         ndoc = []
     for i, n in enumerate(ndoc):
-        line = out.line(ndoc, i, doc.line)
+        line = line_of(ndoc, i, doc.line)
         parsed_n = _parse_neighbor(i, n, line, out)
         if parsed_n is None:
             continue
@@ -388,10 +344,10 @@ def load_site(path: str) -> SiteConfig:
     prefixes: list[Prefix] = []
     pdoc = doc.get("prefixes")
     if not isinstance(pdoc, list) or not pdoc:
-        out.add(out.line(doc, "prefixes", doc.line), "prefixes", "at least one prefix to announce")
+        out.add(line_of(doc, "prefixes", doc.line), "prefixes", "at least one prefix to announce")
         pdoc = []
     for i, p in enumerate(pdoc):
-        line = out.line(pdoc, i, doc.line)
+        line = line_of(pdoc, i, doc.line)
         parsed_p = _parse_prefix(i, p, line, signals, [str(n) for n in sdoc if str(n) != "drain"], neighbors, out)
         if parsed_p is None:
             continue
@@ -400,13 +356,9 @@ def load_site(path: str) -> SiteConfig:
             continue
         prefixes.append(parsed_p)
 
-    allow = doc.get("allow_last_withdraw", False)
-    if not isinstance(allow, bool):
-        out.add(out.line(doc, "allow_last_withdraw", doc.line), "allow_last_withdraw", "true or false")
-        allow = False
+    allow = out.boolean(doc, "allow_last_withdraw", "", doc.line, False)
     settle = out.number(doc, "guard_settle", "", doc.line, 0, 10, 0.3, unit=" seconds")
-    if out.items:
-        raise ConfigError(out.items)
+    out.raise_if_any()
     return SiteConfig(site=str(site), local_as=int(local_as or 0), router_id=router_id, neighbors=tuple(neighbors),
                       prefixes=tuple(prefixes), signals=signals, store=store, allow_last_withdraw=allow,
                       guard_settle=float(settle), path=path)

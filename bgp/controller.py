@@ -26,7 +26,6 @@ from bgp.config import Neighbor, Prefix, SiteConfig
 from bgp.signals import SignalState
 
 ANNOUNCED, DEGRADED, DRAINING, WITHDRAWN = "announced", "degraded", "draining", "withdrawn"
-STATES = (ANNOUNCED, DEGRADED, DRAINING, WITHDRAWN)
 GRACEFUL_SHUTDOWN = "65535:0"  # RFC 8326
 RANK = {WITHDRAWN: 0, DRAINING: 1, DEGRADED: 2, ANNOUNCED: 3}
 

@@ -18,8 +18,9 @@ from typing import Any, TextIO
 
 from bgp.config import SiteConfig
 from bgp.controller import Controller, Other, Transition
-from bgp.signals import Health, SignalRunner, SignalState
+from bgp.signals import SignalRunner, SignalState
 from gslb.health.follower import HealthFollower
+from gslb.health.model import HealthMap
 from gslb.store import DRAIN, RESYNC, SITE, Store, StoreError, event, open_store
 
 log = logging.getLogger("gslb.bgp")
@@ -137,12 +138,12 @@ class AnycastProcess:
                 out.append(Other(site, str(p.get("state", "")), bool(p.get("leaving")), bool(p.get("guarded"))))
         return out
 
-    def _health_now(self) -> Health | None:
+    def _health_now(self) -> HealthMap | None:
         """The probes' quorum decisions as of now; None until the store has been read."""
         f = self.follower
         if f is None or f.stale:
             return None
-        return {k: (h.up, dict(h.rtt_ms)) for k, h in f.view.decide().items()}
+        return f.view.health_map()
 
     # -- deciding and publishing ------------------------------------------------------------
 

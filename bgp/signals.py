@@ -13,10 +13,10 @@ import dns.message
 import dns.rcode
 
 from bgp.config import Signal
+from gslb.conf.listen import parse_listen
+from gslb.health.model import HealthMap
 from gslb.probe.hysteresis import Hysteresis
-from gslb.server.sockets import parse_listen
 
-Health = dict[str, tuple[bool, dict]]  # check key → (up, RTTs): the store's quorum decisions
 STORE_GRACE = 5.0  # seconds a health signal waits for a first store read before failing open
 
 
@@ -85,7 +85,7 @@ async def dns_check(signal: Signal) -> tuple[bool, str]:
     return True, f"answered in {ms:.1f} ms"
 
 
-def health_check(signal: Signal, health: Health) -> tuple[bool, str]:
+def health_check(signal: Signal, health: HealthMap) -> tuple[bool, str]:
     """Enough of the named checks are up (the store's quorum decision). A check no probe has a
     verdict on counts as up: fail open, like the DNS answers."""
     down = [c for c in signal.checks if not health.get(c, (True, {}))[0]]
@@ -104,7 +104,7 @@ class SignalRunner:
     rise/fall hysteresis), never per check."""
 
     def __init__(self, signals: dict[str, Signal], on_change: Callable[[SignalState], None],
-                 health_source: Callable[[], Health | None] = lambda: {}) -> None:
+                 health_source: Callable[[], HealthMap | None] = lambda: {}) -> None:
         self.states = {name: SignalState(s, Hysteresis(s.rise, s.fall)) for name, s in signals.items()}
         self.on_change = on_change
         self.health_source = health_source  # None while the store has not been read
@@ -119,7 +119,7 @@ class SignalRunner:
         for task in self._tasks:
             task.cancel()
 
-    def set_health(self, health: Health) -> None:
+    def set_health(self, health: HealthMap) -> None:
         """New quorum decisions from the store: each health signal takes one observation now
         (with rise/fall 1, the default, it follows at once) and more at its interval."""
         for state in self.states.values():

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import time
 from typing import Any
@@ -16,6 +15,7 @@ from dataplane import config as dpconfig
 from dataplane.balancer import Balancer
 from dataplane.control import Control, vip_key
 from gslb.conf.problems import ConfigError
+from gslb.conf.watch import FileWatch
 from gslb.health.follower import HealthFollower
 from gslb.store import DATAPLANE, StoreError, open_store
 
@@ -34,7 +34,7 @@ class Agent:
         self.health: dict[str, bool] = {}
         self.store = open_store(self.cfg.store)
         self._stop = asyncio.Event()
-        self._mtime = os.stat(path).st_mtime_ns
+        self._file = FileWatch(lambda: [path])
 
     def apply(self, why: str) -> None:
         applied = self.control.apply(self.cfg, self.health)
@@ -48,12 +48,7 @@ class Agent:
     async def _watch(self) -> None:
         while not self._stop.is_set():
             await asyncio.sleep(WATCH_INTERVAL)
-            try:
-                mtime = os.stat(self.path).st_mtime_ns
-            except OSError:
-                continue
-            if mtime != self._mtime:
-                self._mtime = mtime
+            if self._file.changed():
                 try:
                     self.cfg = dpconfig.load(self.path)
                 except ConfigError as exc:

@@ -27,6 +27,7 @@ import re
 from dataclasses import dataclass
 
 from gslb.conf import located
+from gslb.conf.collect import Problems
 from gslb.conf.problems import ConfigError, Problem
 from gslb.health import check_key
 
@@ -68,31 +69,25 @@ class DataplaneConfig:
     path: str = ""
 
 
+TOP_KEYS = ("name", "interface", "xdp_mode", "ipip_source", "store", "pin_root", "vips")
+
+
 def load(path: str) -> DataplaneConfig:
     """Read and validate; raises ConfigError with every problem (file:line: field: message)."""
     doc = located.load_file(path, "dataplane")
-    problems: list[Problem] = []
-
-    def add(line: int, where: str, message: str) -> None:
-        problems.append(Problem(path, line, where, message))
-
+    out = Problems(path)
+    add = out.add
     if not isinstance(doc, dict):
         raise ConfigError([Problem(path, 1, "dataplane", "expected a mapping")])
+    out.keys(doc, TOP_KEYS, "", doc.line)
     name = str(doc.get("name", "default"))
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,32}", name):
         add(doc.line_of("name"), "name", "letters, digits, . _ - (it names the pinned maps)")
-    interface = doc.get("interface")
-    if not isinstance(interface, str) or not interface:
-        add(doc.line, "interface", "the interface VIP traffic arrives on")
-    mode = doc.get("xdp_mode", "auto")
-    if mode not in ("auto", "native", "generic"):
-        add(doc.line_of("xdp_mode"), "xdp_mode", "auto, native or generic")
-    ipip_source = doc.get("ipip_source")
-    if ipip_source is not None:
-        try:
-            ipaddress.IPv4Address(str(ipip_source))
-        except ValueError:
-            add(doc.line_of("ipip_source"), "ipip_source", "an IPv4 address")
+    interface = out.string(doc, "interface", "", doc.line, what="the interface VIP traffic arrives on")
+    mode = out.one_of(doc, "xdp_mode", "", doc.line, ("auto", "native", "generic"), "auto")
+    store = out.store_url(doc, "store", "", doc.line)
+    ipip = out.address(doc, "ipip_source", "", doc.line, version=4, required=False)
+    ipip_source = str(ipip) if ipip else None
     vips = []
     raw = doc.get("vips")
     if not isinstance(raw, list) or not raw:
@@ -160,8 +155,7 @@ def load(path: str) -> DataplaneConfig:
             add(v.line_of("conntrack"), f"{where}.conntrack", "true or false")
             conntrack = True
         vips.append(VipSpec(address, port, proto, str(vmode), tuple(backends), conntrack))
-    if problems:
-        raise ConfigError(problems)
+    out.raise_if_any()
     return DataplaneConfig(name=name, interface=str(interface), vips=tuple(vips), xdp_mode=str(mode),
-                           ipip_source=str(ipip_source) if ipip_source else None, store=doc.get("store"),
+                           ipip_source=ipip_source, store=store,
                            pin_root=str(doc.get("pin_root", "/sys/fs/bpf")), path=path)

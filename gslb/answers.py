@@ -20,6 +20,7 @@ import dns.rdatatype
 import dns.rrset
 
 from gslb.dnssec import serve as dnssec
+from gslb.health.model import HealthMap
 from gslb.policy.client import V4_BITS, V6_BITS, Client, Locator
 from gslb.policy.select import Decision, RecordPolicy
 from gslb.server import wire
@@ -28,7 +29,6 @@ from gslb.server.resolve import Answer, Zones, negative_soa
 from gslb.server.table import Entry, compile_answer, compile_sections
 from gslb.zone.model import Zone
 
-Health = dict[str, tuple[bool, dict[str, float]]]  # check key → (up, smoothed RTT by region)
 DECISION_CACHE_MAX = 1_000_000
 
 
@@ -39,9 +39,9 @@ class Answers:
                  site_coordinates: dict[str, tuple[float, float]] | None = None) -> None:
         self.locator = locator or Locator()
         self.site_coordinates = site_coordinates or {}
-        self.health: Health = {}
+        self.health: HealthMap = {}
         self.decisions: dict[str, int] = {}  # "NAME TYPE|decision label" → answers
-        self.decision_cache: dict[tuple[int, bytes], tuple[Entry, int, str]] = {}
+        self.decision_cache: dict[tuple[int, bytes], tuple[Entry | None, int, str, Decision, dict]] = {}
         self.answer_cache: dict[tuple, Entry] = {}
         self.random = random.Random()
         self.load(zones)
@@ -76,7 +76,7 @@ class Answers:
                             v6 = max(v6, net.prefixlen)
         self.locator.resize(v4, v6)
 
-    def set_health(self, health: Health) -> bool:
+    def set_health(self, health: HealthMap) -> bool:
         """New health decisions. Returns whether any GSLB answer can change."""
         if health == self.health:
             return False
@@ -124,31 +124,40 @@ class Answers:
                 subnet = wire.parse_ecs(ecs) if ecs else None
                 decision = policy.decide(locator.client(locator.key(source, subnet)), self.random)
                 scope = decision.scope if ecs and ecs[2] else 0
-                hit = (self._entry(qname, qtype, ans, prefix, owner, policy, decision), scope,
-                       record_label + decision.label)
-                if decision.sticky:
-                    cache = self.decision_cache
-                    if len(cache) >= DECISION_CACHE_MAX:
-                        self.decision_cache = cache = {}
-                    cache[(slot, key)] = hit
+                # `pick: random` keeps the decision (rule, pool, healthy candidates, scope) and
+                # draws the values again for every answer
+                entry = None if decision.candidates else self._entry(qname, qtype, ans, prefix, owner, policy,
+                                                                     decision.values, decision.ttl)
+                hit = (entry, scope, record_label + decision.label, decision, {})
+                cache = self.decision_cache
+                if len(cache) >= DECISION_CACHE_MAX:
+                    self.decision_cache = cache = {}
+                cache[(slot, key)] = hit
             decisions[hit[2]] = decisions.get(hit[2], 0) + 1
-            return hit[0], hit[1]
+            entry = hit[0]
+            if entry is None:  # a per-answer draw; the entries of this decision's draws are kept with it
+                values = hit[3].draw(self.random)
+                entry = hit[4].get(values)
+                if entry is None:
+                    entry = hit[4][values] = self._entry(qname, qtype, ans, prefix, owner, policy, values,
+                                                         hit[3].ttl)
+            return entry, hit[1]
 
         return pick
 
     def _entry(self, qname: dns.name.Name, qtype: int, ans: Answer, prefix: list[dns.rrset.RRset],
-               owner: dns.name.Name, policy: RecordPolicy, decision: Decision) -> Entry:
-        key = (qname, qtype, decision.values, decision.ttl)
+               owner: dns.name.Name, policy: RecordPolicy, values: tuple[str, ...], ttl: int) -> Entry:
+        key = (qname, qtype, values, ttl)
         entry = self.answer_cache.get(key)
         if entry is not None:
             return entry
         record = policy.record
         answer = list(prefix)
         authority = []
-        if decision.values:
+        if values:
             rrset = dns.rrset.RRset(owner, dns.rdataclass.IN, record.rdtype)
-            for value in decision.values:
-                rrset.add(dns.rdata.from_text(dns.rdataclass.IN, record.rdtype, value), decision.ttl)
+            for value in values:
+                rrset.add(dns.rdata.from_text(dns.rdataclass.IN, record.rdtype, value), ttl)
             answer.append(rrset)
         elif ans.zone is not None:
             authority.append(negative_soa(ans.zone))
@@ -200,7 +209,7 @@ class Answers:
                     "rcode": ans.rcode}
         index, record = ans.dynamic
         policy = self.policies[(record.name, record.rdtype)]
-        decision = policy.decide(client, self.random)
+        decision = policy.decide(client, self.random, explain=True)
         return {"answer": "dynamic", "record": f"{record.name} {record.rtype}", "policy": record.dynamic.options.policy,
                 "decision": decision, "trace": list(decision.trace),
                 "cname_chain": [r.to_text() for r in ans.answer[:index]]}

@@ -25,7 +25,7 @@ def _config(args: argparse.Namespace) -> ServerConfig:
             overrides[key] = value
     if getattr(args, "listen", None):
         overrides["listen"] = tuple(args.listen)
-    return replace(cfg, **overrides)
+    return replace(cfg, flags=tuple(overrides.items()), **overrides)
 
 
 def _config_or_exit(args: argparse.Namespace) -> ServerConfig:
@@ -90,6 +90,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     import logging
     import signal
 
+    from gslb.conf.watch import FileWatch
     from gslb.policy.checks import zone_checks
     from gslb.probe.agent import ProbeAgent
     from gslb.store import REGION, StoreError, open_store
@@ -112,7 +113,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
     async def main() -> None:
         store = open_store(cfg.redis)
-        agent = ProbeAgent(args.region, store, specs, heartbeat=args.heartbeat)
+        agent = ProbeAgent(args.region, store, specs, heartbeat=args.heartbeat, source=args.source)
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -120,18 +121,13 @@ def cmd_probe(args: argparse.Namespace) -> int:
         runner = asyncio.ensure_future(agent.run())
         log.info("region %s: %d check(s) from %s", args.region, len(specs), cfg.zones_dir)
 
-        def mtimes() -> dict:
-            return {p: os.stat(p).st_mtime_ns for p in zone_files(cfg.zones_dir)}
-
-        seen = mtimes()
+        files = FileWatch(lambda: zone_files(cfg.zones_dir))
         while not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), 2.0)
             except TimeoutError:
                 pass
-            now = mtimes()
-            if now != seen:
-                seen = now
+            if files.changed():
                 try:
                     new = load()
                     agent.update_checks(new)
@@ -165,8 +161,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
     from gslb.answers import Answers
     from gslb.geo import locator_for
-    from gslb.health import HealthView, Verdict
-    from gslb.store import OVERRIDE, PROBE, REGION, StoreError, open_store
+    from gslb.health.model import summarize
+    from gslb.health.reader import read_view
+    from gslb.store import StoreError, open_store
 
     cfg = _config_or_exit(args)
     try:
@@ -181,18 +178,15 @@ def cmd_explain(args: argparse.Namespace) -> int:
         async def read() -> dict:
             store = open_store(cfg.redis)
             try:
-                view = HealthView(cfg.quorum)
-                for doc in (await store.scan(PROBE)).values():
-                    view.put(Verdict.from_doc(doc))
-                for region, doc in (await store.scan(REGION)).items():
-                    view.heartbeat(region, float(doc.get("expires_at", 0)))
-                view.overrides = {k: v.get("status", "up") for k, v in (await store.scan(OVERRIDE)).items()}
+                view = await read_view(store)
+                if cfg.quorum is not None:  # what this config would publish
+                    view.quorum = cfg.quorum
                 return view.decide()
             finally:
                 await store.close()
         try:
             decided = asyncio.run(read())
-            answers.set_health({k: (h.up, dict(h.rtt_ms)) for k, h in decided.items()})
+            answers.set_health(summarize(decided))
             health_note = f"health from {cfg.redis}: {len(decided)} check(s) with fresh verdicts"
         except StoreError as exc:
             health_note = f"store unreachable ({exc}): every check counts as up"
@@ -203,7 +197,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         return 2
     ecs = None
     if "/" in args.client:
-        from gslb.server.wire import ClientSubnet
+        from gslb.policy.client import ClientSubnet
 
         net = ipaddress.ip_network(args.client, strict=False)
         nbytes = (net.prefixlen + 7) // 8
@@ -266,6 +260,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--redis", help="store URL (the probes' verdicts go there)")
     p.add_argument("--zones", help="folder of zone files whose checks to run (default: zones)")
     p.add_argument("--heartbeat", type=float, default=1.0, help="seconds between liveness heartbeats")
+    p.add_argument("--source", metavar="ADDR", help="local address the checks connect from (multi-homed probe hosts)")
     p.set_defaults(func=cmd_probe)
 
     p = sub.add_parser("explain", help="show how the answer to NAME is decided for a client")

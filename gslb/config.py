@@ -10,15 +10,14 @@ import ipaddress
 import os
 import socket
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from gslb import __version__
 from gslb.conf import located
+from gslb.conf.collect import Problems, line_of
 from gslb.conf.problems import ConfigError, Problem
 from gslb.dnssec.config import DnssecConfig, parse_dnssec
+from gslb.health.model import Quorum, parse_quorum
 
 MAX_TTL = 2**31 - 1  # RFC 2181 section 8
 
@@ -63,11 +62,16 @@ class ServerConfig:
     web: str | None = None  # ADDR:PORT for the dashboard/metrics/admin API
     web_token: str | None = None
     region: str | None = None  # this node's probe region when it runs the embedded probe loop
-    quorum: int | str = "majority"
+    quorum: Quorum | None = None  # None: follow the store's published quorum (majority if none)
     defaults: ZoneConfig = field(default_factory=ZoneConfig)
     zones: dict[str, ZoneConfig] = field(default_factory=dict)
     control: str = field(default_factory=lambda: default_control_path())
     path: str | None = None
+    flags: tuple[tuple[str, Any], ...] = ()  # command-line overrides, re-applied when the file is re-read
+
+    def reread(self) -> ServerConfig:
+        """The config file as it is now, with the same command-line flags on top (ConfigError)."""
+        return replace(load_config(self.path), flags=self.flags, **dict(self.flags)) if self.path else self
 
     def zone(self, name: str) -> ZoneConfig:
         return self.zones.get(name.rstrip(".").lower(), self.defaults)
@@ -81,119 +85,101 @@ def default_control_path() -> str:
     return os.path.join(runtime, "gslb.sock") if runtime else f"/tmp/gslb-{os.geteuid()}.sock"
 
 
-def _networks(value: Any, where: str, problems: list[Problem], path: str, line: int) -> tuple:
-    nets = []
-    items = value if isinstance(value, list) else [value]
-    for i, item in enumerate(items):
-        try:
-            nets.append(ipaddress.ip_network(str(item), strict=False))
-        except ValueError:
-            ln = value.line_of(i) if isinstance(value, located.LocatedList) else line
-            problems.append(Problem(path, ln, where, f"{item!r} is not an address or prefix"))
-    return tuple(nets)
+SOA_TIMERS = ("refresh", "retry", "expire", "minimum", "ttl")
 
 
-def _int_in(value: Any, lo: int, hi: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
+def _zone_config(doc: Any, base: ZoneConfig, where: str, line: int, out: Problems) -> ZoneConfig:
+    """One zone's settings (or `defaults`), on top of `base`."""
+    doc = out.mapping(doc, where, line)
+    out.keys(doc, ("ttl", "soa", "axfr_allow", "dnssec"), where, line)
+    zc = base
+    if "ttl" in doc:
+        zc = replace(zc, ttl=out.integer(doc, "ttl", where, line, 0, MAX_TTL, base.ttl))
+    if "soa" in doc:
+        swhere, sline = f"{where}.soa", line_of(doc, "soa", line)
+        sdoc = out.mapping(doc["soa"], swhere, sline)
+        out.keys(sdoc, ("mname", "rname", *SOA_TIMERS), swhere, sline)
+        soa = zc.soa
+        for key in ("mname", "rname"):
+            soa = replace(soa, **{key: out.string(sdoc, key, swhere, sline, getattr(soa, key), what="a name")})
+        for key in SOA_TIMERS:
+            soa = replace(soa, **{key: out.integer(sdoc, key, swhere, sline, 0, MAX_TTL, getattr(soa, key))})
+        zc = replace(zc, soa=soa)
+    if "axfr_allow" in doc:
+        zc = replace(zc, axfr_allow=out.networks(doc, "axfr_allow", where, line))
+    if "dnssec" in doc:
+        zc = replace(zc, dnssec=parse_dnssec(doc["dnssec"], zc.dnssec, f"{where}.dnssec", out.path,
+                                             line_of(doc, "dnssec", line), out.items))
+    return zc
 
 
-def _zone_config(doc: Any, base: ZoneConfig, where: str, path: str, problems: list[Problem]) -> ZoneConfig:
-    if not isinstance(doc, dict):
-        problems.append(Problem(path, getattr(doc, "line", 1), where, "expected a mapping"))
-        return base
-    out = base
-    for key, value in doc.items():
-        line = doc.line_of(key) if isinstance(doc, located.Located) else 1
-        if key == "ttl":
-            if not _int_in(value, 0, MAX_TTL):
-                problems.append(Problem(path, line, f"{where}.ttl", f"TTL must be 0..{MAX_TTL}, got {value!r}"))
-            else:
-                out = replace(out, ttl=value)
-        elif key == "soa":
-            soa = out.soa
-            if not isinstance(value, dict):
-                problems.append(Problem(path, line, f"{where}.soa", "expected a mapping"))
-                continue
-            for skey, sval in value.items():
-                sline = value.line_of(skey) if isinstance(value, located.Located) else line
-                if skey in ("mname", "rname"):
-                    if not isinstance(sval, str) or not sval:
-                        problems.append(Problem(path, sline, f"{where}.soa.{skey}", "expected a name"))
-                    else:
-                        soa = replace(soa, **{skey: sval})
-                elif skey in ("refresh", "retry", "expire", "minimum", "ttl"):
-                    if not _int_in(sval, 0, MAX_TTL):
-                        problems.append(Problem(path, sline, f"{where}.soa.{skey}", f"must be 0..{MAX_TTL}"))
-                    else:
-                        soa = replace(soa, **{skey: sval})
-                else:
-                    problems.append(Problem(path, sline, f"{where}.soa.{skey}", "unknown SOA field"))
-            out = replace(out, soa=soa)
-        elif key == "axfr_allow":
-            out = replace(out, axfr_allow=_networks(value or [], f"{where}.axfr_allow", problems, path, line))
-        elif key == "dnssec":
-            out = replace(out, dnssec=parse_dnssec(value, out.dnssec, f"{where}.dnssec", path, line, problems))
-        else:
-            problems.append(Problem(path, line, f"{where}.{key}", "unknown key (ttl, soa, axfr_allow, dnssec)"))
-    return out
+# Server settings: key → reader. Numbers are range-checked: a value outside its range would
+# silently break service (a negative TCP idle timeout closes every connection at once).
+PATHS = ("zones_dir", "geodb", "asndb", "regions")
+SERVER_KEYS = ("listen", "workers", "zones_dir", "geodb", "asndb", "regions", "redis", "identity", "version",
+               "edns_udp_size", "tcp_idle_timeout", "tcp_max_connections", "watch", "web", "web_token", "region",
+               "quorum", "control")
 
 
-_SERVER_KEYS = {
-    "listen": "listen", "workers": "workers", "zones_dir": "zones_dir", "geodb": "geodb", "asndb": "asndb",
-    "regions": "regions", "redis": "redis", "identity": "identity", "version": "version",
-    "edns_udp_size": "edns_udp_size", "tcp_idle_timeout": "tcp_idle_timeout",
-    "tcp_max_connections": "tcp_max_connections", "watch": "watch", "web": "web", "web_token": "web_token",
-    "region": "region", "quorum": "quorum", "control": "control",
-}
+def _server_settings(doc: dict, base_dir: str, out: Problems) -> dict[str, Any]:
+    top = doc.line if isinstance(doc, located.Located) else 1
+    found: dict[str, Any] = {}
+    d = ServerConfig()
+    readers: dict[str, Any] = {
+        "workers": lambda: out.integer(doc, "workers", "", top, 0, 1024, d.workers),
+        "edns_udp_size": lambda: out.integer(doc, "edns_udp_size", "", top, 512, 65535, d.edns_udp_size),
+        "tcp_idle_timeout": lambda: out.seconds(doc, "tcp_idle_timeout", "", top, 0.1, 3600, d.tcp_idle_timeout),
+        "tcp_max_connections": lambda: out.integer(doc, "tcp_max_connections", "", top, 1, 1_000_000,
+                                                   d.tcp_max_connections),
+        "watch": lambda: out.boolean(doc, "watch", "", top, d.watch),
+        "redis": lambda: out.store_url(doc, "redis", "", top),
+        "web": lambda: out.listen(doc, "web", "", top, "127.0.0.1:8053"),
+    }
+    for key in doc:
+        if key not in SERVER_KEYS:
+            continue
+        line = line_of(doc, key, top)
+        value = doc[key]
+        if key in readers:
+            found[key] = readers[key]()
+        elif key == "listen":
+            items = value if isinstance(value, list) else [value]
+            for i, _item in enumerate(items):
+                out.listen({key: items[i]}, key, "", line_of(value, i, line), "127.0.0.1:5353")
+            found[key] = tuple(str(x) for x in items)
+        elif key == "quorum":
+            try:
+                found[key] = parse_quorum(value)
+            except ValueError as exc:
+                out.add(line, key, str(exc))
+        elif key == "version":
+            found[key] = None if value is False else out.string(doc, key, "", top, d.version)
+        elif key in PATHS:
+            text = out.string(doc, key, "", top, None, what="a path")
+            if text is not None:
+                found[key] = os.path.join(base_dir, text)
+        else:  # identity, web_token, region, control
+            found[key] = out.string(doc, key, "", top, getattr(d, key))
+    return found
 
 
 def load_config(path: str | None) -> ServerConfig:
     """Read `gslb.yaml`; raises ConfigError listing every problem. None → all defaults."""
     if path is None:
         return ServerConfig()
-    problems: list[Problem] = []
-    try:
-        text = Path(path).read_text()
-        doc = located.load(text) or located.Located()
-    except OSError as exc:
-        raise ConfigError([Problem(path, 1, "config", f"cannot read: {exc.strerror}")]) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError([Problem(path, located.error_line(exc), "config", f"not valid YAML: {exc}")]) from None
+    doc = located.load_file(path, "config") or located.Located()
+    out = Problems(path)
     if not isinstance(doc, dict):
         raise ConfigError([Problem(path, 1, "config", "expected a mapping at the top level")])
-    cfg = ServerConfig(path=path)
-    base_dir = os.path.dirname(os.path.abspath(path))
+    out.keys(doc, (*SERVER_KEYS, "defaults", "zones"), "", doc.line)
+    cfg = replace(ServerConfig(path=path), **_server_settings(doc, os.path.dirname(os.path.abspath(path)), out))
     # defaults first: zone entries inherit them wherever they are written
-    for key, value in sorted(doc.items(), key=lambda kv: kv[0] != "defaults"):
-        line = doc.line_of(key)
-        if key == "defaults":
-            cfg = replace(cfg, defaults=_zone_config(value, cfg.defaults, "defaults", path, problems))
-        elif key == "zones":
-            if not isinstance(value, dict):
-                problems.append(Problem(path, line, "zones", "expected a mapping of zone name → settings"))
-                continue
-            zones = {}
-            for zname, zdoc in value.items():
-                zones[str(zname).rstrip(".").lower()] = _zone_config(
-                    zdoc, cfg.defaults, f"zones.{zname}", path, problems)
-            cfg = replace(cfg, zones=zones)
-        elif key in _SERVER_KEYS:
-            if key == "listen":
-                value = tuple(value) if isinstance(value, list) else (value,)
-            if key in ("zones_dir", "geodb", "asndb", "regions") and isinstance(value, str):
-                value = os.path.join(base_dir, value)
-            if key == "version" and value is False:
-                value = None
-            if key == "workers" and not _int_in(value, 0, 1024):
-                problems.append(Problem(path, line, key, "must be 0 (one per core) .. 1024"))
-                continue
-            if key == "edns_udp_size" and not _int_in(value, 512, 65535):
-                problems.append(Problem(path, line, key, "must be 512..65535"))
-                continue
-            cfg = replace(cfg, **{_SERVER_KEYS[key]: value})
-        else:
-            known = ", ".join(sorted([*_SERVER_KEYS, "defaults", "zones"]))
-            problems.append(Problem(path, line, str(key), f"unknown key (one of {known})"))
-    if problems:
-        raise ConfigError(problems)
+    if "defaults" in doc:
+        cfg = replace(cfg, defaults=_zone_config(doc["defaults"], cfg.defaults, "defaults", doc.line_of("defaults"),
+                                                 out))
+    if "zones" in doc:
+        zdoc = out.mapping(doc["zones"], "zones", doc.line_of("zones"), "a mapping of zone name → settings")
+        cfg = replace(cfg, zones={str(name).rstrip(".").lower(): _zone_config(
+            zone, cfg.defaults, f"zones.{name}", line_of(zdoc, name, doc.line), out) for name, zone in zdoc.items()})
+    out.raise_if_any()
     return cfg

@@ -1,9 +1,10 @@
-"""The supervisor: loads and validates zones, forks the DNS workers and keeps them current.
+"""The supervisor: loads and validates zones, keeps the workers current, follows health.
 
-It owns everything that is not per-query: reloads (SIGHUP, file changes, `gslb reload` over
-the control socket, the store's `control/reload` key), health from the store, metrics from the
-workers. Workers only ever receive complete, validated zone sets, so a broken file never
-reaches the fast path.
+Its parts each do one job: `pool` forks and talks to the workers, `control` is the socket
+`gslb reload` uses, `publish` tells the dashboard about this node, `health.follower` pushes
+health decisions. What stays here is the orchestration: a reload (SIGHUP, changed files,
+`gslb reload`, the store's `control/reload` key) re-reads gslb.yaml, loads and validates every
+zone, and hands workers only complete, validated zone sets, so a broken file never reaches them.
 """
 
 from __future__ import annotations
@@ -12,38 +13,36 @@ import asyncio
 import contextlib
 import json
 import logging
-import multiprocessing
 import os
 import signal
-import threading
 import time
-from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
-from multiprocessing.reduction import ForkingPickler
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-import dns.rcode
-
 import geodb
-from gslb import worker
-from gslb.answers import Answers, Health
+from gslb import ipc
+from gslb.answers import Answers
 from gslb.conf.problems import ConfigError, Problem
+from gslb.conf.watch import FileWatch
 from gslb.config import ServerConfig
-from gslb.geo import load_regions, locator_for
+from gslb.control import ControlSocket
+from gslb.geo import locator_for
 from gslb.health.follower import HealthFollower
+from gslb.health.model import HealthMap
+from gslb.health.reader import publish_quorum
 from gslb.policy.checks import zone_checks
+from gslb.pool import WorkerPool
 from gslb.probe.agent import ProbeAgent
+from gslb.publish import AnswersPublisher, publish_node
+from gslb.regions import load_regions
 from gslb.server import sockets
-from gslb.store import ANSWERS, CONTROL, NODE, Store, StoreError, event, open_store
+from gslb.store import CONTROL, Store, StoreError, event, open_store
 from gslb.zone.load import load_zones, zone_files
 from gslb.zone.model import Zone
 
 log = logging.getLogger("gslb.node")
 
 WATCH_INTERVAL = 0.5
-NODE_INTERVAL = 2.0
-ANSWERS_TTL = 120.0
 
 
 @dataclass
@@ -58,44 +57,27 @@ class ReloadResult:
         return json.dumps(self.__dict__)
 
 
-@dataclass
-class WorkerHandle:
-    """One worker: a pipe each way, so blocking sends never share a file with the event loop."""
-
-    index: int
-    process: multiprocessing.process.BaseProcess
-    to_worker: Connection
-    from_worker: Connection
-    ready: bool = False
-    applied: int = 0  # the zone generation this worker serves
-    health_applied: int = 0  # the health generation this worker answers from
-    stats: dict[str, Any] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def send_bytes(self, payload: bytes) -> None:
-        with self.lock, contextlib.suppress(OSError):
-            self.to_worker.send_bytes(payload)
-
-    def fds(self) -> list[int]:
-        return [c.fileno() for c in (self.to_worker, self.from_worker) if not c.closed]
-
-
 class Node:
     def __init__(self, cfg: ServerConfig, control_path: str | None = None) -> None:
         self.cfg = cfg
         self.control_path = control_path
-        self.workers: list[WorkerHandle] = []
         self.serial = 0
+        self._serving = 0
         self.zones: list[Zone] = []
         self.answers: Answers | None = None
-        self._mtimes: dict[str, float] = {}
+        self._files = FileWatch(lambda: zone_files(self.cfg.zones_dir))
         self._reload_lock: asyncio.Lock | None = None
-        self.started = time.time()
         self.generation = 0
         self.health_generation = 0
         self.store: Store | None = None
         self.agent: ProbeAgent | None = None
         self.follower: HealthFollower | None = None
+        self.pool = WorkerPool(cfg, lambda: (self._answers(), self.generation))
+        self.publisher: AnswersPublisher | None = None
+
+    def _answers(self) -> Answers:
+        assert self.answers is not None, "load_initial() first"
+        return self.answers
 
     # -- zones --------------------------------------------------------------------------------
 
@@ -111,10 +93,11 @@ class Node:
         for p in problems:
             log.warning("%s", p)
         self.zones = zones
+        self._serving = self.serial
         locator, sites = locator_for(self.cfg.geodb, self.cfg.asndb, self.cfg.regions)
         self.regions = load_regions(self.cfg.regions or geodb.REGIONS)
         self.answers = Answers(zones, locator, sites)
-        self._mtimes = self._scan_mtimes()
+        self._files.accept()
         log.info("loaded %d zone(s) from %s, serial %d", len(zones), self.cfg.zones_dir, self.serial)
         return problems
 
@@ -122,33 +105,44 @@ class Node:
         assert self._reload_lock is not None
         async with self._reload_lock:
             loop = asyncio.get_running_loop()
-            self._mtimes = self._scan_mtimes()
+            self._files.accept()
             try:
+                if self._reread_config():
+                    await self._publish_quorum()
                 zones, problems = await loop.run_in_executor(None, self._load)
             except ConfigError as exc:
                 for p in exc.problems:
                     log.error("reload (%s) rejected: %s", reason, p)
                 log.error("reload (%s) rejected: still serving serial %d", reason, self._serving)
-                result = ReloadResult(False, reason, len(self.zones), self._serving,
-                                      [str(p) for p in exc.problems])
+                more = f" (+{len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""
                 await self._log_zone_event(f"serial {self._serving}", "reload rejected",
-                                           f"{reason}: {exc.problems[0]}" + (
-                                               f" (+{len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""))
-                return result
+                                           f"{reason}: {exc.problems[0]}{more}")
+                return ReloadResult(False, reason, len(self.zones), self._serving, [str(p) for p in exc.problems])
             self.zones = zones
-            assert self.answers is not None
-            await loop.run_in_executor(None, self.answers.load, zones)
+            await loop.run_in_executor(None, self._answers().load, zones)
             previous, self._serving = self._serving, self.serial
             if self.agent is not None:
                 self.agent.update_checks(zone_checks(zones).values())
             self.generation += 1
-            self._answers_due.set()
-            await self.broadcast(("zones", zones, self.generation))
-            await self._wait_applied(self.generation)
+            if self.publisher is not None:
+                self.publisher.due()
+            await self.pool.broadcast(ipc.LoadZones(zones, self.generation))
+            await self.pool.wait_applied(self.generation)
             log.info("reload (%s): %d zone(s), serial %d", reason, len(zones), self.serial)
             await self._log_zone_event(f"serial {previous}", f"serial {self.serial}", reason)
-            result = ReloadResult(True, reason, len(zones), self.serial, [str(p) for p in problems])
-            return result
+            return ReloadResult(True, reason, len(zones), self.serial, [str(p) for p in problems])
+
+    def _reread_config(self) -> bool:
+        """gslb.yaml is read again on every reload: zone settings and the quorum apply at once;
+        listen addresses and worker counts only on a restart (said so). True if the quorum changed."""
+        new = self.cfg.reread()
+        for name in ("listen", "workers", "web", "control"):
+            if getattr(new, name) != getattr(self.cfg, name):
+                log.warning("%s: %s changed; it takes effect when the server restarts", self.cfg.path, name)
+                new = replace(new, **{name: getattr(self.cfg, name)})
+        quorum_changed = new.quorum != self.cfg.quorum
+        self.cfg = new
+        return quorum_changed
 
     async def _log_zone_event(self, old: str, new: str, reason: str) -> None:
         if self.store is not None:
@@ -156,146 +150,12 @@ class Node:
                 await self.store.log(event("zone", f"{self.cfg.identity}: {len(self.zones)} zone(s)", old, new,
                                            reason, self.cfg.identity))
 
-    def _scan_mtimes(self) -> dict[str, float]:
-        out = {}
-        try:
-            for path in zone_files(self.cfg.zones_dir):
-                with contextlib.suppress(OSError):
-                    st = os.stat(path)
-                    out[path] = st.st_mtime_ns + st.st_size
-        except OSError:
-            pass
-        return out
-
     async def _watch(self) -> None:
         """Reload when a zone file is added, removed or changed (and has stopped changing)."""
         while True:
             await asyncio.sleep(WATCH_INTERVAL)
-            now = self._scan_mtimes()
-            if now != self._mtimes:
-                await asyncio.sleep(WATCH_INTERVAL)  # let editors finish writing
-                if self._scan_mtimes() == now:
-                    await self.reload("zone files changed")
-
-    # -- workers ------------------------------------------------------------------------------
-
-    async def _wait_applied(self, generation: int, timeout: float = 60.0) -> None:
-        """Return when every live worker serves `generation`, so a reload's success means served."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if all(h.applied >= generation or not h.process.is_alive() for h in self.workers):
-                return
-            await asyncio.sleep(0.005)
-        log.warning("workers did not confirm zone generation %d within %.0fs", generation, timeout)
-
-    async def broadcast(self, message: tuple) -> None:
-        """Send one message to every worker, pickled once, without blocking the event loop."""
-        payload = bytes(ForkingPickler.dumps(message))
-        loop = asyncio.get_running_loop()
-        await asyncio.gather(*(loop.run_in_executor(None, h.send_bytes, payload) for h in self.workers))
-
-    def _spawn(self, index: int) -> WorkerHandle:
-        ctx = multiprocessing.get_context("fork")
-        down_r, down_w = ctx.Pipe(duplex=False)
-        up_r, up_w = ctx.Pipe(duplex=False)
-        inherited = [fd for h in self.workers if h is not None and h.index != index for fd in h.fds()]
-        proc = ctx.Process(target=worker.run,
-                           args=(index, down_r, up_w, self.cfg, self.answers, inherited, self.generation),
-                           name=f"gslb-worker-{index}", daemon=True)
-        proc.start()
-        down_r.close()
-        up_w.close()
-        handle = WorkerHandle(index, proc, down_w, up_r, applied=self.generation)
-        asyncio.get_running_loop().add_reader(up_r.fileno(), self._from_worker, handle)
-        return handle
-
-    def _from_worker(self, handle: WorkerHandle) -> None:
-        try:
-            message = handle.from_worker.recv()
-        except (EOFError, OSError):
-            loop = asyncio.get_running_loop()
-            loop.remove_reader(handle.from_worker.fileno())
-            handle.from_worker.close()
-            handle.to_worker.close()
-            if not self._stopping.is_set():
-                log.error("worker %d (pid %s) died (exit %s); restarting it", handle.index, handle.process.pid,
-                          handle.process.exitcode)
-                loop.call_later(0.2, self._restart, handle.index)
-            return
-        kind = message[0]
-        if kind == "ready":
-            handle.ready = True
-        elif kind == "applied":
-            handle.applied = message[2]
-        elif kind == "health-applied":
-            handle.health_applied = message[2]
-        elif kind == "stats":
-            handle.stats = message[2]
-        elif kind == "error":
-            log.error("%s", message[1])
-
-    def _restart(self, index: int) -> None:
-        if self._stopping.is_set():
-            return
-        self.workers[index] = self._spawn(index)
-
-    def totals(self) -> dict[str, Any]:
-        total: dict[str, Any] = {"queries": 0, "tcp": 0, "truncated": 0, "dropped": 0, "formerr": 0,
-                                 "by_rcode": {}, "decisions": {}, "cpu": 0.0, "counts": {}, "latency": []}
-        for h in self.workers:
-            s = h.stats
-            for k in ("queries", "tcp", "truncated", "dropped", "formerr", "cpu"):
-                total[k] += s.get(k, 0)
-            for k in ("by_rcode", "decisions"):
-                for key, n in s.get(k, {}).items():
-                    total[k][key] = total[k].get(key, 0) + n
-            for zone, qtype, rcode, n in s.get("counts", []):
-                key = (zone, int(qtype), int(rcode))
-                total["counts"][key] = total["counts"].get(key, 0) + n
-            latency = s.get("latency", [])
-            if latency:
-                total["latency"] = [a + b for a, b in zip(total["latency"] or [0] * len(latency), latency,
-                                                          strict=True)]
-        return total
-
-    # -- what the dashboard shows about this node -------------------------------------------
-
-    def local_metrics(self) -> list:
-        from gslb.web.metrics import dns_families
-
-        t = self.totals()
-        return dns_families(t, [[z, q, r, n] for (z, q, r), n in t["counts"].items()], t["latency"])
-
-    async def _publish_node(self) -> None:
-        """Counters for the dashboard's DNS node view, every few seconds (expiring)."""
-        last_queries, last_time = None, time.monotonic()
-        while True:
-            await asyncio.sleep(NODE_INTERVAL)
-            t = self.totals()
-            now = time.monotonic()
-            qps = 0.0 if last_queries is None else (t["queries"] - last_queries) / max(1e-6, now - last_time)
-            last_queries, last_time = t["queries"], now
-            doc = {"node": self.cfg.identity, "site": self.cfg.region or "", "time": time.time(),
-                   "expires_at": time.time() + 3 * NODE_INTERVAL, "qps": round(qps, 1), "queries": t["queries"],
-                   "by_rcode": {dns.rcode.to_text(int(k)): v for k, v in t["by_rcode"].items()},
-                   "by_decision": t["decisions"], "zones": [z.name for z in self.zones], "serial": self._serving}
-            with contextlib.suppress(StoreError):
-                await self.store.put(NODE, self.cfg.identity, doc, ttl=3 * NODE_INTERVAL)
-
-    async def _publish_answers(self) -> None:
-        """Which answer each probe region's clients get now, per GSLB name (on every change)."""
-        assert self.answers is not None and self.store is not None
-        docs = self.answers.region_answers(self.regions)
-        for key, doc in docs.items():
-            with contextlib.suppress(StoreError):
-                await self.store.put(ANSWERS, key, doc, ttl=ANSWERS_TTL)
-
-    async def _answers_loop(self) -> None:
-        while True:
-            await self._answers_due.wait()
-            self._answers_due.clear()
-            await self._publish_answers()
-            await asyncio.sleep(0.5)  # at most twice a second
+            if self._files.changed():
+                await self.reload("zone files changed")
 
     async def _follow_control(self) -> None:
         """`control/reload` written by the dashboard (or anyone) reloads every node."""
@@ -315,13 +175,22 @@ class Node:
 
     # -- health --------------------------------------------------------------------------------
 
-    async def _health_changed(self, health: Health) -> None:
+    async def _health_changed(self, health: HealthMap) -> None:
         """Push new health decisions to every worker (and keep the supervisor's answers current)."""
-        assert self.answers is not None
-        self.answers.set_health(health)
-        self._answers_due.set()
+        self._answers().set_health(health)
+        if self.publisher is not None:
+            self.publisher.due()
         self.health_generation += 1
-        await self.broadcast(("health", health, self.health_generation))
+        await self.pool.broadcast(ipc.SetHealth(health, self.health_generation))
+
+    async def _publish_quorum(self) -> None:
+        """A quorum set in gslb.yaml becomes the fleet's: every health consumer follows it."""
+        if self.cfg.quorum is None or self.store is None:
+            return
+        try:
+            await publish_quorum(self.store, self.cfg.quorum, self.cfg.identity)
+        except StoreError as exc:
+            log.warning("cannot publish quorum %s to the store: %s", self.cfg.quorum, exc)
 
     async def _follow_health(self) -> None:
         assert self.follower is not None
@@ -332,34 +201,22 @@ class Node:
                 log.exception("health follower failed; restarting it")
             await asyncio.sleep(1)
 
-    # -- control socket -----------------------------------------------------------------------
+    # -- what the dashboard and `gslb reload status` see -------------------------------------
 
-    async def _control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            line = (await asyncio.wait_for(reader.readline(), 5)).decode().strip()
-            if line == "reload":
-                reply = (await self.reload("gslb reload")).to_json()
-            elif line == "status":
-                follower = self.follower
-                reply = json.dumps({"zones": [z.name for z in self.zones], "serial": self._serving,
-                                    "store": self.cfg.redis or "memory://",
-                                    "store_stale": follower.stale if follower else True,
-                                    "health": follower.health if follower else {},
-                                    "health_generation": self.health_generation,
-                                    "health_applied": [h.health_applied for h in self.workers],
-                                    "workers": [h.process.pid for h in self.workers],
-                                    "per_worker": [h.stats.get("queries", 0) for h in self.workers],
-                                    **{k: v for k, v in self.totals().items() if k != "counts"}})
-            else:
-                reply = json.dumps({"ok": False, "error": f"unknown command {line!r} (reload, status)"})
-            writer.write(reply.encode() + b"\n")
-            await writer.drain()
-        except (TimeoutError, ConnectionError):
-            pass
-        except Exception:
-            log.exception("control command failed")
-        finally:
-            writer.close()
+    def local_metrics(self) -> list:
+        from gslb.web.metrics import dns_families
+
+        t = self.pool.totals()
+        return dns_families(t, [[z, q, r, n] for (z, q, r), n in t["counts"].items()], t["latency"])
+
+    def status(self) -> dict[str, Any]:
+        follower, workers = self.follower, self.pool.workers
+        return {"zones": [z.name for z in self.zones], "serial": self._serving,
+                "store": self.cfg.redis or "memory://", "store_stale": follower.stale if follower else True,
+                "health": follower.health if follower else {}, "health_generation": self.health_generation,
+                "health_applied": [h.health_applied for h in workers], "workers": [h.process.pid for h in workers],
+                "per_worker": [h.stats.get("queries", 0) for h in workers],
+                **{k: v for k, v in self.pool.totals().items() if k != "counts"}}
 
     async def _start_web(self):
         if not self.cfg.web:
@@ -381,84 +238,55 @@ class Node:
         log.info("dashboard, API and /metrics on http://%s/", self.cfg.web)
         return runner
 
-    async def _open_control(self, path: str) -> asyncio.AbstractServer | None:
-        try:
-            _r, w = await asyncio.open_unix_connection(path)
-            w.close()
-            log.warning("control socket %s belongs to another running server; `gslb reload` will reach "
-                        "that one, not this (use --control PATH)", path)
-            self.control_path = None
-            return None
-        except OSError:
-            pass
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        try:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            return await asyncio.start_unix_server(self._control, path=path)
-        except OSError as exc:
-            log.warning("no control socket (%s: %s); SIGHUP still reloads", path, exc.strerror)
-            self.control_path = None
-            return None
-
     # -- main ---------------------------------------------------------------------------------
 
-    async def run(self) -> int:
-        self._stopping = asyncio.Event()
-        self._reload_lock = asyncio.Lock()
-        self._serving = self.serial
-        loop = asyncio.get_running_loop()
-        control = None
-        if self.control_path:  # before the workers: once DNS answers, `gslb reload` must work
-            control = await self._open_control(self.control_path)
-        count = self.cfg.workers or os.cpu_count() or 1
-        self.workers = []
-        for i in range(count):
-            self.workers.append(self._spawn(i))
-        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload("SIGHUP")))
-        loop.add_signal_handler(signal.SIGTERM, self._stopping.set)
-        loop.add_signal_handler(signal.SIGINT, self._stopping.set)
-        tasks = []
-        self.store = open_store(self.cfg.redis)
-        self.follower = HealthFollower(self.store, self._health_changed, self.cfg.quorum)
-        tasks.append(asyncio.ensure_future(self._follow_health()))
-        self._answers_due = asyncio.Event()
-        self._answers_due.set()
-        tasks += [asyncio.ensure_future(self._publish_node()), asyncio.ensure_future(self._answers_loop()),
-                  asyncio.ensure_future(self._follow_control())]
-        web_runner = await self._start_web()
+    def _background(self, store: Store) -> list[asyncio.Future]:
+        self.follower = HealthFollower(store, self._health_changed)
+        self.publisher = AnswersPublisher(store, self._answers, self.regions)
+        about = lambda: {"zones": [z.name for z in self.zones], "serial": self._serving}  # noqa: E731
+        tasks = [asyncio.ensure_future(self._follow_health()), asyncio.ensure_future(self.publisher.run()),
+                 asyncio.ensure_future(publish_node(store, self.cfg.identity, self.cfg.region or "",
+                                                    self.pool.totals, about)),
+                 asyncio.ensure_future(self._follow_control())]
         if self.cfg.redis is None or self.cfg.region:
             # Embedded probing: the in-process store has no other agents, and a node given a
             # region also probes for it.
             region = self.cfg.region or "local"
-            self.agent = ProbeAgent(region, self.store, zone_checks(self.zones).values())
+            self.agent = ProbeAgent(region, store, zone_checks(self.zones).values())
             tasks.append(asyncio.ensure_future(self.agent.run()))
             log.info("probing %d check(s) from region %s", len(self.agent._pending), region)
         if self.cfg.watch:
             tasks.append(asyncio.ensure_future(self._watch()))
-        deadline = time.monotonic() + 10
-        while not all(h.ready for h in self.workers) and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
+        return tasks
+
+    async def run(self) -> int:
+        stopping = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
+        loop = asyncio.get_running_loop()
+        control = ControlSocket(self.control_path, self.reload, self.status) if self.control_path else None
+        if control is not None:  # before the workers: once DNS answers, `gslb reload` must work
+            await control.open()
+        count = self.cfg.workers or os.cpu_count() or 1
+        self.pool.start(count)
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload("SIGHUP")))
+        loop.add_signal_handler(signal.SIGTERM, stopping.set)
+        loop.add_signal_handler(signal.SIGINT, stopping.set)
+        self.store = open_store(self.cfg.redis)
+        await self._publish_quorum()
+        tasks = self._background(self.store)
+        web_runner = await self._start_web()
+        await self.pool.wait_ready()
         log.info("serving %s with %d worker(s) (pids %s)", ", ".join(self.cfg.listen), count,
-                 " ".join(str(h.process.pid) for h in self.workers))
-        await self._stopping.wait()
+                 " ".join(str(h.process.pid) for h in self.pool.workers))
+        await stopping.wait()
         log.info("stopping")
         for task in tasks:
             task.cancel()
         if web_runner is not None:
             await web_runner.cleanup()
-        if control is not None and self.control_path:
+        if control is not None:
             control.close()
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.control_path)
-        for h in self.workers:
-            with contextlib.suppress(OSError, ValueError):
-                loop.remove_reader(h.from_worker.fileno())
-            h.send_bytes(bytes(ForkingPickler.dumps(("stop",))))
-        for h in self.workers:
-            h.process.join(2)
-            if h.process.is_alive():
-                h.process.kill()
+        self.pool.stop()
         return 0
 
 

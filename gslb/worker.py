@@ -20,6 +20,7 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
+from gslb import ipc
 from gslb.answers import Answers
 from gslb.config import ServerConfig
 from gslb.server import sockets
@@ -149,30 +150,31 @@ def run(index: int, inbox: Connection, outbox: Connection, cfg: ServerConfig, an
                              name=f"udp {text}").start()
             tcp_socks.append(sockets.tcp_socket(host, port))
     except OSError as exc:
-        outbox.send(("error", f"worker {index}: cannot listen: {exc}"))
+        outbox.send(ipc.Failed(index, f"cannot listen: {exc}"))
         sys.exit(1)
     threading.Thread(target=tcp_thread, args=(tcp_socks, tcp), daemon=True, name="tcp").start()
-    outbox.send(("ready", index))
+    outbox.send(ipc.Ready(index))
     next_stats = time.monotonic() + STATS_INTERVAL
     while True:
         timeout = max(0.0, next_stats - time.monotonic())
         try:
             if inbox.poll(timeout):
                 message = inbox.recv()
-                kind = message[0]
-                if kind == "zones":
+                if isinstance(message, ipc.LoadZones):
                     responder._retire([answers.answer_cache])  # keep the counts of answers about to go
-                    answers.load(message[1])
+                    answers.load(message.zones)
                     responder.swap(answers.snapshot)
                     quiet_gc()
-                    outbox.send(("applied", index, message[2]))
-                elif kind == "health":
-                    answers.set_health(message[1])  # decisions re-made on each prefix's next query
-                    outbox.send(("health-applied", index, message[2]))
-                elif kind == "stop":
+                    outbox.send(ipc.ZonesApplied(index, message.generation))
+                elif isinstance(message, ipc.SetHealth):
+                    answers.set_health(message.health)  # decisions re-made on each prefix's next query
+                    outbox.send(ipc.HealthApplied(index, message.generation))
+                elif isinstance(message, ipc.Stop):
                     break
+                else:
+                    log.error("worker %d: unknown message %r from the supervisor", index, message)
             if time.monotonic() >= next_stats:
-                outbox.send(("stats", index, stats_message(responder, answers)))
+                outbox.send(ipc.Stats(index, stats_message(responder, answers)))
                 next_stats = time.monotonic() + STATS_INTERVAL
         except (EOFError, OSError):
             break  # the supervisor is gone: so are we

@@ -29,6 +29,8 @@ from tests.support.dnsserver import ROOT
 from tests.support.procs import wait_for
 from tests.support.xdp import why_no_bpf
 
+pytestmark = pytest.mark.root  # BPF programs: root and a kernel that loads them
+
 VIP = "198.51.100.1"
 BACKENDS = {"b1": ("192.0.2.11", "02:00:00:00:00:11", 1), "b2": ("192.0.2.12", "02:00:00:00:00:12", 1),
             "b3": ("192.0.2.13", "02:00:00:00:00:13", 2)}

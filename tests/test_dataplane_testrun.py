@@ -23,6 +23,8 @@ from dataplane.packets import checksum, flow_of, packet
 from dataplane.structs import RING_SIZE, SIZES
 from tests.support.xdp import why_no_bpf
 
+pytestmark = pytest.mark.root  # BPF programs: root and a kernel that loads them
+
 XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX = 0, 1, 2, 3
 LB_MAC = "02:00:00:00:00:01"
 

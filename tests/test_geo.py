@@ -77,6 +77,6 @@ def test_bad_regions_file_reports_every_problem():
     with pytest.raises(ConfigError) as err:
         load_regions(path)
     text = str(err.value)
-    assert f"{path}:2: regions.a.latitude: must be -90..90" in text
+    assert f"{path}:3: regions.a.latitude: a number -90..90, not 100" in text  # the line of the value itself
     assert f"{path}:5: regions.b: expected latitude and longitude" in text
     assert f"{path}:6: default: 'c' is not a region" in text

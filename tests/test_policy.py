@@ -6,14 +6,16 @@ import ipaddress
 import textwrap
 from collections import Counter
 
+import dns.edns
+import dns.message
 import dns.name
 import pytest
 
 from gslb.config import ServerConfig
 from gslb.geo import locator_for
 from gslb.policy.checks import value_checks, zone_checks
+from gslb.policy.client import ClientSubnet
 from gslb.policy.select import RecordPolicy
-from gslb.server.wire import ClientSubnet
 from gslb.zone.load import load_zone_text
 
 ZONE = """
@@ -257,3 +259,39 @@ def test_invalid_dynamic_records_are_reported_with_lines(change, message):
     assert zone is None
     expected = {"fallback: nowhere": "undefined fallback"}.get(message, message)
     assert any(expected in p.message and p.line > 0 for p in problems), [str(p) for p in problems]
+
+
+def test_random_pick_decides_once_per_prefix_and_draws_per_answer(locator, monkeypatch):
+    """`pick: random`: the rule → pool → healthy candidates → scope decision is cached per client
+    prefix like `hash`; only the weighted draw happens per answer."""
+    from gslb.answers import Answers
+    from gslb.server.fastpath import Responder
+
+    zone = load(ZONE.replace("gslb: {degraded_ttl: 15}", "gslb: {degraded_ttl: 15, pick: random}"))
+    answers = Answers([zone], locator)
+    calls = Counter()
+    decide = RecordPolicy.decide
+
+    def counting(self, client, rnd=None, explain=False):
+        calls[client.prefix] += 1
+        return decide(self, client, rnd, explain)
+
+    monkeypatch.setattr(RecordPolicy, "decide", counting)
+    responder = Responder(answers.snapshot, "test", None)
+    query = dns.message.make_query("www.test.example", "A", use_edns=0,
+                                   options=[dns.edns.ECSOption("198.51.100.64", 26)])  # GB: the eu pool
+    seen = Counter()
+    for i in range(2000):
+        query.id = i
+        reply = dns.message.from_wire(responder.answer(query.to_wire(), b"\x7f\x00\x00\x01"))
+        seen[reply.answer[0][0].address] += 1
+    assert sum(calls.values()) == 1  # decided once, answered 2,000 times
+    share = seen["192.0.2.10"] / 2000
+    print(f"weights 3:1 drawn per answer → {share:.3f} : {1 - share:.3f}")
+    assert abs(share - 0.75) < 0.04 and set(seen) == {"192.0.2.10", "192.0.2.11"}
+    assert answers.set_health({"tcp://192.0.2.10:80": (False, {})})  # health changes: decide again
+    for i in range(50):
+        query.id = i
+        reply = dns.message.from_wire(responder.answer(query.to_wire(), b"\x7f\x00\x00\x01"))
+        assert reply.answer[0][0].address == "192.0.2.11"
+    assert sum(calls.values()) == 2

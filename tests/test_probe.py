@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from gslb.health import HealthView, Verdict
+from gslb.health import Verdict
+from gslb.health.reader import read_view
 from gslb.policy.checks import CheckSpec
 from gslb.probe import checks
 from gslb.probe.agent import ProbeAgent
@@ -154,17 +155,13 @@ def test_agents_in_two_regions_reach_a_quorum_through_redis(redis_url, endpoint)
         tasks = [asyncio.ensure_future(a.run()) for a in agents]
         reader = stores[2]
         await asyncio.sleep(0.8)
-        view = HealthView()
-        view.load(await reader.scan(PROBE))
-        for region, doc in (await reader.scan(REGION)).items():
-            view.heartbeat(region, doc["expires_at"])
+        view = await read_view(reader)
         h = view.decide()[s.key]
         assert h.up and {"q0", "q1"} <= set(h.up_regions)
         agents[1].stop()
         tasks[1].cancel()
         await asyncio.sleep(1.6)  # q1's heartbeat (3 x 0.2 s + 0.5) lapses
-        for region, doc in (await reader.scan(REGION)).items():
-            view.heartbeat(region, doc["expires_at"])
+        await read_view(reader, into=view)
         h = view.decide()[s.key]
         assert "q1" not in h.up_regions + h.down_regions and "q0" in h.up_regions
         agents[0].stop()

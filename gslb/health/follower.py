@@ -1,9 +1,10 @@
 """Follow the store: probe verdicts in, one health decision per check out, pushed not polled.
 
-Used by every DNS node (and reusable by the BGP controller and the dataplane): it keeps a
-`HealthView` current from the store's change stream, re-decides when a verdict changes or goes
-stale, and calls back only when the outcome changes in a way answers care about. When the store
-is unreachable it keeps the last decisions, says so (`stale`), and retries with backoff.
+Used by every DNS node, the BGP API process and the dataplane agent: it keeps a `HealthView`
+current from the store's change stream (the published quorum included, see `reader`),
+re-decides when a verdict changes or goes stale, and calls back only when the outcome changes in
+a way answers care about. When the store is unreachable it keeps the last decisions, says so
+(`stale`), and retries with backoff.
 """
 
 from __future__ import annotations
@@ -13,17 +14,17 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from gslb.health import HealthView, Verdict
-from gslb.store import LOST, OVERRIDE, PROBE, REGION, RESYNC, Store, StoreError
+from gslb.health.model import HealthMap, HealthView, Verdict, summarize
+from gslb.health.reader import QUORUM_KEY, quorum_from_doc, read_view
+from gslb.store import CONTROL, LOST, OVERRIDE, PROBE, REGION, RESYNC, Store, StoreError
 
 log = logging.getLogger(__name__)
 
-Health = dict[str, tuple[bool, dict[str, float]]]  # check key → (up, smoothed RTT by region)
 RTT_CHANGE = 0.10  # RTT moves smaller than 10% (or 1 ms) do not re-decide answers
 BACKOFF_MAX = 5.0
 
 
-def significant(old: Health, new: Health) -> bool:
+def significant(old: HealthMap, new: HealthMap) -> bool:
     if old.keys() != new.keys():
         return True
     for key, (up, rtts) in new.items():
@@ -38,15 +39,13 @@ def significant(old: Health, new: Health) -> bool:
 
 
 class HealthFollower:
-    def __init__(self, store: Store, on_change: Callable[[Health], Awaitable[None] | None],
-                 quorum: int | str = "majority") -> None:
+    def __init__(self, store: Store, on_change: Callable[[HealthMap], Awaitable[None] | None]) -> None:
         self.store = store
-        self.view = HealthView(quorum)
+        self.view = HealthView()
         self.on_change = on_change
-        self.health: Health = {}
+        self.health: HealthMap = {}
         self.stale = True  # until the first successful read
         self._dirty = asyncio.Event()
-        self.transitions: list[tuple[float, str, bool]] = []
 
     async def run(self) -> None:
         decider = asyncio.ensure_future(self._decide_loop())
@@ -66,10 +65,10 @@ class HealthFollower:
                     if change.value is not None:
                         self.view.heartbeat(change.key, float(change.value.get("expires_at", 0)))
                 elif change.space == OVERRIDE:
-                    if change.value is None:
-                        self.view.overrides.pop(change.key, None)
-                    else:
-                        self.view.overrides[change.key] = str(change.value.get("status", "up"))
+                    self.view.set_override(change.key, change.value)
+                elif change.space == CONTROL and change.key == QUORUM_KEY:
+                    self.view.quorum = quorum_from_doc(change.value)
+                    log.info("health: quorum is now %s", self.view.quorum)
                 else:
                     continue
                 self._dirty.set()
@@ -80,9 +79,7 @@ class HealthFollower:
         delay = 0.1
         while True:
             try:
-                probes = await self.store.scan(PROBE)
-                regions = await self.store.scan(REGION)
-                overrides = await self.store.scan(OVERRIDE)
+                await read_view(self.store, into=self.view)
                 break
             except StoreError as exc:
                 if not self.stale:
@@ -92,13 +89,6 @@ class HealthFollower:
                 delay = min(delay * 2, BACKOFF_MAX)
         if self.stale:
             log.info("store %s: reading health again", self.store.url)
-        # Merge, do not replace: a store that restarted empty must not erase what we know
-        # before the agents have written again (deletes still arrive as changes).
-        for doc in probes.values():
-            self.view.put(Verdict.from_doc(doc))
-        for region, doc in regions.items():
-            self.view.heartbeat(region, float(doc.get("expires_at", 0)))
-        self.view.overrides = {k: str(v.get("status", "up")) for k, v in overrides.items()}
         self.stale = False
         self._dirty.set()
 
@@ -112,12 +102,11 @@ class HealthFollower:
                 pass  # a verdict just went stale: decide again without it
             self._dirty.clear()
             decided = self.view.decide()
-            health = {k: (h.up, dict(h.rtt_ms)) for k, h in decided.items()}
+            health = summarize(decided)
             if significant(self.health, health):
                 for key, (up, _) in health.items():
                     was_up = self.health.get(key, (True, {}))[0]
                     if was_up != up:
-                        self.transitions.append((time.time(), key, up))
                         log.info("health: %s is %s (down in: %s)", key, "up" if up else "DOWN",
                                  ", ".join(decided[key].down_regions) or "none")
                 self.health = health

@@ -2,7 +2,8 @@
 
 Probe agents write one verdict per (region, check) into the store's `probe` space. DNS nodes,
 the BGP controller and the dataplane all turn those verdicts into one decision per check with
-`HealthView`, so they can never disagree about what "up" means.
+`HealthView`, so they can never disagree about what "up" means. `HealthMap` is the compact
+form handed to answers, BGP signals and the dataplane.
 """
 
 from __future__ import annotations
@@ -11,6 +12,19 @@ import ipaddress
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+HealthMap = dict[str, tuple[bool, dict[str, float]]]  # check key → (up, smoothed RTT by region)
+Quorum = int | str  # "majority" or how many fresh regions must report a check down
+MAJORITY = "majority"
+
+
+def parse_quorum(value: object) -> Quorum:
+    """The one spelling check for `quorum:` wherever it is read (gslb.yaml, the store)."""
+    if value == MAJORITY:
+        return MAJORITY
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    raise ValueError(f"quorum must be 'majority' or a positive integer, not {value!r}")
 
 
 def check_key(protocol: str, address: str, port: int, path: str = "", host: str = "") -> str:
@@ -82,13 +96,13 @@ class HealthView:
     every answer away.
     """
 
-    def __init__(self, quorum: int | str = "majority") -> None:
-        if quorum != "majority" and (not isinstance(quorum, int) or quorum < 1):
-            raise ValueError(f"quorum must be 'majority' or a positive integer, not {quorum!r}")
-        self.quorum = quorum
+    def __init__(self, quorum: Quorum = MAJORITY) -> None:
+        self.quorum = parse_quorum(quorum)
         self.verdicts: dict[str, Verdict] = {}  # store key -> verdict
         self.overrides: dict[str, str] = {}  # check -> "up" | "down"
         self.heartbeats: dict[str, float] = {}  # region -> its agent's heartbeat expiry
+        self.agents: dict[str, dict[str, Any]] = {}  # region -> its agent's last heartbeat document
+        self.override_docs: dict[str, dict[str, Any]] = {}  # check -> who forced it, why, when
 
     def heartbeat(self, region: str, expires_at: float) -> None:
         """A live agent keeps all its verdicts fresh: it re-writes them without announcing."""
@@ -106,11 +120,29 @@ class HealthView:
     def remove(self, store_key: str) -> None:
         self.verdicts.pop(store_key, None)
 
-    def load(self, docs: dict[str, dict[str, Any]]) -> None:
-        """Replace everything with a full `scan` of the probe space."""
-        self.verdicts = {}
-        for doc in docs.values():
+    def set_override(self, check: str, doc: dict[str, Any] | None) -> None:
+        """An operator's forced status for a check (None lifts it)."""
+        if doc is None:
+            self.overrides.pop(check, None)
+            self.override_docs.pop(check, None)
+        else:
+            self.overrides[check] = str(doc.get("status", "up"))
+            self.override_docs[check] = doc
+
+    def merge(self, probes: dict[str, dict[str, Any]], regions: dict[str, dict[str, Any]],
+              overrides: dict[str, dict[str, Any]]) -> None:
+        """Fold in full scans of the probe, region and override spaces. Verdicts are merged, not
+        replaced: a store that restarted empty must not erase what we know before the agents have
+        written again (deletes still arrive as changes)."""
+        for doc in probes.values():
             self.put(Verdict.from_doc(doc))
+        for region, doc in regions.items():
+            self.heartbeat(region, float(doc.get("expires_at", 0)))
+            self.agents[region] = doc
+        self.overrides = {}
+        self.override_docs = {}
+        for check, doc in overrides.items():
+            self.set_override(check, doc)
 
     def next_expiry(self, now: float | None = None) -> float | None:
         """When the next fresh verdict goes stale: the time to decide again."""
@@ -141,3 +173,10 @@ class HealthView:
                 rtt_ms={v.region: v.rtt_ms for v in fresh if v.rtt_ms is not None},
                 override=override)
         return out
+
+    def health_map(self, now: float | None = None) -> HealthMap:
+        return summarize(self.decide(now))
+
+
+def summarize(decided: dict[str, CheckHealth]) -> HealthMap:
+    return {k: (h.up, dict(h.rtt_ms)) for k, h in decided.items()}

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gslb.health import check_key
-from gslb.policy.model import Dynamic
+from gslb.zone.dynamic import Dynamic
 from gslb.zone.model import Record, Zone
 
 

@@ -8,14 +8,39 @@ counts whole for IPv4 (geo databases split networks finer than /24) and by its /
 from __future__ import annotations
 
 import ipaddress
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-
-from gslb.server.wire import ClientSubnet
 
 V4_BITS = 32
 V6_BITS = 64
 CACHE_MAX = 500_000
+ECS_OPTION_CODE = 8  # EDNS Client Subnet (RFC 7871)
+
+
+@dataclass(slots=True)
+class ClientSubnet:
+    """A validated ECS option from a query."""
+
+    family: int  # 1 = IPv4, 2 = IPv6
+    source: int  # SOURCE PREFIX-LENGTH
+    address: bytes  # as sent: ceil(source / 8) octets
+    raw: bytes = b""  # the option body as received (the fast path's cache key)
+
+    def network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+        size = 4 if self.family == 1 else 16
+        raw = self.address + bytes(size - len(self.address))
+        addr = ipaddress.ip_address(raw)
+        return ipaddress.ip_network(f"{addr}/{self.source}")
+
+    def ip(self) -> str:
+        size = 4 if self.family == 1 else 16
+        return str(ipaddress.ip_address(self.address + bytes(size - len(self.address))))
+
+    def option(self, scope: int) -> bytes:
+        """This option echoed in a response with the SCOPE PREFIX-LENGTH we decided."""
+        body = struct.pack(">HBB", self.family, self.source, scope) + self.address
+        return struct.pack(">HH", ECS_OPTION_CODE, len(body)) + body
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from gslb.geo_math import distance_km
 from gslb.policy.checks import value_checks
 from gslb.policy.client import Client, Location, Locator
-from gslb.policy.model import Dynamic, Pool, PoolValue, Rule
+from gslb.zone.dynamic import Dynamic, Pool, PoolValue, Rule
 from gslb.zone.model import Record
 
 MASK64 = (1 << 64) - 1
+_RANDOM = random.Random()
 
 
 def _mix(x: int) -> int:
@@ -38,8 +39,22 @@ class Decision:
     fallback: bool = False
     fail_open: bool = False
     degraded: bool = False
-    sticky: bool = True  # False when the pick is random per query (do not cache)
-    trace: tuple[str, ...] = field(default=(), compare=False)
+    # `pick: random`: the healthy candidates and their weights; every answer draws `answers` of
+    # them again (`draw`), while the rest of the decision is cached per client prefix.
+    candidates: tuple[tuple[str, int], ...] = ()
+    answers: int = 1
+    trace: tuple[str, ...] = field(default=(), compare=False)  # only when asked (gslb explain)
+
+    @property
+    def sticky(self) -> bool:
+        """Whether one answer serves every query this decision covers (not a per-answer draw)."""
+        return not self.candidates
+
+    def draw(self, rnd: random.Random) -> tuple[str, ...]:
+        """The values for one answer: the decided ones, or a fresh weighted draw for `pick: random`."""
+        if not self.candidates:
+            return self.values
+        return weighted_draw(self.candidates, self.answers, rnd)
 
     @property
     def label(self) -> str:
@@ -49,6 +64,29 @@ class Decision:
         if self.pool is None:
             return "record-values"
         return f"{self.pool}{' (fallback)' if self.fallback else ''}"
+
+
+def weighted_draw(candidates: tuple[tuple[str, int], ...], n: int, rnd: random.Random) -> tuple[str, ...]:
+    """`n` distinct values, each drawn with probability proportional to its weight."""
+    if n == 1:  # the common case, without building lists
+        x = rnd.random() * sum(w for _, w in candidates)
+        for value, weight in candidates:
+            x -= weight
+            if x < 0:
+                return (value,)
+        return (candidates[-1][0],)
+    pool = list(candidates)
+    picked: list[str] = []
+    while pool and len(picked) < n:
+        total = sum(w for _, w in pool)
+        x = rnd.random() * total
+        for i, (value, weight) in enumerate(pool):
+            x -= weight
+            if x < 0 or i == len(pool) - 1:
+                picked.append(value)
+                del pool[i]
+                break
+    return tuple(picked)
 
 
 WIDEN_BUDGET = 64  # geo lookups one decision may spend widening its ECS scope
@@ -107,27 +145,33 @@ class RecordPolicy:
                 return i, rule
         return None, None
 
-    def decide(self, client: Client, rnd: random.Random | None = None) -> Decision:
+    def decide(self, client: Client, rnd: random.Random | None = None, explain: bool = False) -> Decision:
+        """The decision for `client`; with `explain`, also the steps that led to it (`trace`)."""
         opts = self.dyn.options
-        trace: list[str] = []
+        trace: list[str] | None = [] if explain else None
         index, rule = self.match(client)
-        trace.append(f"matched {rule.label(index)} → pool {rule.pool}" if rule else "no rule matched")
+        if trace is not None:
+            trace.append(f"matched {rule.label(index)} → pool {rule.pool}" if rule else "no rule matched")
         start = rule.pool if rule else None
         name, fallback, seen = start, False, set()
         chosen: list[str] = []
         used_hash = False
+        candidates: tuple[tuple[str, int], ...] = ()
         pool: Pool | None = None
         while name is not None and name not in seen:
             seen.add(name)
             pool = self.dyn.pools[name]
             healthy = [v for v in pool.values if self.value_up(v)]
-            trace.append(f"pool {name}: " + ", ".join(
-                f"{v.value} {'up' if self.value_up(v) else 'down'}{self._rtt_text(v.value)}" for v in pool.values))
+            if trace is not None:
+                trace.append(f"pool {name}: " + ", ".join(
+                    f"{v.value} {'up' if self.value_up(v) else 'down'}{self._rtt_text(v.value)}"
+                    for v in pool.values))
             if healthy:
-                chosen, used_hash = self._select(healthy, client, rnd)
+                chosen, used_hash, candidates = self._select(healthy, client, rnd)
                 break
-            trace.append(f"pool {name}: no healthy value; " +
-                         (f"falling back to {pool.fallback}" if pool.fallback else "end of the fallback chain"))
+            if trace is not None:
+                trace.append(f"pool {name}: no healthy value; " +
+                             (f"falling back to {pool.fallback}" if pool.fallback else "end of the fallback chain"))
             fallback = True
             name = pool.fallback
         else:
@@ -137,32 +181,38 @@ class RecordPolicy:
             defaults = [PoolValue(v) for v in self.defaults]
             healthy = [v for v in defaults if self.value_up(v)]
             if healthy:
-                trace.append("answering the record's values: " + ", ".join(v.value for v in healthy))
-                chosen, used_hash = self._select(healthy, client, rnd, n=len(healthy))
+                if trace is not None:
+                    trace.append("answering the record's values: " + ", ".join(v.value for v in healthy))
+                chosen, used_hash, candidates = self._select(healthy, client, rnd, n=len(healthy))
                 name, fallback = None, True
             elif opts.fail_open and start is not None:
                 # As if every check were up; values an operator set to `status: down` stay out.
                 candidates = [v for v in self.dyn.pools[start].values if v.status != "down"]
                 if candidates:
-                    trace.append(f"everything is down: failing open with pool {start} as if all were up")
-                    chosen, used_hash = self._select(candidates, client, rnd)
+                    if trace is not None:
+                        trace.append(f"everything is down: failing open with pool {start} as if all were up")
+                    chosen, used_hash, candidates = self._select(candidates, client, rnd)
                     name = start
                 else:
-                    trace.append("everything is down: failing open with the record's values")
-                    chosen, used_hash = self._select(defaults, client, rnd, n=len(defaults))
+                    if trace is not None:
+                        trace.append("everything is down: failing open with the record's values")
+                    chosen, used_hash, candidates = self._select(defaults, client, rnd, n=len(defaults))
                     name = None
                 fail_open = True
-            else:
+            elif trace is not None:
                 trace.append("everything is down and fail_open is false: empty answer")
         degraded = fallback or fail_open or (pool is not None and any(not self.value_up(v) for v in pool.values))
         ttl = self.record.ttl
         if degraded and opts.degraded_ttl is not None:
             ttl = min(ttl, opts.degraded_ttl)
         scope = self._scope(client, index, used_hash)
-        trace.append(f"answer {', '.join(chosen) or '(none)'} ttl {ttl} scope /{scope}")
+        if trace is not None:
+            trace.append(f"answer {', '.join(chosen) or '(none)'} ttl {ttl} scope /{scope}"
+                         + (f" (drawn again for every answer from {', '.join(v for v, _ in candidates)})"
+                            if candidates else ""))
         return Decision(values=tuple(chosen), ttl=ttl, scope=scope, rule=rule.label(index) if rule else "none",
                         pool=name, fallback=fallback, fail_open=fail_open, degraded=degraded,
-                        sticky=not (used_hash and opts.pick == "random"), trace=tuple(trace))
+                        candidates=candidates, answers=opts.answers, trace=tuple(trace or ()))
 
     def _rtt_text(self, value: str) -> str:
         rtts = self.rtt.get(value)
@@ -171,32 +221,27 @@ class RecordPolicy:
         return " (" + ", ".join(f"{r} {ms:.1f} ms" for r, ms in sorted(rtts.items())) + ")"
 
     def _select(self, values: list[PoolValue], client: Client, rnd: random.Random | None,
-                n: int | None = None) -> tuple[list[str], bool]:
-        """Pick `answers` values; returns them and whether a weighted pick (not the data) decided."""
+                n: int | None = None) -> tuple[list[str], bool, tuple[tuple[str, int], ...]]:
+        """Pick `answers` values; returns them, whether a weighted pick (not the data) decided, and
+        for `pick: random` the candidates every answer draws from again."""
         n = n or self.dyn.options.answers
         policy = self.dyn.options.policy
         if policy == "latency":
             ordered = self._by_latency(values, client)
             if ordered is not None:
-                return ordered[:n], False
+                return ordered[:n], False, ()
         if policy == "proximity" and client.location.latitude is not None:
             ordered = self._by_distance(values, client)
             if ordered is not None:
-                return ordered[:n], False
+                return ordered[:n], False, ()
         if len(values) <= n:
-            return [v.value for v in values], False
+            return [v.value for v in values], False, ()
         if self.dyn.options.pick == "random":
-            rnd = rnd or random
-            pool = list(values)
-            picked = []
-            while pool and len(picked) < n:
-                v = rnd.choices(pool, weights=[x.weight for x in pool])[0]
-                picked.append(v.value)
-                pool.remove(v)
-            return picked, True
+            candidates = tuple((v.value, v.weight) for v in values)
+            return list(weighted_draw(candidates, n, rnd or _RANDOM)), True, candidates
         key = client.subnet_hash()
         scored = sorted(values, key=lambda v: self._hrw(key, v), reverse=True)
-        return [v.value for v in scored[:n]], True
+        return [v.value for v in scored[:n]], True, ()
 
     def _hrw(self, key: int, value: PoolValue) -> float:
         """Weighted rendezvous hashing: sticky per client subnet, and only the clients of a value

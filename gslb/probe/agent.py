@@ -42,8 +42,10 @@ class CheckState:
 
 
 class ProbeAgent:
-    def __init__(self, region: str, store: Store, specs: Iterable[CheckSpec], heartbeat: float = 1.0) -> None:
+    def __init__(self, region: str, store: Store, specs: Iterable[CheckSpec], heartbeat: float = 1.0,
+                 source: str | None = None) -> None:
         self.region = region
+        self.source = source  # local address checks connect from (None: the kernel's choice)
         self.store = store
         self.heartbeat_interval = heartbeat
         self.states: dict[str, CheckState] = {}
@@ -99,7 +101,7 @@ class ProbeAgent:
         while True:
             started = time.monotonic()
             async with self._semaphore:
-                result = await checks.run(spec)
+                result = await checks.run(spec, self.source)
             await self._record(state, result)
             jitter = random.uniform(-0.05, 0.05) * spec.interval
             await asyncio.sleep(max(0.0, spec.interval + jitter - (time.monotonic() - started)))
@@ -156,7 +158,3 @@ class ProbeAgent:
         ttl = 3 * self.heartbeat_interval + 0.5
         await self._put(REGION, self.region, {"region": self.region, "time": now, "expires_at": now + ttl,
                                               "checks": len(self.states)}, ttl, True)
-
-    def status(self) -> dict[str, dict]:
-        return {k: {"up": s.hysteresis.up, "rtt_ms": s.rtt_ms, "error": s.error, "runs": s.runs}
-                for k, s in self.states.items()}

@@ -35,11 +35,11 @@ def _where(spec: CheckSpec) -> str:
     return f"{host}:{spec.port}"
 
 
-async def run(spec: CheckSpec) -> Result:
-    """Run `spec` once; never raises."""
+async def run(spec: CheckSpec, source: str | None = None) -> Result:
+    """Run `spec` once, connecting from `source` if given; never raises."""
     start = time.perf_counter()
     try:
-        return await asyncio.wait_for(_run(spec, start), spec.timeout)
+        return await asyncio.wait_for(_run(spec, start, source), spec.timeout)
     except TimeoutError:
         return Result(False, None, f"{spec.protocol} {_where(spec)}: timeout after {spec.timeout:g}s")
     except ssl.SSLError as exc:
@@ -51,10 +51,11 @@ async def run(spec: CheckSpec) -> Result:
         return Result(False, None, f"{spec.protocol} {_where(spec)}: {type(exc).__name__}: {exc}")
 
 
-async def _run(spec: CheckSpec, start: float) -> Result:
+async def _run(spec: CheckSpec, start: float, source: str | None) -> Result:
     tls = _TLS if spec.protocol == "https" else None
     reader, writer = await asyncio.open_connection(
-        spec.address, spec.port, ssl=tls, server_hostname=(spec.host or None) if tls else None)
+        spec.address, spec.port, ssl=tls, server_hostname=(spec.host or None) if tls else None,
+        local_addr=(source, 0) if source else None)
     rtt = (time.perf_counter() - start) * 1000
     try:
         if spec.protocol == "tcp":

@@ -6,9 +6,10 @@ Only what the hot path needs: the header flags, the OPT record (RFC 6891) with i
 
 from __future__ import annotations
 
-import ipaddress
 import struct
 from dataclasses import dataclass
+
+from gslb.policy.client import ECS_OPTION_CODE, ClientSubnet
 
 QR = 0x8000
 AA = 0x0400
@@ -26,38 +27,13 @@ RCODE_BADVERS = 16  # extended: upper 8 bits in the OPT TTL
 
 OPT = 41
 OPTION_NSID = 3
-OPTION_ECS = 8
+OPTION_ECS = ECS_OPTION_CODE
 
 _OPT_HEAD = struct.Struct(">BHHBBHH")  # root name, type, udp size, ext-rcode, version, flags, rdlen
 
 
 class FormErr(ValueError):
     """The query is malformed: answer FORMERR."""
-
-
-@dataclass(slots=True)
-class ClientSubnet:
-    """A validated ECS option from a query."""
-
-    family: int  # 1 = IPv4, 2 = IPv6
-    source: int  # SOURCE PREFIX-LENGTH
-    address: bytes  # as sent: ceil(source / 8) octets
-    raw: bytes = b""  # the option body as received (the fast path's cache key)
-
-    def network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
-        size = 4 if self.family == 1 else 16
-        raw = self.address + bytes(size - len(self.address))
-        addr = ipaddress.ip_address(raw)
-        return ipaddress.ip_network(f"{addr}/{self.source}")
-
-    def ip(self) -> str:
-        size = 4 if self.family == 1 else 16
-        return str(ipaddress.ip_address(self.address + bytes(size - len(self.address))))
-
-    def option(self, scope: int) -> bytes:
-        """This option echoed in a response with the SCOPE PREFIX-LENGTH we decided."""
-        body = struct.pack(">HBB", self.family, self.source, scope) + self.address
-        return struct.pack(">HH", OPTION_ECS, len(body)) + body
 
 
 def parse_ecs(data: bytes) -> ClientSubnet:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gslb.conf.store_url import StoreUrlError, store_scheme
 from gslb.store.base import (
     ANSWERS,
     CONTROL,
@@ -29,11 +30,12 @@ __all__ = [
 
 def open_store(url: str | None) -> Store:
     """`None` or `memory://` gives the in-process store; any redis URL the Redis store."""
-    if not url or url.startswith("memory:"):
+    try:
+        scheme = store_scheme(url or "")
+    except StoreUrlError as exc:
+        raise StoreError(str(exc)) from None
+    if scheme == "memory":
         return MemoryStore()
-    if url.split(":", 1)[0] in ("redis", "rediss", "unix", "redis+sentinel", "redis+cluster"):
-        from gslb.store.redis import RedisStore
+    from gslb.store.redis import RedisStore
 
-        return RedisStore(url)
-    raise StoreError(f"unknown store URL {url!r}: use redis://, rediss://, unix://, "
-                     "redis+sentinel://, redis+cluster:// or memory://")
+    return RedisStore(url or "")

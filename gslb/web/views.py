@@ -5,25 +5,17 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from gslb.health import HealthView, Verdict
-from gslb.store import ANSWERS, DATAPLANE, DRAIN, NODE, OVERRIDE, PROBE, REGION, SITE, Store
+from gslb.health.reader import read_view
+from gslb.store import ANSWERS, DATAPLANE, DRAIN, NODE, SITE, Store
 
 
 async def health(store: Store) -> dict[str, Any]:
     """Region-by-check matrix: each cell a region's verdict (fresh or stale), plus the quorum."""
-    probes = await store.scan(PROBE)
-    regions_docs = await store.scan(REGION)
-    overrides = await store.scan(OVERRIDE)
+    view = await read_view(store)
     now = time.time()
-    view = HealthView()
-    for doc in probes.values():
-        view.put(Verdict.from_doc(doc))
-    for region, doc in regions_docs.items():
-        view.heartbeat(region, float(doc.get("expires_at", 0)))
-    view.overrides = {k: str(v.get("status", "up")) for k, v in overrides.items()}
     decided = view.decide(now)
-    regions = sorted({v.region for v in view.verdicts.values()} | set(regions_docs))
-    checks = sorted({v.check for v in view.verdicts.values()} | set(overrides))
+    regions = sorted({v.region for v in view.verdicts.values()} | set(view.heartbeats))
+    checks = sorted({v.check for v in view.verdicts.values()} | set(view.overrides))
     cells: dict[str, dict[str, Any]] = {c: {} for c in checks}
     for v in view.verdicts.values():
         cells[v.check][v.region] = {"up": v.up, "rtt_ms": v.rtt_ms, "checked_at": v.checked_at, "error": v.error,
@@ -31,9 +23,9 @@ async def health(store: Store) -> dict[str, Any]:
     quorum = {c: {"up": h.up, "known": h.known, "down_regions": h.down_regions, "override": h.override}
               for c, h in decided.items()}
     agents = {r: {"alive": float(d.get("expires_at", 0)) > now, "checks": d.get("checks", 0)}
-              for r, d in regions_docs.items()}
+              for r, d in view.agents.items()}
     return {"time": now, "regions": regions, "checks": checks, "cells": cells, "quorum": quorum, "agents": agents,
-            "overrides": overrides}
+            "overrides": view.override_docs, "quorum_rule": view.quorum}
 
 
 async def sites(store: Store) -> dict[str, Any]:

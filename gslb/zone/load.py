@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +18,10 @@ import dns.rrset
 import yaml
 
 from gslb.conf import located
+from gslb.conf.collect import Problems
 from gslb.conf.problems import ConfigError, Problem
 from gslb.config import MAX_TTL, ServerConfig, ZoneConfig
-from gslb.policy.model import parse_dynamic
+from gslb.zone.dynamic import Owner, parse_dynamic
 from gslb.zone.model import Record, Zone, absolute
 from gslb.zone.rdata import CONVERTERS, ValueProblem, to_rdata
 
@@ -41,17 +44,8 @@ def zone_files(directory: str) -> list[str]:
                   if p.suffix in (".yaml", ".yml") and p.is_file() and not p.name.startswith("."))
 
 
-class _Collector:
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.problems: list[Problem] = []
-
-    def add(self, line: int, field: str, message: str, severity: str = "error") -> None:
-        self.problems.append(Problem(self.path, line, field, message, severity))
-
-
 def _parse_record(name: str, doc: Any, line: int, origin: dns.name.Name, zcfg: ZoneConfig,
-                  out: _Collector) -> Record | None:
+                  out: Problems, sites: Collection[str] | None = None) -> Record | None:
     if not isinstance(doc, dict):
         out.add(line, name or "''", "a record must be a mapping with type and value(s)")
         return None
@@ -60,7 +54,9 @@ def _parse_record(name: str, doc: Any, line: int, origin: dns.name.Name, zcfg: Z
     if not isinstance(rtype, str) or not rtype:
         out.add(doc.line, f"{where}.type", "missing record type")
         return None
-    rtype = rtype.upper()
+    if rtype != rtype.upper():  # octoDNS rejects lower-case types; so do we, naming the fix
+        out.add(doc.line_of("type"), f"{where}.type", f"record types are upper case: {rtype.upper()!r}, not {rtype!r}")
+        return None
     ok = True
     for key in doc:
         if key not in RECORD_KEYS:
@@ -75,6 +71,8 @@ def _parse_record(name: str, doc: Any, line: int, origin: dns.name.Name, zcfg: Z
         return None
     where = f"{where}.{rtype}"
     ttl = doc.get("ttl", zcfg.ttl)
+    if isinstance(ttl, str) and ttl.strip().isdigit():  # octoDNS takes int(ttl): "300" is 300
+        ttl = int(ttl)
     if isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 <= ttl <= MAX_TTL:
         out.add(doc.line_of("ttl"), f"{where}.ttl", f"TTL must be an integer 0..{MAX_TTL}, got {ttl!r}")
         ok = False
@@ -131,8 +129,24 @@ def _parse_record(name: str, doc: Any, line: int, origin: dns.name.Name, zcfg: Z
     except dns.exception.DNSException as exc:
         out.add(line, name, f"bad record name: {exc}")
         return None
-    return Record(owner, rtype, ttl if ok else zcfg.ttl, rdatas, doc.line, options=octodns,
-                  dynamic=doc.get("dynamic"))
+    dynamic = None
+    if "dynamic" in doc:
+        dynamic = parse_dynamic(Owner(owner, rtype, doc.line, name or "''"), doc, out, sites)
+    else:
+        _check_static_options(octodns, f"{where}.octodns", doc.line_of("octodns"), out)
+    return Record(owner, rtype, ttl if ok else zcfg.ttl, rdatas, doc.line, options=octodns, dynamic=dynamic)
+
+
+# Keys under `octodns` that only mean something on a dynamic record; octoDNS's own keys
+# (ignored_, excluded, …) pass.
+_DYNAMIC_ONLY = {"healthcheck", "gslb"}
+
+
+def _check_static_options(octodns: dict, where: str, line: int, out: Problems) -> None:
+    """A health check or GSLB setting on a record without `dynamic` would silently do nothing."""
+    for key in _DYNAMIC_ONLY & set(octodns):
+        out.add(octodns.line_of(key) if isinstance(octodns, located.Located) else line, f"{where}.{key}",
+                "only used by dynamic records: this record has no `dynamic` pools, so it is ignored", "warning")
 
 
 def _soa(origin: dns.name.Name, zcfg: ZoneConfig, records: list[Record], serial: int) -> dns.rrset.RRset:
@@ -147,7 +161,7 @@ def _soa(origin: dns.name.Name, zcfg: ZoneConfig, records: list[Record], serial:
     return rrset
 
 
-def _check_zone(zone: Zone, out: _Collector) -> None:
+def _check_zone(zone: Zone, out: Problems) -> None:
     """Rules that need the whole zone: CNAME exclusivity, occlusion, glue, ALIAS placement."""
     origin = zone.origin
     by_name: dict[dns.name.Name, list[Record]] = {}
@@ -207,7 +221,7 @@ def _check_zone(zone: Zone, out: _Collector) -> None:
 def load_zone_text(text: str, path: str, cfg: ServerConfig, serial: int | None = None,
                    name: str | None = None) -> tuple[Zone | None, list[Problem]]:
     """Parse one zone; returns the zone (None if any error) and every problem found."""
-    out = _Collector(path)
+    out = Problems(path)
     zname = name or zone_name_from_path(path)
     try:
         origin = dns.name.from_text(zname)
@@ -225,6 +239,7 @@ def load_zone_text(text: str, path: str, cfg: ServerConfig, serial: int | None =
     if not isinstance(doc, dict):
         return None, [Problem(path, 1, "zone", "expected a mapping of record names at the top level")]
     zcfg = cfg.zone(zname)
+    sites = known_sites(cfg.regions)
     records: list[Record] = []
     for key, value in doc.items():
         line = doc.line_of(key)
@@ -242,19 +257,29 @@ def load_zone_text(text: str, path: str, cfg: ServerConfig, serial: int | None =
         items = value if isinstance(value, list) else [value]
         for i, item in enumerate(items):
             iline = value.line_of(i) if isinstance(value, located.LocatedList) else line
-            record = _parse_record(rname.lower(), item, iline, origin, zcfg, out)
+            record = _parse_record(rname.lower(), item, iline, origin, zcfg, out, sites)
             if record is not None:
                 records.append(record)
-                if record.dynamic is not None:
-                    record.dynamic, found = parse_dynamic(record, item, path, rname.lower() or "''")
-                    out.problems.extend(found)
     zone = Zone(origin=origin, file=path, config=zcfg, serial=serial or int(time.time()), records=records,
                 soa=_soa(origin, zcfg, records, serial or int(time.time())))
     _check_zone(zone, out)
-    if any(p.severity == "error" for p in out.problems):
-        return None, sorted(out.problems)
+    if any(p.severity == "error" for p in out.items):
+        return None, sorted(out.items)
     zone.index()
-    return zone, sorted(out.problems)
+    return zone, sorted(out.items)
+
+
+@functools.lru_cache(maxsize=8)
+def known_sites(regions_path: str | None) -> frozenset[str] | None:
+    """Site names `octodns.gslb.sites` may use: the regions file's sites and regions. None when
+    that file does not load (its own problems are reported by whatever loads it for serving)."""
+    import geodb
+    from gslb.regions import load_regions
+
+    try:
+        return frozenset(load_regions(regions_path or geodb.REGIONS).site_coordinates())
+    except ConfigError:
+        return None
 
 
 def load_zone(path: str, cfg: ServerConfig, serial: int | None = None) -> tuple[Zone | None, list[Problem]]:
@@ -282,6 +307,12 @@ def load_zones(directory: str, cfg: ServerConfig, serial: int | None = None) -> 
                 continue
             seen[zone.origin] = path
             zones.append(zone)
+    if not files:
+        problems.append(Problem(directory, 1, "zones", "no zone files (*.yaml) here: nothing will be served",
+                                "warning"))
+    for name in sorted(set(cfg.zones) - {z.name for z in zones} - {zone_name_from_path(p) for p in files}):
+        problems.append(Problem(cfg.path or "gslb.yaml", 1, f"zones.{name}",
+                                f"configured but {directory} has no {name}.yaml: nothing is served for it", "warning"))
     if any(p.severity == "error" for p in problems):
         raise ConfigError(problems)
     return zones, problems

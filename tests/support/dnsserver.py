@@ -97,7 +97,7 @@ def gslb_server(zones_dir: str, *, config: dict | None = None, workers: int = 1,
     server = Server(host, port, proc, control, log_path, workdir)
     try:
         try:
-            wait_for(lambda: answers(server) or proc.poll() is not None, timeout=20, what="gslb serve")
+            wait_for(lambda: answers(server) or proc.poll() is not None, timeout=60, what="gslb serve")
         except TimeoutError:
             raise RuntimeError(f"gslb serve did not answer:\n{server.log()}") from None
         if proc.poll() is not None:

@@ -20,6 +20,7 @@ class Endpoint:
     def __init__(self, address: str, port: int, tls: ssl.SSLContext | None = None) -> None:
         self.address, self.port, self.tls = address, port, tls
         self.status, self.body = 200, b"ok"
+        self.failing_sources: set[str] = set()  # clients that get 503 (a region that sees it down)
         self.hosts: list[str] = []  # Host headers seen
         self.sni: list[str | None] = []
         self.server: ThreadingHTTPServer | None = None
@@ -30,7 +31,7 @@ class Endpoint:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 endpoint.hosts.append(self.headers.get("Host", ""))
-                self.send_response(endpoint.status)
+                self.send_response(503 if self.client_address[0] in endpoint.failing_sources else endpoint.status)
                 self.send_header("Content-Length", str(len(endpoint.body)))
                 self.end_headers()
                 self.wfile.write(endpoint.body)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -48,16 +49,18 @@ def stop(proc: subprocess.Popen, timeout: float = 5.0) -> None:
 
 
 @contextlib.contextmanager
-def redis_server(port: int | None = None) -> Iterator[str]:
-    """A throwaway redis-server on loopback (a free port unless given); yields its URL."""
+def redis_server(port: int | None = None, unix: bool = False) -> Iterator[str]:
+    """A throwaway redis-server on loopback (a free port unless given); yields its URL. With
+    `unix`, the URL is its Unix socket, which reaches it from any network namespace too."""
     exe = shutil.which("redis-server")
     if exe is None:
         raise RuntimeError("redis-server is not installed (scripts/setup installs it)")
     port = port or free_port()
     workdir = tempfile.mkdtemp(prefix="gslb-redis-")
+    sock = os.path.join(workdir, "redis.sock")
     proc = subprocess.Popen(
         [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", workdir, "--daemonize", "no", "--logfile", ""],
+         "--dir", workdir, "--daemonize", "no", "--logfile", "", *(["--unixsocket", sock] if unix else [])],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def ready() -> bool:
@@ -68,7 +71,9 @@ def redis_server(port: int | None = None) -> Iterator[str]:
 
     try:
         wait_for(ready, what=f"redis-server on port {port}")
-        yield f"redis://127.0.0.1:{port}/0"
+        if unix:
+            wait_for(lambda: os.path.exists(sock), what=f"redis socket {sock}")
+        yield f"unix://{sock}?db=0" if unix else f"redis://127.0.0.1:{port}/0"
     finally:
         stop(proc)
         shutil.rmtree(workdir, ignore_errors=True)
