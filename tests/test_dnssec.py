@@ -107,7 +107,7 @@ def test_bind_signs_with_our_keys(workdir):
     with open(zone, "w") as f:
         f.write("example.com. 300 IN SOA ns1.example.com. h.example.com. 1 2 3 4 5\n"
                 "example.com. 300 IN NS ns1.example.com.\nns1.example.com. 300 IN A 192.0.2.1\n")
-    r = subprocess.run(["dnssec-signzone", "-z", "-S", "-K", workdir, "-o", "example.com.", "-f",
+    r = subprocess.run(["dnssec-signzone", "-z", "-S", "-K", workdir, "-d", workdir, "-o", "example.com.", "-f",
                         zone + ".signed", zone], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     with open(zone + ".signed") as f:
