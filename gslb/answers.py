@@ -19,6 +19,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from gslb.dnssec import serve as dnssec
 from gslb.health.model import HealthMap
 from gslb.policy.client import V4_BITS, V6_BITS, Client, Locator
 from gslb.policy.select import Decision, RecordPolicy
@@ -48,6 +49,7 @@ class Answers:
     # -- inputs ---------------------------------------------------------------------------
 
     def load(self, zones: list[Zone]) -> None:
+        dnssec.prepare(zones)  # keys, apex DNSKEY/CDS/CDNSKEY; ConfigError (nothing changed) when unusable
         self._fit_locator(zones)
         policies: dict[tuple[dns.name.Name, int], RecordPolicy] = {}
         for zone in zones:
@@ -88,17 +90,22 @@ class Answers:
 
     def compile(self, qname: dns.name.Name, qtype: int, ans: Answer) -> Entry:
         """Answer → Entry; answers that touch a GSLB record get a per-client `pick`."""
+        static = compile_answer(qname, qtype, ans)
+        if dnssec.is_signed(ans.zone):  # a signed zone: the twin sent to queries with DO
+            static.signed = dnssec.signed_entry(qname, qtype, static.flags, ans.answer, ans.authority,
+                                                ans.additional, static.zone)
         if ans.dynamic is None:
-            return compile_answer(qname, qtype, ans)
+            return static
         index, record = ans.dynamic
         policy = self.policies[(record.name, record.rdtype)]
         prefix = ans.answer[:index]
         owner = ans.answer[index].name
-        static = compile_answer(qname, qtype, ans)
         slot = id(policy) ^ hash((qname, qtype))
         decide = self._decider(qname, qtype, ans, prefix, owner, policy, slot)
         entry = Entry(static.flags, static.an, static.ns, static.ar, static.tail, static.zone, pick=decide,
                       qtype=qtype)
+        if static.signed is not None:
+            entry.signed = dnssec.twin_for_pick(static.signed, decide)
         return entry
 
     def _decider(self, qname: dns.name.Name, qtype: int, ans: Answer, prefix: list[dns.rrset.RRset],
@@ -170,6 +177,8 @@ class Answers:
         flags = wire.QR | (wire.AA if ans.aa else 0) | ans.rcode
         entry = compile_sections(qname, qtype, dns.rdataclass.IN, flags, answer, authority, [],
                                  ans.zone.name if ans.zone else "")
+        if dnssec.is_signed(ans.zone):
+            entry.signed = dnssec.signed_entry(qname, qtype, flags, answer, authority, [], entry.zone)
         self.answer_cache[key] = entry
         return entry
 

@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bgp": ("bgp.cli", "anycast controller: ExaBGP config, run, drain, status"),
     "dataplane": ("dataplane.cli", "XDP L4 balancer: run, attach, detach, stats"),
     "web": ("gslb.web.cli", "the probe dashboard, JSON/admin API and /metrics"),
+    "dnssec": ("gslb.dnssec.cli", "DNSSEC keys: keygen, ds, status, rollover"),
 }
 COMMAND_MODULES = list(dict.fromkeys(module for module, _help in COMMANDS.values()))
 

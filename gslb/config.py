@@ -16,6 +16,7 @@ from gslb import __version__
 from gslb.conf import located
 from gslb.conf.collect import Problems, line_of
 from gslb.conf.problems import ConfigError, Problem
+from gslb.dnssec.config import DnssecConfig, parse_dnssec
 from gslb.health.model import Quorum, parse_quorum
 
 MAX_TTL = 2**31 - 1  # RFC 2181 section 8
@@ -40,6 +41,7 @@ class ZoneConfig:
     soa: SoaConfig = field(default_factory=SoaConfig)
     axfr_allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = (
         ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+    dnssec: DnssecConfig | None = None  # None: unsigned (see gslb.dnssec.config)
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,7 @@ SOA_TIMERS = ("refresh", "retry", "expire", "minimum", "ttl")
 def _zone_config(doc: Any, base: ZoneConfig, where: str, line: int, out: Problems) -> ZoneConfig:
     """One zone's settings (or `defaults`), on top of `base`."""
     doc = out.mapping(doc, where, line)
-    out.keys(doc, ("ttl", "soa", "axfr_allow"), where, line)
+    out.keys(doc, ("ttl", "soa", "axfr_allow", "dnssec"), where, line)
     zc = base
     if "ttl" in doc:
         zc = replace(zc, ttl=out.integer(doc, "ttl", where, line, 0, MAX_TTL, base.ttl))
@@ -106,6 +108,9 @@ def _zone_config(doc: Any, base: ZoneConfig, where: str, line: int, out: Problem
         zc = replace(zc, soa=soa)
     if "axfr_allow" in doc:
         zc = replace(zc, axfr_allow=out.networks(doc, "axfr_allow", where, line))
+    if "dnssec" in doc:
+        zc = replace(zc, dnssec=parse_dnssec(doc["dnssec"], zc.dnssec, f"{where}.dnssec", out.path,
+                                             line_of(doc, "dnssec", line), out.items))
     return zc
 
 

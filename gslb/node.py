@@ -151,11 +151,18 @@ class Node:
                                            reason, self.cfg.identity))
 
     async def _watch(self) -> None:
-        """Reload when a zone file is added, removed or changed (and has stopped changing)."""
+        """Reload when a zone file is added, removed or changed (and has stopped changing), and
+        when DNSSEC signatures in the compiled answers are due for refreshing."""
+        from gslb.dnssec.serve import prune, refresh_due
+
         while True:
             await asyncio.sleep(WATCH_INTERVAL)
-            if self._files.changed():
+            if self.cfg.watch and self._files.changed():
                 await self.reload("zone files changed")
+            due = refresh_due()
+            if due is not None and time.time() >= due:
+                await self.reload("DNSSEC signatures due for refresh")
+                prune()
 
     async def _follow_control(self) -> None:
         """`control/reload` written by the dashboard (or anyone) reloads every node."""
@@ -256,8 +263,7 @@ class Node:
             self.agent = ProbeAgent(region, store, zone_checks(self.zones).values())
             tasks.append(asyncio.ensure_future(self.agent.run()))
             log.info("probing %d check(s) from region %s", len(self.agent._pending), region)
-        if self.cfg.watch:
-            tasks.append(asyncio.ensure_future(self._watch()))
+        tasks.append(asyncio.ensure_future(self._watch()))  # files (if `watch`), DNSSEC refresh
         return tasks
 
     async def run(self) -> int:

@@ -204,6 +204,7 @@ typedef struct centry {
     unsigned long long hits;
     long refs;                    /* tables and pins holding it */
     int pick;                     /* a GSLB entry: answered through the decision cache */
+    int is_signed;                /* has a DNSSEC twin (Entry.signed): DO queries go to Python */
 } centry;
 
 typedef struct {
@@ -273,6 +274,9 @@ centry_of(Engine *e, PyObject *entry)
     PyObject *hdr = PyObject_GetAttrString(entry, "hdr");
     PyObject *tail = PyObject_GetAttrString(entry, "tail");
     PyObject *pick = PyObject_GetAttrString(entry, "pick");
+    PyObject *signed_twin = PyObject_GetAttrString(entry, "signed");
+    if (!signed_twin)
+        PyErr_Clear(); /* an Entry without the slot: unsigned */
     c = NULL;
     if (!hdr || !tail || !pick)
         goto done;
@@ -309,6 +313,7 @@ centry_of(Engine *e, PyObject *entry)
     }
     memcpy(c->tail, PyBytes_AS_STRING(tail), (size_t)c->tail_len);
     c->pick = pick != Py_None;
+    c->is_signed = signed_twin != NULL && signed_twin != Py_None;
     c->entry = entry;
     Py_INCREF(entry);
     int err = 0;
@@ -324,6 +329,7 @@ done:
     Py_XDECREF(hdr);
     Py_XDECREF(tail);
     Py_XDECREF(pick);
+    Py_XDECREF(signed_twin);
     return c;
 }
 
@@ -486,6 +492,8 @@ answer_native(Engine *e, PyObject *responder, const unsigned char *q, size_t n, 
                 return 0;
         }
         opt_do = (o[7] & 0x80) != 0;
+        if (opt_do && c->is_signed)
+            return 0; /* the signed twin is assembled by the Python responder */
         size_t payload = ((size_t)o[3] << 8) | o[4];
         size_t lim = payload > 512 ? payload : 512;
         if ((size_t)e->udp_size < lim)

@@ -126,7 +126,10 @@ class Responder:
         if self.engine is not None:  # native answers counted in C: fold them into Entry.hits
             self.stats.truncated += self.engine.harvest()
         for source in (self.table, self.misses, *(extra or [])):
-            yield from list(source.values())
+            for entry in list(source.values()):
+                yield entry
+                if entry.signed is not None:
+                    yield entry.signed
         yield from (REFUSED, NOTIMP, FORMERR)
 
     def _retire(self, extra: list[dict] | None = None) -> None:
@@ -156,7 +159,7 @@ class Responder:
 
     # -- the hot path -------------------------------------------------------------------------
 
-    def answer(self, data: bytes, client: bytes, tcp: bool = False) -> bytes | None:
+    def answer(self, data: bytes, client: bytes, tcp: bool = False) -> bytes | None:  # noqa: C901 (one call per packet)
         """The response to one query, or None to send nothing (responses, garbage headers).
 
         `client` is the packed source address (4 or 16 octets): converted only when a GSLB name
@@ -218,6 +221,8 @@ class Responder:
                     ecs = False
                 if ecs is not False and end == len(data):
                     scope = 0
+                    if data[qend + 7] & 0x80 and entry.signed is not None:  # DO: the signed twin
+                        entry = entry.signed
                     if entry.pick is not None:
                         entry, scope = entry.pick(client, ecs)
                     elif ecs is not None and ecs not in self._valid_ecs:
@@ -403,6 +408,8 @@ class Responder:
             return out
         options = wire.nsid_option(self.identity) if edns.nsid else b""
         scope = 0
+        if edns.do and entry.signed is not None:
+            entry = entry.signed
         if entry.pick is not None:
             entry, scope = entry.pick(client, edns.ecs.raw if edns.ecs is not None else None)
         if edns.ecs is not None:

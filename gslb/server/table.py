@@ -33,7 +33,7 @@ CH = dns.rdataclass.CH.to_bytes(2, "big")
 class Entry:
     """A ready response body for one question. `pick` is set for GSLB names (per-client)."""
 
-    __slots__ = ("an", "ar", "flags", "hdr", "hits", "ns", "pick", "qtype", "rcode", "tail", "zone")
+    __slots__ = ("an", "ar", "flags", "hdr", "hits", "ns", "pick", "qtype", "rcode", "signed", "tail", "zone")
 
     def __init__(self, flags: int, an: int, ns: int, ar: int, tail: bytes, zone: str = "",
                  pick: Callable[..., Any] | None = None, qtype: int = 0) -> None:
@@ -43,6 +43,7 @@ class Entry:
         self.pick = pick
         self.qtype = qtype
         self.hits = 0  # answers sent from this entry: the per zone/type/rcode counters
+        self.signed: Entry | None = None  # the DNSSEC-signed twin, sent when the query has DO
         hdr = []
         for edns in (0, 1):
             for rdcd in range(4):

@@ -306,6 +306,10 @@ def load_zones(directory: str, cfg: ServerConfig, serial: int | None = None) -> 
                 problems.append(Problem(path, 1, "zone", f"zone {zone.name} is also defined by {seen[zone.origin]}"))
                 continue
             seen[zone.origin] = path
+            if zone.config.dnssec is not None:  # keys missing or unreadable: refused here, with the file
+                from gslb.dnssec.serve import check_zone
+
+                problems.extend(check_zone(zone))
             zones.append(zone)
     if not files:
         problems.append(Problem(directory, 1, "zones", "no zone files (*.yaml) here: nothing will be served",

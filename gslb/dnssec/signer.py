@@ -1,0 +1,169 @@
+"""One signer per signed zone: the apex key RRsets, RRSIGs made once per distinct RRset, NSECs.
+
+Signatures are cached by the RRset's canonical form (owner, type, TTL and the sorted canonical
+RDATA), so every compiled answer that carries the same RRset (a static record, the SOA of every
+negative answer, each distinct GSLB value set) shares one signing operation. A cached signature
+is re-made when less than `refresh_margin` of its validity is left.
+
+Inception is rounded down to the hour before backdating, and ECDSA signatures are deterministic
+(RFC 6979), so every worker and every node of a fleet signing the same RRset in the same hour
+produces the same bytes.
+
+Denial of existence is "compact" (RFC 9824): one NSEC per answer, at the query name.
+"""
+
+from __future__ import annotations
+
+import time
+
+import dns.dnssec
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+from dns.rdatatype import RdataType
+from dns.rdtypes.ANY.NSEC import NSEC, Bitmap
+
+from gslb.dnssec.config import DnssecConfig
+from gslb.dnssec.state import ZoneKeys
+
+NXNAME = 128  # RFC 9824 meta-type: "this name does not exist" in a compact-denial NSEC bitmap
+_ZERO = b"\x00"
+
+
+def rrset_key(rrset: dns.rrset.RRset) -> bytes:
+    """The canonical form the signature covers (RFC 4034 section 6), TTL included."""
+    owner = rrset.name.canonicalize().to_wire()
+    rdatas = sorted(rd.to_digestable() for rd in rrset)
+    head = owner + rrset.rdtype.to_bytes(2, "big") + rrset.rdclass.to_bytes(2, "big") + rrset.ttl.to_bytes(4, "big")
+    return head + b"".join(len(r).to_bytes(2, "big") + r for r in rdatas)
+
+
+def nsec(owner: dns.name.Name, next_name: dns.name.Name, types: list[int] | set[int], ttl: int) -> dns.rrset.RRset:
+    rdtypes = sorted(set(types) | {RdataType.NSEC, RdataType.RRSIG})
+    rdata = NSEC(dns.rdataclass.IN, RdataType.NSEC, next_name, Bitmap.from_rdtypes(rdtypes))
+    out = dns.rrset.RRset(owner, dns.rdataclass.IN, RdataType.NSEC)
+    out.add(rdata, ttl)
+    return out
+
+
+def successor(name: dns.name.Name) -> dns.name.Name:
+    """The name right after `name` in canonical order: `\\000.name` (RFC 4471 section 3.1.1)."""
+    try:
+        return dns.name.Name((_ZERO, *name.labels))
+    except dns.name.NameTooLong:  # no room for a label: the next sibling-ish name
+        first = name.labels[0]
+        if len(first) < 63:
+            return dns.name.Name((first + _ZERO, *name.labels[1:]))
+        return name  # cannot happen for names we serve; an NSEC to itself still covers nothing wrong
+
+
+def subtree_end(name: dns.name.Name) -> dns.name.Name | None:
+    """A name after `name` and all its descendants, with nothing in between: the first label
+    with a zero octet appended. None when the label is already 63 octets."""
+    first = name.labels[0]
+    if len(first) >= 63:
+        return None
+    return dns.name.Name((first + _ZERO, *name.labels[1:]))
+
+
+def predecessor(name: dns.name.Name) -> dns.name.Name | None:
+    """A name just before `name` among its siblings (RFC 4471 section 3.1.2, simplified): the
+    first label's last octet decremented and padded with 0xff to 63 octets. None when the label
+    ends in a zero octet (its predecessor would be the parent, which exists)."""
+    first = name.labels[0].lower()
+    last = first[-1]
+    if last == 0:
+        return None
+    last -= 1
+    if 0x41 <= last <= 0x5A:  # upper case would sort as lower case: step below 'A'
+        last = 0x40
+    label = first[:-1] + bytes((last,))
+    label += b"\xff" * (63 - len(label))
+    try:
+        return dns.name.Name((label, *name.labels[1:]))
+    except dns.name.NameTooLong:
+        return None
+
+
+class ZoneSigner:
+    """Signs RRsets of one zone with its active keys; counts signing operations."""
+
+    def __init__(self, origin: dns.name.Name, cfg: DnssecConfig, keys: ZoneKeys, clock=time.time) -> None:
+        self.origin = origin
+        self.cfg = cfg
+        self.keys = keys
+        self.clock = clock
+        self.cache: dict[bytes, tuple[dns.rrset.RRset, int]] = {}  # canonical RRset → (RRSIGs, expiration)
+        self.signatures = 0  # signing operations (one per key per RRset signed): for /metrics
+        self.fingerprint = (origin, cfg, keys.fingerprint())
+
+    # -- the apex ----------------------------------------------------------------------------
+
+    def apex_rrsets(self) -> list[dns.rrset.RRset]:
+        """DNSKEY (every published key), and CDS (SHA-256) + CDNSKEY for the keys the parent's
+        DS should point at (RFC 7344), all with the DNSKEY TTL."""
+        ttl = self.cfg.dnskey_ttl
+        dnskey = dns.rrset.RRset(self.origin, dns.rdataclass.IN, RdataType.DNSKEY)
+        for key in self.keys.published():
+            dnskey.add(key.dnskey, ttl)
+        out = [dnskey]
+        sep = self.keys.sep_active()
+        if sep:
+            cds = dns.rrset.RRset(self.origin, dns.rdataclass.IN, RdataType.CDS)
+            cdnskey = dns.rrset.RRset(self.origin, dns.rdataclass.IN, RdataType.CDNSKEY)
+            for key in sep:
+                cds.add(dns.dnssec.make_cds(self.origin, key.dnskey, "SHA256"), ttl)
+                cdnskey.add(_cdnskey(key.dnskey), ttl)
+            out += [cds, cdnskey]
+        return out
+
+    # -- signing ----------------------------------------------------------------------------
+
+    def window(self) -> tuple[int, int]:
+        """(inception, expiration) for a signature made now."""
+        now = int(self.clock())
+        hour = now - now % 3600
+        return hour - self.cfg.inception_backdate, hour + self.cfg.signature_validity
+
+    def sign(self, rrset: dns.rrset.RRset, owner: dns.name.Name | None = None) -> dns.rrset.RRset:
+        """The RRSIG RRset covering `rrset` (signed under its own owner, which may be a wildcard),
+        placed at `owner` (the query name, for a wildcard expansion) or the RRset's owner."""
+        key = rrset_key(rrset)
+        hit = self.cache.get(key)
+        now = self.clock()
+        if hit is None or hit[1] - self.cfg.refresh_margin <= now:
+            inception, expiration = self.window()
+            sigs = dns.rrset.RRset(rrset.name, rrset.rdclass, RdataType.RRSIG, rrset.rdtype)
+            for k in self.keys.signing(rrset.rdtype == RdataType.DNSKEY):
+                rrsig = dns.dnssec.sign(rrset, k.private, self.origin, k.dnskey, inception=inception,
+                                        expiration=expiration, deterministic=True)
+                sigs.add(rrsig, rrset.ttl)
+                self.signatures += 1
+            hit = (sigs, expiration)
+            self.cache[key] = hit
+        sigs = hit[0]
+        if owner is not None and owner != sigs.name:
+            moved = dns.rrset.RRset(owner, sigs.rdclass, RdataType.RRSIG, rrset.rdtype)
+            moved.update(sigs)
+            moved.ttl = sigs.ttl
+            return moved
+        return sigs
+
+    def prune(self) -> None:
+        """Forget signatures due for refreshing: the ones still in use were made again when the
+        answers recompiled, the rest belong to RRsets no answer carries any more."""
+        now = self.clock()
+        margin = self.cfg.refresh_margin
+        self.cache = {k: hit for k, hit in self.cache.items() if hit[1] - margin > now}
+
+    def refresh_due(self) -> float | None:
+        """When the first cached signature needs re-making (answers must be recompiled by then)."""
+        if not self.cache:
+            return None
+        return min(exp for _, exp in self.cache.values()) - self.cfg.refresh_margin
+
+
+def _cdnskey(dnskey: dns.rdata.Rdata) -> dns.rdata.Rdata:
+    return dns.rdata.from_wire(dns.rdataclass.IN, RdataType.CDNSKEY, dnskey.to_wire(), 0, len(dnskey.to_wire()))
