@@ -24,7 +24,7 @@ from gslb.config import ServerConfig
 
 log = logging.getLogger("gslb.node")
 
-COUNTERS = ("queries", "tcp", "truncated", "dropped", "formerr", "cpu")
+COUNTERS = ("queries", "tcp", "truncated", "dropped", "formerr", "cpu", "dnssec_signatures")
 
 
 @dataclass
@@ -131,7 +131,8 @@ class WorkerPool:
     def totals(self) -> dict[str, Any]:
         """Every worker's counters summed (the node's own metrics and dashboard figures)."""
         total: dict[str, Any] = {"queries": 0, "tcp": 0, "truncated": 0, "dropped": 0, "formerr": 0,
-                                 "by_rcode": {}, "decisions": {}, "cpu": 0.0, "counts": {}, "latency": []}
+                                 "by_rcode": {}, "decisions": {}, "cpu": 0.0, "counts": {}, "latency": [],
+                                 "dnssec_signatures": 0}
         for h in self.workers:
             s = h.stats
             for k in COUNTERS:

@@ -24,6 +24,7 @@ from typing import Any
 from gslb import ipc
 from gslb.answers import Answers
 from gslb.config import ServerConfig
+from gslb.dnssec.serve import signatures as dnssec_signatures
 from gslb.server import sockets
 from gslb.server.fastpath import Responder
 from gslb.server.tcp import TcpServer
@@ -132,7 +133,8 @@ def stats_message(responder: Responder, answers: Answers) -> dict[str, Any]:
             "dropped": s.dropped, "formerr": s.formerr, "by_rcode": by_rcode,
             "counts": [[z, q, r, n] for (z, q, r), n in counts.items()],
             "latency": list(_udpbatch.histogram()) if _udpbatch is not None else [],
-            "decisions": dict(answers.decisions), "cpu": time.process_time()}
+            "decisions": dict(answers.decisions), "cpu": time.process_time(),
+            "dnssec_signatures": dnssec_signatures()}
 
 
 def run(index: int, inbox: Connection, outbox: Connection, cfg: ServerConfig, answers: Answers,

@@ -392,3 +392,13 @@ def test_signed_answers_are_counted(signed):
     for _ in range(3):
         ask(responder, "www.example.com", "A")
     assert sum(responder.counts().values()) - before == 3
+
+
+def test_signing_operations_are_exposed_in_metrics():
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from gslb.web.metrics import dns_families, render
+
+    text = render(dns_families({"dnssec_signatures": 17}, [], [])).decode()
+    (family,) = [f for f in text_string_to_metric_families(text) if f.name == "gslb_dnssec_signatures"]
+    assert [s.value for s in family.samples if s.name.endswith("_total")] == [17.0]

@@ -133,7 +133,10 @@ def dns_families(totals: dict[str, Any], zones_by_rcode: list[list], latency: li
     t.add_metric([], totals.get("truncated", 0))
     tcp = CounterMetricFamily("gslb_dns_tcp_queries", "queries over TCP")
     tcp.add_metric([], totals.get("tcp", 0))
-    families: list[Metric] = [q, d, t, tcp]
+    sigs = CounterMetricFamily("gslb_dnssec_signatures", "DNSSEC signing operations in the workers (one per "
+                               "distinct RRset and key; a never-seen name's denial costs one)")
+    sigs.add_metric([], totals.get("dnssec_signatures", 0))
+    families: list[Metric] = [q, d, t, tcp, sigs]
     if latency:
         buckets, estimate = latency_buckets(latency)
         exact = totals.get("latency_sum")
