@@ -2,6 +2,6 @@
 
 __version__ = "0.1.0"
 
-from gslb import names as _names  # noqa: E402
+from gslb import names as _names
 
 _names.install()
