@@ -6,7 +6,7 @@ and compiling a big zone. These keep the same contract (equal ignoring ASCII cas
 hash alike) using C-level byte and tuple operations. Ordering (`<`, `fullcompare`) is untouched.
 
 Rdata hash through their DNSSEC-canonical wire form (`to_digestable`), which a set of records
-(every RRset) computes twice per record added; for A, AAAA, TXT and the single-name types a
+(every RRset) computes twice per record added; for A, AAAA, TXT, SOA and the single-name types a
 hash of the fields that form that wire (equal rdata give equal fields) gives the same contract.
 """
 
@@ -17,6 +17,7 @@ import dns.rdtypes.ANY.CNAME
 import dns.rdtypes.ANY.MX
 import dns.rdtypes.ANY.NS
 import dns.rdtypes.ANY.PTR
+import dns.rdtypes.ANY.SOA
 import dns.rdtypes.ANY.SPF
 import dns.rdtypes.ANY.TXT
 import dns.rdtypes.IN.A
@@ -60,7 +61,12 @@ def _hash_mx(self) -> int:
     return hash((self.preference, self.exchange))
 
 
+def _hash_soa(self) -> int:
+    return hash((self.mname, self.rname, self.serial))
+
+
 _RDATA_HASHES = (
+    (dns.rdtypes.ANY.SOA.SOA, _hash_soa),
     (dns.rdtypes.IN.A.A, _hash_address), (dns.rdtypes.IN.AAAA.AAAA, _hash_address),
     (dns.rdtypes.ANY.TXT.TXT, _hash_strings), (dns.rdtypes.ANY.SPF.SPF, _hash_strings),
     (dns.rdtypes.ANY.CNAME.CNAME, _hash_target), (dns.rdtypes.ANY.NS.NS, _hash_target),

@@ -109,8 +109,18 @@ class Writer:
         buf.append(0)
 
     def question(self, qname: dns.name.Name, qtype: int, qclass: int) -> None:
-        self.name(qname)
-        self.buf += _pack_H(qtype) + _pack_H(qclass)
+        """The question, its name lower-cased (`qname.canonicalize()`), into an empty table."""
+        low = [label.lower() for label in qname.labels]
+        if not low or low[-1]:
+            raise dns.name.NeedAbsoluteNameOrOrigin
+        buf = self.buf
+        compress = self.compress
+        for i in range(len(low) - 1):
+            compress.setdefault(tuple(low[i:]), len(buf))
+            buf.append(len(low[i]))
+            buf += low[i]
+        buf.append(0)
+        buf += _pack_H(qtype) + _pack_H(qclass)
 
     def rrset(self, rrset: dns.rrset.RRset) -> int:
         """`Rdataset.to_wire(name, file, compress, want_shuffle=False)`; returns records written."""
@@ -180,7 +190,7 @@ def render(qname: dns.name.Name, qtype: int, qclass: int, flags: int,
 def sections_tail(qname: dns.name.Name, qtype: int, qclass: int,
                   answer: Iterable[dns.rrset.RRset], authority: Iterable[dns.rrset.RRset],
                   additional: Iterable[dns.rrset.RRset]) -> tuple[int, int, int, bytes]:
-    """(an, ns, ar, the bytes after the question) for a response to `qname` (lower-cased)."""
+    """(an, ns, ar, the bytes after the question) for a response to `qname` (asked in lower case)."""
     w = Writer()
     w.question(qname, qtype, qclass)
     start = len(w.buf)

@@ -72,7 +72,7 @@ def compile_sections(qname: dns.name.Name, qtype: int, qclass: int, flags: int,
                      answer: Iterable[dns.rrset.RRset] = (), authority: Iterable[dns.rrset.RRset] = (),
                      additional: Iterable[dns.rrset.RRset] = (), zone: str = "") -> Entry:
     """Sections → Entry: records encoded and names compressed as dnspython would (encode.py)."""
-    an, ns, ar, tail = encode.sections_tail(qname.canonicalize(), qtype, qclass, answer, authority, additional)
+    an, ns, ar, tail = encode.sections_tail(qname, qtype, qclass, answer, authority, additional)
     entry = Entry(flags, an, ns, ar, tail, zone, qtype=qtype)
     entry.hdr = _HEADERS.setdefault(entry.hdr, entry.hdr)  # one copy of each distinct header set
     return entry
