@@ -108,17 +108,19 @@ class Writer:
             buf += label
         buf.append(0)
 
-    def question(self, qname: dns.name.Name, qtype: int, qclass: int) -> None:
-        """The question, its name lower-cased (`qname.canonicalize()`), into an empty table."""
-        low = [label.lower() for label in qname.labels]
+    def question(self, qname: dns.name.Name, qtype: int, qclass: int, lower: bool = True) -> None:
+        """The question into an empty table, its name lower-cased (`qname.canonicalize()`) or as is."""
+        labels = qname.labels
+        low = [label.lower() for label in labels]
         if not low or low[-1]:
             raise dns.name.NeedAbsoluteNameOrOrigin
+        out = low if lower else labels
         buf = self.buf
         compress = self.compress
         for i in range(len(low) - 1):
             compress.setdefault(tuple(low[i:]), len(buf))
-            buf.append(len(low[i]))
-            buf += low[i]
+            buf.append(len(out[i]))
+            buf += out[i]
         buf.append(0)
         buf += _pack_H(qtype) + _pack_H(qclass)
 
@@ -174,6 +176,13 @@ class Writer:
         self.buf[:] = out.getvalue()
         for name, pos in table.items():
             self.compress.setdefault(tuple(label.lower() for label in name.labels), pos)
+
+
+    def rollback(self, mark: int) -> None:
+        """Forget everything written from offset `mark` on (names it recorded too)."""
+        del self.buf[mark:]
+        for key in [key for key, pos in self.compress.items() if pos >= mark]:
+            del self.compress[key]
 
 
 def render(qname: dns.name.Name, qtype: int, qclass: int, flags: int,

@@ -64,7 +64,10 @@ class Zone:
 
     @property
     def name(self) -> str:
-        return self.origin.to_text(omit_final_dot=True)
+        name = self.__dict__.get("_name")
+        if name is None:  # asked once per compiled answer: made once
+            name = self.__dict__["_name"] = self.origin.to_text(omit_final_dot=True)
+        return name
 
     def index(self) -> None:
         """Build `nodes`, `names`, `cuts` from `records` and the SOA."""
