@@ -15,6 +15,7 @@ import dns.rdatatype
 import dns.rrset
 import yaml
 
+from gslb import gctools
 from gslb.conf import located
 from gslb.conf.problems import ConfigError, Problem
 from gslb.config import MAX_TTL, ServerConfig, ZoneConfig
@@ -290,7 +291,8 @@ def load_zone(path: str, cfg: ServerConfig, serial: int | None = None) -> tuple[
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return None, [Problem(path, 1, "file", f"cannot read: {exc}")]
-    return load_zone_text(text, path, cfg, serial)
+    with gctools.paused():
+        return load_zone_text(text, path, cfg, serial)
 
 
 def load_zones(directory: str, cfg: ServerConfig, serial: int | None = None) -> tuple[list[Zone], list[Problem]]:

@@ -15,7 +15,7 @@ def records(i: int) -> list[tuple[str, int, list[str]]]:
         return [("CNAME", 300, [f"{host(i - 1)}.example.com."])]
     out = [("A", 300, [f"192.0.2.{i % 250 + 1}"] + ([f"198.51.100.{i % 200 + 1}"] if i % 3 == 0 else []))]
     if i % 2 == 0:
-        out.append(("AAAA", 300, [f"2001:db8::{i:x}"]))
+        out.append(("AAAA", 300, [f"2001:db8::{i >> 16:x}:{i & 0xffff:x}"]))
     if i % 4 == 1:
         out.append(("TXT", 600, [f"v=spf1 ip4:192.0.2.{i % 250 + 1} -all", f"id {i}"]))
     if i % 5 == 2:
