@@ -6,6 +6,7 @@ asserted (bench/zone_scale measures them against Knot and NSD)."""
 
 from __future__ import annotations
 
+import ipaddress
 import random
 import shutil
 import subprocess
@@ -37,12 +38,19 @@ def zones_dir():
     shutil.rmtree(d, ignore_errors=True)
 
 
+def canonical(rtype: str, values: list[str]) -> set[str]:
+    """The YAML's values as dnspython prints them (IPv6 compressed)."""
+    if rtype == "AAAA":
+        return {str(ipaddress.ip_address(v)) for v in values}
+    return set(values)
+
+
 def expected(i: int, rtype: str, edited: bool = False) -> set[str] | None:
     for t, _ttl, values in bigzone.records(i):
         if t == rtype:
             if edited and i == EDITED and t == "A":
                 return {"203.0.113.77"}
-            return set(values)
+            return canonical(t, values)
     return None
 
 
@@ -84,7 +92,7 @@ def test_hundred_thousand_names_load_answer_reload_and_transfer(zones_dir):
     rng = random.Random(11)
     sample = sorted({EDITED, EDITED + 5, 0, 1, 2, 9, NAMES - 1, *rng.sample(range(NAMES), 60)})
     started = time.monotonic()
-    with gslb_server(zones_dir, config={"watch": False}, workers=2, start_timeout=120) as server:
+    with gslb_server(zones_dir, config={"watch": False}, workers=2, start_timeout=400) as server:
         print(f"\n{NAMES} names: first answer {time.monotonic() - started:.1f} s after start")
         check_sample(server, sample)
 
@@ -140,7 +148,7 @@ def test_hundred_thousand_names_load_answer_reload_and_transfer(zones_dir):
             for rtype, _ttl, values in bigzone.records(i):
                 rdataset = node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.from_text(rtype))
                 got = {b"".join(rd.strings).decode() if rtype == "TXT" else rd.to_text() for rd in rdataset}
-                want = {"203.0.113.77"} if (i == EDITED and rtype == "A") else set(values)
+                want = {"203.0.113.77"} if (i == EDITED and rtype == "A") else canonical(rtype, values)
                 if rtype == "MX":
                     want = {f"{v.split()[0]} {v.split()[1]}" for v in values}
                 assert got == want, (i, rtype)

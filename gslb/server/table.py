@@ -73,12 +73,15 @@ def compile_sections(qname: dns.name.Name, qtype: int, qclass: int, flags: int,
                      additional: Iterable[dns.rrset.RRset] = (), zone: str = "") -> Entry:
     """Sections → Entry: records encoded and names compressed as dnspython would (encode.py)."""
     an, ns, ar, tail = encode.sections_tail(qname, qtype, qclass, answer, authority, additional)
+    if not an and len(_NEGATIVE) < 100_000:  # NODATA/NXDOMAIN bodies: a few distinct ones, shared
+        tail = _NEGATIVE.setdefault(tail, tail)
     entry = Entry(flags, an, ns, ar, tail, zone, qtype=qtype)
     entry.hdr = _HEADERS.setdefault(entry.hdr, entry.hdr)  # one copy of each distinct header set
     return entry
 
 
 _HEADERS: dict[tuple[bytes, ...], tuple[bytes, ...]] = {}
+_NEGATIVE: dict[bytes, bytes] = {}
 
 
 def compile_answer(qname: dns.name.Name, qtype: int, ans: Answer) -> Entry:
