@@ -206,10 +206,13 @@ def load_collecting(text: str) -> tuple[Any, list[DuplicateKey]]:
             return None, []
         builder = _Builder(loader)
         return builder.build(node), builder.duplicates
+    except (yaml.YAMLError, RecursionError):
+        pass  # a broken file: the pure-Python parser words the error (its messages, its marks)
     finally:
         loader.dispose()
         if enabled:
             gc.enable()
+    return load_collecting_pure(text)
 
 
 def load_collecting_pure(text: str) -> tuple[Any, list[DuplicateKey]]:
