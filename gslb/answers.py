@@ -62,6 +62,7 @@ class Answers:
         self.answer_cache = {}
         with gctools.paused():  # compiling makes millions of long-lived objects (see gctools)
             self.snapshot = Snapshot.build(self.zones, self.compile)
+        gctools.settle()
 
     def _fit_locator(self, zones: list[Zone]) -> None:
         """Client prefixes must be at least as fine as the finest subnet rule."""

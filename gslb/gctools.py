@@ -22,3 +22,13 @@ def paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def settle() -> None:
+    """Move everything alive now (the zones and answers just built) out of the collector's reach.
+
+    The collector never rescans them, and, done in the supervisor before workers fork, it keeps
+    a worker's first collection from writing to (and so copying) every page of the zones it
+    shares with the supervisor. Frozen objects are still freed by reference counting when a
+    reload drops them; only reference cycles among them would outlive it."""
+    gc.freeze()
