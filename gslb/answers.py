@@ -19,6 +19,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from gslb import gctools
 from gslb.dnssec import serve as dnssec
 from gslb.health.model import HealthMap
 from gslb.policy.client import V4_BITS, V6_BITS, Client, Locator
@@ -61,7 +62,9 @@ class Answers:
         self.zones = Zones(zones)
         self.decision_cache = {}
         self.answer_cache = {}
-        self.snapshot = Snapshot.build(self.zones, self.compile)
+        with gctools.paused():  # compiling makes millions of long-lived objects (see gctools)
+            self.snapshot = Snapshot.build(self.zones, self.compile)
+        gctools.settle()
 
     def _fit_locator(self, zones: list[Zone]) -> None:
         """Client prefixes must be at least as fine as the finest subnet rule."""

@@ -40,7 +40,9 @@ class DuplicateKey(yaml.YAMLError):
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that keeps line numbers and collects duplicate keys (keeping the first)."""
+    """SafeLoader that keeps line numbers and collects duplicate keys (keeping the first).
+
+    The pure-Python reference; `load_collecting` uses the libyaml path below when PyYAML has it."""
 
     duplicates: list[DuplicateKey]
 
@@ -77,6 +79,112 @@ class _Loader(yaml.SafeLoader):
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _Loader.construct_mapping)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _Loader.construct_sequence)
 
+_STR = "tag:yaml.org,2002:str"
+_MAP = yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG
+_SEQ = yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG
+_MERGE = "tag:yaml.org,2002:merge"
+_ScalarNode, _MappingNode = yaml.ScalarNode, yaml.MappingNode
+
+
+if getattr(yaml, "__with_libyaml__", False):
+    class _CLoader(yaml.CSafeLoader):  # type: ignore[misc,name-defined]
+        """libyaml scans, parses and composes; plain scalars' tags are memoised (most repeat)."""
+
+        def __init__(self, stream: Any) -> None:
+            super().__init__(stream)
+            self._tags: dict[str, str] = {}
+
+        def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
+            """BaseResolver.resolve without path resolvers (none are registered), memoised."""
+            if kind is _ScalarNode:
+                if not implicit[0]:
+                    return _STR
+                tag = self._tags.get(value)
+                if tag is None:
+                    tag = yaml.resolver.BaseResolver.resolve(self, kind, value, implicit)
+                    if len(self._tags) < 100_000:
+                        self._tags[value] = tag
+                return tag
+            return _MAP if kind is _MappingNode else _SEQ
+
+        def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+            pass
+
+        def ascend_resolver(self) -> None:
+            pass
+
+
+else:  # pragma: no cover - PyYAML without libyaml
+    _CLoader = None
+
+
+class _Builder:
+    """Nodes → Located/LocatedList/scalars in one lean pass; the SafeConstructor only for
+    non-string scalars (int, bool, null, float, timestamps) and merge keys."""
+
+    def __init__(self, loader: Any) -> None:
+        self.loader = loader
+        self.duplicates: list[DuplicateKey] = []
+        self.scalars: dict[tuple[str, str], Any] = {}
+
+    def scalar(self, node: Any) -> Any:
+        tag = node.tag
+        if tag == _STR:
+            return node.value
+        key = (tag, node.value)
+        try:
+            return self.scalars[key]
+        except KeyError:
+            pass
+        value = self.loader.construct_object(node, deep=True)
+        self.scalars[key] = value
+        return value
+
+    def build(self, node: Any) -> Any:
+        if type(node) is _ScalarNode:
+            return self.scalar(node)
+        tag = node.tag
+        if tag == _MAP:
+            return self.mapping(node)
+        if tag == _SEQ:
+            out = LocatedList([self.build(child) for child in node.value])
+            out.line = node.start_mark.line + 1
+            out.item_lines = [child.start_mark.line + 1 for child in node.value]
+            return out
+        return self.loader.construct_object(node, deep=True)  # explicit tags: the constructor decides
+
+    def mapping(self, node: Any) -> Located:
+        pairs = node.value
+        if any(k.tag == _MERGE for k, _ in pairs):
+            self.loader.flatten_mapping(node)
+            pairs = node.value
+        out = Located()
+        out.line = node.start_mark.line + 1
+        key_lines: dict[Any, int] = {}
+        out.key_lines = key_lines
+        build = self.build
+        for key_node, value_node in pairs:
+            if type(key_node) is _ScalarNode:
+                key = key_node.value if key_node.tag == _STR else self.scalar(key_node)
+            else:
+                key = build(key_node)
+            if key is None:  # `:` or `~:` → treat as the apex spelling ''
+                key = ""
+            line = key_node.start_mark.line + 1
+            try:
+                first = key_lines.get(key)
+            except TypeError as exc:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"unhashable key at line {line}", key_node.start_mark) from exc
+            if first is not None:
+                self.duplicates.append(DuplicateKey(key, line, first))
+                continue
+            value = value_node.value if type(value_node) is _ScalarNode and value_node.tag == _STR \
+                else build(value_node)
+            out[key] = value
+            key_lines[key] = line
+        return out
+
 
 def load(text: str) -> Any:
     """Parse one YAML document with line information; raises yaml.YAMLError (duplicates too)."""
@@ -87,7 +195,34 @@ def load(text: str) -> Any:
 
 
 def load_collecting(text: str) -> tuple[Any, list[DuplicateKey]]:
-    """Parse one document; duplicate keys are returned (the first value kept), not raised."""
+    """Parse one document; duplicate keys are returned (the first value kept), not raised.
+
+    With libyaml: C composition, then one Python pass over the nodes (the cyclic collector is
+    paused meanwhile: it would otherwise rescan the growing tree again and again)."""
+    if _CLoader is None:
+        return load_collecting_pure(text)
+    import gc
+
+    enabled = gc.isenabled()
+    gc.disable()
+    loader = _CLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, []
+        builder = _Builder(loader)
+        return builder.build(node), builder.duplicates
+    except (yaml.YAMLError, RecursionError):
+        pass  # a broken file: the pure-Python parser words the error (its messages, its marks)
+    finally:
+        loader.dispose()
+        if enabled:
+            gc.enable()
+    return load_collecting_pure(text)
+
+
+def load_collecting_pure(text: str) -> tuple[Any, list[DuplicateKey]]:
+    """The pure-Python reference loader (same results, slower)."""
     loader = _Loader(text)
     loader.duplicates = []
     try:

@@ -58,6 +58,9 @@ class Zones:
 
     def __init__(self, zones: list[Zone]) -> None:
         self.by_origin: dict[Name, Zone] = {z.origin: z for z in zones}
+        # the same, keyed by lower-cased labels: `find` walks suffixes without making names
+        self._by_labels: dict[tuple[bytes, ...], Zone] = {
+            tuple(label.lower() for label in z.origin.labels): z for z in zones}
 
     def __iter__(self):
         return iter(self.by_origin.values())
@@ -66,6 +69,15 @@ class Zones:
         return len(self.by_origin)
 
     def find(self, qname: Name) -> Zone | None:
+        labels = qname.labels
+        if labels and not labels[-1]:  # absolute
+            key = tuple([label.lower() for label in labels])
+            get = self._by_labels.get
+            for i in range(len(key)):
+                zone = get(key[i:])
+                if zone is not None:
+                    return zone
+            return None
         name = qname
         while True:
             zone = self.by_origin.get(name)

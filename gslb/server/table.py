@@ -20,7 +20,7 @@ import dns.rdatatype
 import dns.rrset
 from dns.rdatatype import RdataType
 
-from gslb.server import wire
+from gslb.server import encode, wire
 from gslb.server.resolve import Answer, Zones
 
 # Types answered from the table without a miss for every name (the rest are compiled on demand).
@@ -72,17 +72,17 @@ def qname_wire(name: dns.name.Name) -> bytes:
 def compile_sections(qname: dns.name.Name, qtype: int, qclass: int, flags: int,
                      answer: Iterable[dns.rrset.RRset] = (), authority: Iterable[dns.rrset.RRset] = (),
                      additional: Iterable[dns.rrset.RRset] = (), zone: str = "") -> Entry:
-    """Sections → Entry, with dnspython doing the record encoding and name compression."""
-    msg = dns.message.Message(id=0)
-    msg.flags = flags
-    msg.question = [dns.rrset.RRset(qname.canonicalize(), qclass, qtype)]
-    msg.answer = list(answer)
-    msg.authority = list(authority)
-    msg.additional = list(additional)
-    data = msg.to_wire(max_size=65535)
-    an, ns, ar = struct.unpack_from(">HHH", data, 6)
-    tail = data[12 + len(qname_wire(qname)) + 4:]
-    return Entry(flags, an, ns, ar, tail, zone, qtype=qtype)
+    """Sections → Entry: records encoded and names compressed as dnspython would (encode.py)."""
+    an, ns, ar, tail = encode.sections_tail(qname, qtype, qclass, answer, authority, additional)
+    if not an and len(_NEGATIVE) < 100_000:  # NODATA/NXDOMAIN bodies: a few distinct ones, shared
+        tail = _NEGATIVE.setdefault(tail, tail)
+    entry = Entry(flags, an, ns, ar, tail, zone, qtype=qtype)
+    entry.hdr = _HEADERS.setdefault(entry.hdr, entry.hdr)  # one copy of each distinct header set
+    return entry
+
+
+_HEADERS: dict[tuple[bytes, ...], tuple[bytes, ...]] = {}
+_NEGATIVE: dict[bytes, bytes] = {}
 
 
 def compile_answer(qname: dns.name.Name, qtype: int, ans: Answer) -> Entry:

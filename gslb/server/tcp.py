@@ -6,6 +6,7 @@ import asyncio
 import logging
 import socket
 import struct
+from collections.abc import Iterable
 
 import dns.exception
 import dns.flags
@@ -55,8 +56,10 @@ class TcpServer:
                         continue
                 else:
                     messages = [out]
-                for msg in messages:
+                for msg in messages:  # a transfer's messages are made as they go out
                     writer.write(struct.pack(">H", len(msg)) + msg)
+                    if writer.transport.get_write_buffer_size() > 65536:
+                        await writer.drain()
                 await writer.drain()
         except ConnectionError:
             pass
@@ -64,7 +67,7 @@ class TcpServer:
             self.connections -= 1
             writer.close()
 
-    def _transfer(self, data: bytes, client: str) -> list[bytes] | None:
+    def _transfer(self, data: bytes, client: str) -> Iterable[bytes] | None:
         """AXFR/IXFR (IXFR answered with a full transfer, which RFC 1995 allows)."""
         try:
             query = dns.message.from_wire(data)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import itertools
+import struct
+from collections.abc import Iterator
 
 import dns.message
 import dns.name
@@ -10,6 +13,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from gslb.server import encode
 from gslb.zone.model import Zone
 
 MESSAGE_LIMIT = 16384  # records per message are packed up to this many octets
@@ -25,34 +29,62 @@ def allowed(zone: Zone, client: str) -> bool:
     return any(ip in net for net in zone.config.axfr_allow)
 
 
-def zone_rrsets(zone: Zone) -> list[dns.rrset.RRset]:
+def canonical_key(name: dns.name.Name) -> tuple[bytes, ...]:
+    """Sort key giving RFC 4034 6.1 canonical order (what sorting dns.name.Name does), in C."""
+    return tuple(reversed([label.lower() for label in name.labels]))
+
+
+def iter_rrsets(zone: Zone) -> Iterator[dns.rrset.RRset]:
     """Every RRset of the zone except the SOA, in canonical order; GSLB names as their `values`."""
-    out = []
-    for owner in sorted(zone.nodes):
+    for owner in sorted(zone.nodes, key=canonical_key):
         for rdtype, rrset in sorted(zone.nodes[owner].items()):
             if owner == zone.origin and rdtype == dns.rdatatype.SOA:
                 continue
-            out.append(rrset)
-    return out
+            yield rrset
 
 
-def transfer(query: dns.message.Message, zone: Zone) -> list[bytes]:
-    """The AXFR response stream: SOA, every RRset, SOA, split into messages."""
-    rrsets = [zone.soa, *zone_rrsets(zone), zone.soa]
-    messages: list[bytes] = []
-    current = dns.message.make_response(query)
-    current.flags |= dns.flags.AA
+def zone_rrsets(zone: Zone) -> list[dns.rrset.RRset]:
+    return list(iter_rrsets(zone))
+
+
+def transfer(query: dns.message.Message, zone: Zone) -> Iterator[bytes]:
+    """The AXFR response stream: SOA, every RRset, SOA, split into messages as they are sent.
+
+    Each message is encoded as it is needed (gslb.server.encode): records go in until one would
+    take the message past MESSAGE_LIMIT octets. dnspython makes the header, question and any OPT
+    record (`make_response`), so those follow the query exactly as before."""
+    shell = dns.message.make_response(query)
+    shell.flags |= dns.flags.AA
+    wire = shell.to_wire(max_size=65535)
+    head = encode.Writer()
+    for q in shell.question:
+        head.question(q.name, q.rdtype, q.rdclass, lower=False)
+    qsection = bytes(head.buf[12:])
+    if not wire.startswith(qsection, 12):  # not expected: keep dnspython's bytes authoritative
+        raise AssertionError("question encoding differs from dnspython's")
+    extra = wire[12 + len(qsection):]  # the OPT record, if the query had EDNS
+    id_flags = wire[:4]
+    arcount = wire[10:12]
+
+    def finish(w: encode.Writer, qd: int, an: int) -> bytes:
+        w.buf[0:12] = id_flags + struct.pack(">HHH", qd, an, 0) + arcount
+        return bytes(w.buf) + extra
+
+    w, qd = head, len(shell.question)
+    an = count = 0
+    rrsets = itertools.chain((zone.soa,), iter_rrsets(zone), (zone.soa,))
     for rrset in rrsets:
-        current.answer.append(rrset)
-        if len(current.to_wire(max_size=65535)) > MESSAGE_LIMIT and len(current.answer) > 1:
-            current.answer.pop()
-            messages.append(current.to_wire(max_size=65535))
-            current = dns.message.make_response(query)
-            current.flags |= dns.flags.AA
-            current.question = []  # only the first message repeats the question (RFC 5936 2.2)
-            current.answer.append(rrset)
-    messages.append(current.to_wire(max_size=65535))
-    return messages
+        mark = len(w.buf)
+        n = w.rrset(rrset)
+        if len(w.buf) + len(extra) > MESSAGE_LIMIT and count:
+            w.rollback(mark)
+            yield finish(w, qd, an)
+            w, qd = encode.Writer(), 0  # only the first message repeats the question (RFC 5936 2.2)
+            an = count = 0
+            n = w.rrset(rrset)
+        an += n
+        count += 1
+    yield finish(w, qd, an)
 
 
 def find_zone(zones, qname: dns.name.Name) -> Zone | None:

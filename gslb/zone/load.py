@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +17,13 @@ import dns.rdatatype
 import dns.rrset
 import yaml
 
+from gslb import gctools
 from gslb.conf import located
 from gslb.conf.collect import Problems
 from gslb.conf.problems import ConfigError, Problem
 from gslb.config import MAX_TTL, ServerConfig, ZoneConfig
 from gslb.zone.dynamic import Owner, parse_dynamic
-from gslb.zone.model import Record, Zone, absolute
+from gslb.zone.model import Record, Zone, fast_absolute
 from gslb.zone.rdata import CONVERTERS, ValueProblem, to_rdata
 
 # Record keys octoDNS defines; anything else on a record is a typo we should point at.
@@ -110,10 +111,11 @@ def _parse_record(name: str, doc: Any, line: int, origin: dns.name.Name, zcfg: Z
             out.add(vline, field, str(exc))
             ok = False
             continue
-        if rdata in seen:
-            out.add(vline, f"{where}.values", f"duplicate value {rdata.to_text()!r}", "warning")
-            continue
-        seen.add(rdata)
+        if len(values) > 1:
+            if rdata in seen:
+                out.add(vline, f"{where}.values", f"duplicate value {rdata.to_text()!r}", "warning")
+                continue
+            seen.add(rdata)
         rdatas.append(rdata)
     octodns = doc.get("octodns") or {}
     if not isinstance(octodns, dict):
@@ -125,7 +127,7 @@ def _parse_record(name: str, doc: Any, line: int, origin: dns.name.Name, zcfg: Z
     # With bad values the record still joins the zone-wide checks (CNAME conflicts and such);
     # the errors already recorded keep the zone from being served.
     try:
-        owner = absolute(name, origin)
+        owner = fast_absolute(name, origin)
     except dns.exception.DNSException as exc:
         out.add(line, name, f"bad record name: {exc}")
         return None
@@ -161,59 +163,92 @@ def _soa(origin: dns.name.Name, zcfg: ZoneConfig, records: list[Record], serial:
     return rrset
 
 
-def _check_zone(zone: Zone, out: Problems) -> None:
-    """Rules that need the whole zone: CNAME exclusivity, occlusion, glue, ALIAS placement."""
-    origin = zone.origin
-    by_name: dict[dns.name.Name, list[Record]] = {}
-    for r in zone.records:
-        by_name.setdefault(r.name, []).append(r)
-    for name, recs in by_name.items():
-        rel = name.relativize(origin).to_text() if name != origin else "''"
+def _check_types(name: dns.name.Name, recs: list[Record], origin: dns.name.Name, rel: Callable[[dns.name.Name], str],
+                 out: Problems) -> None:
+    """One name's types: duplicates, CNAME exclusivity, ALIAS placement."""
+    if len(recs) == 1:
+        r = recs[0]
+        if r.rtype == "CNAME" and name == origin:
+            out.add(r.line, f"{rel(name)}.CNAME", "CNAME is not allowed at the zone apex (use ALIAS)")
+        elif r.rtype == "ALIAS" and name != origin:
+            out.add(r.line, f"{rel(name)}.ALIAS", "ALIAS is only allowed at the zone apex")
+    else:
         types = [r.rtype for r in recs]
         for r in recs:
             if types.count(r.rtype) > 1:
-                out.add(r.line, f"{rel}.{r.rtype}", f"{r.rtype} defined more than once for this name")
+                out.add(r.line, f"{rel(name)}.{r.rtype}", f"{r.rtype} defined more than once for this name")
         if "CNAME" in types:
             cname = recs[types.index("CNAME")]
             if name == origin:
-                out.add(cname.line, f"{rel}.CNAME", "CNAME is not allowed at the zone apex (use ALIAS)")
+                out.add(cname.line, f"{rel(name)}.CNAME", "CNAME is not allowed at the zone apex (use ALIAS)")
             elif len(set(types)) > 1:
                 others = ", ".join(sorted(set(types) - {"CNAME"}))
-                out.add(cname.line, f"{rel}.CNAME", f"CNAME cannot sit beside other data ({others}) (RFC 1034 3.6.2)")
+                out.add(cname.line, f"{rel(name)}.CNAME",
+                        f"CNAME cannot sit beside other data ({others}) (RFC 1034 3.6.2)")
         if "ALIAS" in types:
             alias = recs[types.index("ALIAS")]
             if name != origin:
-                out.add(alias.line, f"{rel}.ALIAS", "ALIAS is only allowed at the zone apex")
+                out.add(alias.line, f"{rel(name)}.ALIAS", "ALIAS is only allowed at the zone apex")
             elif {"A", "AAAA"} & set(types):
-                out.add(alias.line, f"{rel}.ALIAS", "ALIAS cannot sit beside A or AAAA at the apex")
-        for label in name.relativize(origin).labels[1:] if name != origin else ():
-            if label == b"*":
-                out.add(recs[0].line, rel, "'*' is only a wildcard as the leftmost label (RFC 4592)", "warning")
-                break
-        if name != origin and "DNAME" in types:
-            below = [n for n in by_name if n != name and n.is_subdomain(name)]
-            if below:
-                out.add(recs[types.index("DNAME")].line, f"{rel}.DNAME",
-                        f"DNAME owner has names below it ({below[0].relativize(origin)}) (RFC 6672 2.4)")
+                out.add(alias.line, f"{rel(name)}.ALIAS", "ALIAS cannot sit beside A or AAAA at the apex")
+
+
+def _check_zone(zone: Zone, out: Problems) -> None:
+    """Rules that need the whole zone: CNAME exclusivity, occlusion, glue, ALIAS placement.
+
+    Linear in the zone: delegations and DNAMEs are found by walking each name's ancestors
+    (a few labels), never by scanning the zone per name."""
+    origin = zone.origin
+    depth = len(origin.labels)
+
+    def rel(name: dns.name.Name) -> str:
+        return name.relativize(origin).to_text() if name != origin else "''"
+
+    by_name: dict[dns.name.Name, list[Record]] = {}
+    for r in zone.records:
+        by_name.setdefault(r.name, []).append(r)
+    dnames = [name for name, recs in by_name.items() if name != origin and any(r.rtype == "DNAME" for r in recs)]
+    below: dict[dns.name.Name, dns.name.Name] = {}  # an ancestor → one name under it (for DNAME owners)
+    if dnames:
+        for name in by_name:
+            for i in range(1, len(name.labels) - depth):
+                below.setdefault(dns.name.Name(name.labels[i:]), name)
+    for name, recs in by_name.items():
+        _check_types(name, recs, origin, rel, out)
+        if b"*" in name.labels[1:len(name.labels) - depth]:
+            out.add(recs[0].line, rel(name), "'*' is only a wildcard as the leftmost label (RFC 4592)", "warning")
+    for name in dnames:
+        if name in below:
+            recs = by_name[name]
+            dname = next(r for r in recs if r.rtype == "DNAME")
+            out.add(dname.line, f"{rel(name)}.DNAME",
+                    f"DNAME owner has names below it ({below[name].relativize(origin)}) (RFC 6672 2.4)")
     cuts = {r.name for r in zone.records if r.rtype == "NS" and r.name != origin}
     addresses = {r.name for r in zone.records if r.rtype in ("A", "AAAA")}
     for r in zone.records:
-        rel = r.name.relativize(origin).to_text() if r.name != origin else "''"
-        above = [c for c in cuts if r.name != c and r.name.is_subdomain(c)]
-        if above and r.rtype not in ("A", "AAAA"):
-            out.add(r.line, f"{rel}.{r.rtype}", f"occluded by the delegation at {above[0].relativize(origin)}")
-        if r.name in cuts and r.rtype not in ("NS", "DS", "A", "AAAA"):
-            out.add(r.line, f"{rel}.{r.rtype}", "only NS and DS (and glue) may sit at a delegation point")
-        if r.rtype == "NS":
+        rtype = r.rtype
+        if cuts:
+            labels = r.name.labels
+            above = None
+            for i in range(len(labels) - depth - 1, 0, -1):  # the highest cut strictly above
+                candidate = dns.name.Name(labels[i:])
+                if candidate in cuts:
+                    above = candidate
+                    break
+            if above is not None and rtype not in ("A", "AAAA"):
+                out.add(r.line, f"{rel(r.name)}.{rtype}", f"occluded by the delegation at {above.relativize(origin)}")
+            if r.name in cuts and rtype not in ("NS", "DS", "A", "AAAA"):
+                out.add(r.line, f"{rel(r.name)}.{rtype}", "only NS and DS (and glue) may sit at a delegation point")
+        if rtype == "NS":
             for rdata in r.rdatas:
                 target = rdata.target
                 if target.is_subdomain(origin) and target not in addresses:
-                    out.add(r.line, f"{rel}.NS", f"name server {target} is inside the zone but has no A/AAAA "
-                                                 "record (glue-less in-zone NS)")
-        if r.rtype == "SRV" and r.name != origin and not (
+                    out.add(r.line, f"{rel(r.name)}.NS", f"name server {target} is inside the zone but has no A/AAAA "
+                                                         "record (glue-less in-zone NS)")
+        elif rtype == "SRV" and r.name != origin and not (
                 len(r.name.labels) >= 2 and r.name.labels[0].startswith(b"_") and r.name.labels[1].startswith(b"_")):
-            out.add(r.line, f"{rel}.SRV", "SRV names are _service._proto.name (RFC 2782)", "warning")
-    if not any(r.name == origin and r.rtype == "NS" for r in zone.records):
+            out.add(r.line, f"{rel(r.name)}.SRV", "SRV names are _service._proto.name (RFC 2782)", "warning")
+    if not any(r.name == origin and r.rtype == "NS" for r in by_name.get(origin, ())):
         out.add(1, "''.NS", "no NS records at the apex: resolvers will still use the parent's, but "
                             "secondaries and `dig NS` will find none", "warning")
 
@@ -248,7 +283,7 @@ def load_zone_text(text: str, path: str, cfg: ServerConfig, serial: int | None =
             out.add(line, rname, "record names are relative to the zone, without a trailing dot")
             continue
         try:
-            absolute(rname, origin)
+            fast_absolute(rname, origin)
         except dns.exception.DNSException as exc:
             out.add(line, rname, f"bad record name: {exc}")
             continue
@@ -287,7 +322,8 @@ def load_zone(path: str, cfg: ServerConfig, serial: int | None = None) -> tuple[
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return None, [Problem(path, 1, "file", f"cannot read: {exc}")]
-    return load_zone_text(text, path, cfg, serial)
+    with gctools.paused():
+        return load_zone_text(text, path, cfg, serial)
 
 
 def load_zones(directory: str, cfg: ServerConfig, serial: int | None = None) -> tuple[list[Zone], list[Problem]]:

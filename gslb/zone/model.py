@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,13 +30,21 @@ class Record:
 
     @property
     def rdtype(self) -> dns.rdatatype.RdataType:
-        return dns.rdatatype.CNAME if self.rtype == "ALIAS" else dns.rdatatype.from_text(self.rtype)
+        rdtype = _RDTYPES.get(self.rtype)
+        if rdtype is None:
+            rdtype = dns.rdatatype.CNAME if self.rtype == "ALIAS" else dns.rdatatype.from_text(self.rtype)
+            _RDTYPES[self.rtype] = rdtype
+        return rdtype
 
     def rrset(self, owner: Name | None = None) -> dns.rrset.RRset:
         rrset = dns.rrset.RRset(owner or self.name, dns.rdataclass.IN, self.rdtype)
+        rrset.update_ttl(self.ttl)
         for rdata in self.rdatas:
-            rrset.add(rdata, self.ttl)
+            rrset.add(rdata)
         return rrset
+
+
+_RDTYPES: dict[str, dns.rdatatype.RdataType] = {}
 
 
 @dataclass
@@ -55,7 +64,10 @@ class Zone:
 
     @property
     def name(self) -> str:
-        return self.origin.to_text(omit_final_dot=True)
+        name = self.__dict__.get("_name")
+        if name is None:  # asked once per compiled answer: made once
+            name = self.__dict__["_name"] = self.origin.to_text(omit_final_dot=True)
+        return name
 
     def index(self) -> None:
         """Build `nodes`, `names`, `cuts` from `records` and the SOA."""
@@ -95,3 +107,13 @@ class Zone:
 
 def absolute(relative: str, origin: Name) -> Name:
     return origin if relative == "" else dns.name.from_text(relative, origin)
+
+
+_PLAIN = re.compile(r"[a-z0-9_*-]{1,63}(?:\.[a-z0-9_-]{1,63})*")
+
+
+def fast_absolute(relative: str, origin: Name) -> Name:
+    """`absolute` without the text parser for plain lower-case names (the usual zone key)."""
+    if _PLAIN.fullmatch(relative):
+        return Name((*relative.encode().split(b"."), *origin.labels))  # validates the total length
+    return absolute(relative, origin)

@@ -17,7 +17,13 @@ import dns.name
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
+import dns.rdtypes.ANY.CNAME
+import dns.rdtypes.ANY.MX
+import dns.rdtypes.ANY.NS
+import dns.rdtypes.ANY.PTR
 import dns.rdtypes.ANY.TXT
+import dns.rdtypes.IN.A
+import dns.rdtypes.IN.AAAA
 from dns.rdata import Rdata
 
 _BARE_SEMICOLON = re.compile(r"(?<!\\);")
@@ -222,14 +228,89 @@ CONVERTERS: dict[str, tuple[Callable[[Any], str], bool]] = {
 }
 
 
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}")
+_PLAIN_FQDN = re.compile(r"(?:[A-Za-z0-9_-]{1,63}\.)+")
+_NAMES: dict[str, dns.name.Name] = {}  # absolute names rdata point at (CNAME, MX targets ...): few, repeated
+_NAMES_MAX = 50_000
+_IN = dns.rdataclass.IN
+_RDTYPES = {t: dns.rdatatype.CNAME if t == "ALIAS" else dns.rdatatype.from_text(t) for t in CONVERTERS}
+
+
+def _plain_name(value: Any) -> dns.name.Name | None:
+    """An absolute name written plainly (letters, digits, '-', '_'), without the text parser."""
+    if type(value) is not str:
+        return None
+    name = _NAMES.get(value)
+    if name is None:
+        if len(value) > 254 or not _PLAIN_FQDN.fullmatch(value):
+            return None
+        name = dns.name.Name((*value[:-1].encode().split(b"."), b""))
+        if len(_NAMES) < _NAMES_MAX:
+            _NAMES[value] = name
+    return name
+
+
+def _fast_a(value: Any) -> Rdata | None:
+    if type(value) is str and _IPV4.fullmatch(value):
+        return dns.rdtypes.IN.A.A(_IN, dns.rdatatype.A, value)
+    return None
+
+
+def _fast_aaaa(value: Any) -> Rdata | None:
+    if type(value) is str and ":" in value:
+        try:
+            ip = ipaddress.IPv6Address(value)
+        except ValueError:
+            return None
+        return dns.rdtypes.IN.AAAA.AAAA(_IN, dns.rdatatype.AAAA, str(ip))
+    return None
+
+
+def _fast_target(cls: type, rdtype: int) -> Callable[[Any], Rdata | None]:
+    def convert(value: Any) -> Rdata | None:
+        name = _plain_name(value)
+        return cls(_IN, rdtype, name) if name is not None else None
+
+    return convert
+
+
+def _fast_mx(value: Any) -> Rdata | None:
+    if isinstance(value, Mapping) and len(value) == 2:
+        pref, exchange = value.get("preference"), value.get("exchange")
+        if type(pref) is int and 0 <= pref <= 65535:
+            name = _plain_name(exchange)
+            if name is not None:
+                return dns.rdtypes.ANY.MX.MX(_IN, dns.rdatatype.MX, pref, name)
+    return None
+
+
+# Direct construction for the common cases; None means "take the general path" (which also
+# words every problem), so these never decide that a value is wrong.
+FAST: dict[str, Callable[[Any], Rdata | None]] = {
+    "A": _fast_a,
+    "AAAA": _fast_aaaa,
+    "CNAME": _fast_target(dns.rdtypes.ANY.CNAME.CNAME, dns.rdatatype.CNAME),
+    "ALIAS": _fast_target(dns.rdtypes.ANY.CNAME.CNAME, dns.rdatatype.CNAME),
+    "NS": _fast_target(dns.rdtypes.ANY.NS.NS, dns.rdatatype.NS),
+    "PTR": _fast_target(dns.rdtypes.ANY.PTR.PTR, dns.rdatatype.PTR),
+    "MX": _fast_mx,
+}
+
+
 def to_rdata(rtype: str, value: Any, origin: dns.name.Name) -> Rdata:
     """One octoDNS value → one dnspython rdata. ALIAS is returned as a CNAME-shaped rdata."""
+    fast = FAST.get(rtype)
+    if fast is not None:
+        rdata = fast(value)
+        if rdata is not None:
+            return rdata
     converter, _ = CONVERTERS[rtype]
     if rtype in ("TXT", "SPF"):
         strings = txt_strings(value)
-        return dns.rdtypes.ANY.TXT.TXT(dns.rdataclass.IN, dns.rdatatype.from_text(rtype), strings)
+        return dns.rdtypes.ANY.TXT.TXT(_IN, _RDTYPES[rtype], strings)
     text = converter(value)
-    rdtype = dns.rdatatype.CNAME if rtype == "ALIAS" else dns.rdatatype.from_text(rtype)
+    rdtype = _RDTYPES[rtype]
     try:
         return dns.rdata.from_text(dns.rdataclass.IN, rdtype, text, origin=origin, relativize=False)
     except dns.exception.DNSException as exc:

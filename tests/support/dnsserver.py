@@ -71,7 +71,7 @@ def answers(server: Server) -> bool:
 @contextlib.contextmanager
 def gslb_server(zones_dir: str, *, config: dict | None = None, workers: int = 1, listen: list[str] | None = None,
                 extra_args: tuple[str, ...] = (), host: str = "127.0.0.1", env: dict | None = None,
-                ) -> Iterator[Server]:
+                start_timeout: float = 60.0) -> Iterator[Server]:
     """Start `gslb serve` on a free port, wait until it answers, stop it afterwards."""
     workdir = tempfile.mkdtemp(prefix="gslb-test-")
     if listen:
@@ -97,7 +97,7 @@ def gslb_server(zones_dir: str, *, config: dict | None = None, workers: int = 1,
     server = Server(host, port, proc, control, log_path, workdir)
     try:
         try:
-            wait_for(lambda: answers(server) or proc.poll() is not None, timeout=60, what="gslb serve")
+            wait_for(lambda: answers(server) or proc.poll() is not None, timeout=start_timeout, what="gslb serve")
         except TimeoutError:
             raise RuntimeError(f"gslb serve did not answer:\n{server.log()}") from None
         if proc.poll() is not None:
