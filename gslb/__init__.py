@@ -1,7 +1,3 @@
 """GSLB: authoritative DNS with health-, geo- and latency-aware answers."""
 
 __version__ = "0.1.0"
-
-from gslb import names as _names
-
-_names.install()

@@ -18,6 +18,7 @@ import dns.rrset
 import yaml
 
 from gslb import gctools
+from gslb import names as _names
 from gslb.conf import located
 from gslb.conf.collect import Problems
 from gslb.conf.problems import ConfigError, Problem
@@ -25,6 +26,9 @@ from gslb.config import MAX_TTL, ServerConfig, ZoneConfig
 from gslb.zone.dynamic import Owner, parse_dynamic
 from gslb.zone.model import Record, Zone, fast_absolute
 from gslb.zone.rdata import CONVERTERS, ValueProblem, to_rdata
+
+# Zones are dicts and sets of dnspython names: hash and compare them at C speed (gslb/names.py)
+_names.install()
 
 # Record keys octoDNS defines; anything else on a record is a typo we should point at.
 RECORD_KEYS = {"type", "ttl", "value", "values", "octodns", "dynamic", "geo"}
