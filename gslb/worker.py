@@ -25,7 +25,7 @@ from gslb import ipc
 from gslb.answers import Answers
 from gslb.config import ServerConfig
 from gslb.dnssec.serve import signatures as dnssec_signatures
-from gslb.server import sockets
+from gslb.server import native, sockets
 from gslb.server.fastpath import Responder
 from gslb.server.tcp import TcpServer
 
@@ -123,6 +123,13 @@ def tcp_thread(socks: list[socket.socket], server: TcpServer) -> None:
     loop.run_forever()
 
 
+def latency_histogram() -> list[int]:
+    """Per-query handler time, summed over the native engine and the batching helper (the same
+    buckets); a worker uses one or the other, by configuration."""
+    parts = [h for h in (native.histogram(), list(_udpbatch.histogram()) if _udpbatch is not None else []) if h]
+    return [sum(bucket) for bucket in zip(*parts, strict=True)] if parts else []
+
+
 def stats_message(responder: Responder, answers: Answers) -> dict[str, Any]:
     s = responder.stats
     counts = responder.counts([answers.answer_cache])
@@ -132,7 +139,7 @@ def stats_message(responder: Responder, answers: Answers) -> dict[str, Any]:
     return {"pid": os.getpid(), "queries": sum(counts.values()), "tcp": s.tcp, "truncated": s.truncated,
             "dropped": s.dropped, "formerr": s.formerr, "by_rcode": by_rcode,
             "counts": [[z, q, r, n] for (z, q, r), n in counts.items()],
-            "latency": list(_udpbatch.histogram()) if _udpbatch is not None else [],
+            "latency": latency_histogram(),
             "decisions": dict(answers.decisions), "cpu": time.process_time(),
             "dnssec_signatures": dnssec_signatures()}
 

@@ -207,8 +207,10 @@ def test_endpoint_failure_reaches_every_worker_within_a_second(lab):
           f"{(changed - decided) * 1000:.0f} ms later")
     assert changed - decided < 1.0
     assert "192.0.2.10" not in eu_answers(port, repeat=4)
-    st = status(lab.server)
-    assert st["health_applied"] == [st["health_generation"]] * 2  # both workers took the new health
+    # both workers took the new health (their acknowledgements travel apart from their answers:
+    # wait for them, briefly, rather than race them)
+    wait_for(lambda: (st := status(lab.server))["health_applied"] == [st["health_generation"]] * 2, timeout=2,
+             interval=0.01, what="both workers acknowledging the latest health")
 
     lab.endpoints["192.0.2.10"].start()
     restarted = time.monotonic()

@@ -22,6 +22,11 @@ def enabled() -> bool:
     return _engine is not None and not os.environ.get("GSLB_NO_NATIVE")
 
 
+def histogram() -> list[int]:
+    """Queries the engine answered (or handed to Python) by time taken, `_udpbatch`'s buckets."""
+    return list(_engine.histogram()) if _engine is not None else []
+
+
 def new_engine(udp_size: int, opt_head: bytes, opt_head_do: bytes) -> Any:
     if not enabled():
         return None
