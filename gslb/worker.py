@@ -24,7 +24,7 @@ from typing import Any
 from gslb import ipc
 from gslb.answers import Answers
 from gslb.config import ServerConfig
-from gslb.server import sockets
+from gslb.server import abuse_config, sockets
 from gslb.server.fastpath import Responder
 from gslb.server.tcp import TcpServer
 
@@ -53,14 +53,14 @@ def quiet_gc() -> None:
 
 def udp_loop(sock: socket.socket, responder: Responder, wildcard: bool = False) -> None:
     """recvmmsg/sendmmsg batches through the C helper when built, else recvfrom/sendto."""
-    if _udpbatch is not None:
-        _udpbatch.serve(sock.fileno(), responder.answer, 64, 1 if wildcard else 0)
+    if _udpbatch is not None:  # the answer callback wrapped in the query limits and RRL (when on)
+        _udpbatch.serve(sock.fileno(), abuse_config.udp_guard(responder), 64, 1 if wildcard else 0)
         return
     if wildcard:
         return udp_loop_pktinfo(sock, responder)
     recvfrom = sock.recvfrom
     sendto = sock.sendto
-    answer = responder.answer
+    answer = abuse_config.udp_guard(responder)  # responder.answer, behind query limits and RRL when on
     family = sock.family
     pton = socket.inet_pton
     while True:
@@ -83,6 +83,7 @@ def udp_loop_pktinfo(sock: socket.socket, responder: Responder) -> None:
     v6 = sock.family == socket.AF_INET6
     level = socket.IPPROTO_IPV6 if v6 else socket.IPPROTO_IP
     kind = sockets.IPV6_PKTINFO if v6 else sockets.IP_PKTINFO
+    answer = abuse_config.udp_guard(responder)  # responder.answer, behind query limits and RRL when on
     while True:
         try:
             data, ancillary, _flags, addr = sock.recvmsg(4096, 64)
@@ -97,7 +98,7 @@ def udp_loop_pktinfo(sock: socket.socket, responder: Responder) -> None:
                 # in6_pktinfo: addr, ifindex -> reply with the same addr, any interface.
                 reply_info = [(lvl, typ, bytes(4) + info[8:12] + bytes(4))] if not v6 else [
                     (lvl, typ, info[:16] + bytes(4))]
-        out = responder.answer(data, socket.inet_pton(sock.family, addr[0].split("%", 1)[0]))
+        out = answer(data, socket.inet_pton(sock.family, addr[0].split("%", 1)[0]))
         if out is not None:
             try:
                 sock.sendmsg([out], reply_info, 0, addr)
@@ -141,6 +142,7 @@ def run(index: int, inbox: Connection, outbox: Connection, cfg: ServerConfig, an
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     responder = Responder(answers.snapshot, cfg.identity, cfg.version, cfg.edns_udp_size)
+    abuse_config.install(responder, cfg)  # cookies secret, RRL/query limits for udp_loop, TCP limits
     quiet_gc()
     tcp = TcpServer(responder, cfg.tcp_idle_timeout, cfg.tcp_max_connections)
     tcp_socks = []
