@@ -227,7 +227,8 @@ def test_limiter_rate_slip_and_prefixes():
 
 
 def test_limiter_slip_zero_one_exempt_log_only_and_cookie():
-    q, out = _reply("www.example.com.", "A")
+    _, out = _reply("www.example.com.", "A")
+    q = dns.message.make_query("www.example.com.", "A", use_edns=0).to_wire()  # a cookie needs an OPT
     client = bytes((192, 0, 2, 1))
 
     def run(cfg, valid_cookie=None):

@@ -215,6 +215,7 @@ class Limiter:
         self.slip = cfg.slip
         self.v4 = cfg.ipv4_prefix
         self.v6 = cfg.ipv6_prefix
+        self._v4_octets = cfg.ipv4_prefix // 8 if cfg.ipv4_prefix % 8 == 0 else 0  # the common /24: a slice
         self.table = Buckets(cfg.table_size)
         self.valid_cookie = valid_cookie
         self.clock = clock
@@ -227,16 +228,18 @@ class Limiter:
             cls, name = classify(out)
         except (IndexError, ValueError):
             cls, name = ERROR, b""
-        prefix = prefix_key(client, self.v4, self.v6)
-        rate = self.rates[cls]
+        if len(client) == 4 and self._v4_octets:
+            prefix = client[:self._v4_octets] + b"\x04"
+        else:
+            prefix = prefix_key(client, self.v4, self.v6)
         now = self.clock()
-        if self.table.take((cls, prefix, name), rate, self.window, now):
+        if self.table.take((cls, prefix, name), self.rates[cls], self.window, now):
             return out
         # over the rate: the (rarer) checks that let a response through anyway
-        if _exempt(client, self.cfg.exempt):
+        if self.cfg.exempt and _exempt(client, self.cfg.exempt):
             self.stats.exempt += 1
             return out
-        if self.valid_cookie is not None and self.valid_cookie(query, client):
+        if self.valid_cookie is not None and query[11] and self.valid_cookie(query, client):
             self.stats.cookie_passed += 1
             return out
         stats = self.stats
