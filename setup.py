@@ -2,4 +2,5 @@
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("gslb.server._udpbatch", ["gslb/server/_udpbatch.c"], optional=True)])
+setup(ext_modules=[Extension("gslb.server._udpbatch", ["gslb/server/_udpbatch.c"], optional=True),
+                   Extension("gslb.server._siphash", ["gslb/server/_siphash.c"], optional=True)])

@@ -132,7 +132,7 @@ def classify(out: bytes) -> tuple[int, bytes]:
         pos = end + 5
     if rcode == 3 or rcode == 0:
         an = (out[6] << 8) | out[7]
-        if rcode == 0 and an:
+        if rcode == 0 and (an or out[2] & 0x02):  # an answer, or one too big for UDP (TC, no records)
             return POSITIVE, qname + out[pos - 4:pos - 2]
         ns = (out[8] << 8) | out[9]
         owner = _name(out, pos) if ns and pos < len(out) else qname
