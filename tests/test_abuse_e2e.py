@@ -273,3 +273,34 @@ def test_tcp_per_client_limit(tcp_server):
                 s.close()
     time.sleep(0.2)
     assert _tcp_answer(srv, "127.0.8.1")
+
+
+# -- query limits -------------------------------------------------------------------------------
+
+def test_per_prefix_and_per_asn_query_limits(tmp_path):
+    from geodb.build import build
+
+    asndb = str(tmp_path / "asn.mmdb")
+    build([{"prefix": "127.10.0.0/16", "continent": "EU", "country": "NL", "asn": 64500},
+           {"prefix": "127.11.0.0/16", "continent": "EU", "country": "NL", "asn": 64500},
+           {"prefix": "127.12.0.0/16", "continent": "EU", "country": "NL", "asn": 64501}], asndb)
+    config = {"asndb": asndb, "query_limits": {"prefix_rate": 30, "asns": {64500: 20}, "action": "refuse"}}
+    q = cookie_query(None).to_wire()
+    with gslb_server(ZONES, config=config, workers=1) as srv:
+        # two /24s of AS64500, 50 q/s each: under the prefix cap, together over the AS cap
+        a = Background(srv.host, srv.port, [q], ["127.10.0.1"], rate=50, seconds=2.0)
+        b = Background(srv.host, srv.port, [q], ["127.11.0.1"], rate=50, seconds=2.0)
+        c = Background(srv.host, srv.port, [q], ["127.12.0.1"], rate=25, seconds=2.0)  # AS64501: no AS cap
+        for bg in (a, b, c):
+            bg.start()
+        for bg in (a, b, c):
+            bg.join(10)
+        answered = a.tally.answers + b.tally.answers
+        refused = a.tally.rcodes.get(dns.rcode.REFUSED, 0) + b.tally.rcodes.get(dns.rcode.REFUSED, 0)
+        assert 30 <= answered <= 75, (a.tally, b.tally)  # ~20/s for 2 s plus a second's credit
+        assert answered + refused == 200
+        assert c.tally.answers == c.tally.sent == 50
+        # one /24 over its own cap (30/s): REFUSED beyond it
+        d = Background(srv.host, srv.port, [q], [f"127.12.1.{i}" for i in range(1, 20)], rate=100, seconds=2.0)
+        d.run()
+        assert 50 <= d.tally.answers <= 100 and d.tally.rcodes.get(dns.rcode.REFUSED, 0) == 200 - d.tally.answers
