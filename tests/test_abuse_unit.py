@@ -397,3 +397,10 @@ def test_stats_names(responder):
             "rrl_limited_positive", "rrl_slipped_nxdomain", "rrl_dropped_error", "rrl_cookie_passed",
             "query_limit_prefix_refused", "query_limit_asn_dropped"} <= set(s)
     assert struct  # keep the import for packet helpers
+
+
+def test_rates_are_split_over_workers():
+    lim = rrl.Limiter(rrl.RrlConfig(enabled=True, rate=20, nxdomain_rate=3), share=4)
+    assert lim.rates == (5, 1, 5, 5, 5)
+    q = rrl.QueryLimiter(rrl.QueryLimitConfig(prefix_rate=100, asn_rates={64500: 10}), share=4)
+    assert q.cfg.prefix_rate == 25 and q.cfg.asn_rates == {64500: 2} and q.cfg.asn_rate == 0

@@ -38,6 +38,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import logging
+import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -311,6 +312,8 @@ def install(responder: Any, cfg: Any) -> None:
     responder.cookies = make_cookies(abuse.cookies, type(responder).cookies)
     responder.abuse = abuse
     responder.asndb = getattr(cfg, "asndb", None)
+    workers = getattr(cfg, "workers", 1)
+    responder.abuse_share = workers if workers > 0 else (os.cpu_count() or 1)  # workers splitting the rates
 
 
 def udp_guard(responder: Any) -> Any:
@@ -323,11 +326,12 @@ def udp_guard(responder: Any) -> Any:
     if abuse.rrl.enabled:
         cookies = responder.cookies
         rrl = Limiter(abuse.rrl, (lambda q, c: cookies_mod.has_valid_cookie(cookies, q, c))
-                      if cookies.enabled else None)
+                      if cookies.enabled else None, share=getattr(responder, "abuse_share", 1))
     limits = None
     if abuse.query_limits.enabled:
         asndb = getattr(responder, "asndb", None)
-        limits = QueryLimiter(abuse.query_limits, asn_lookup(asndb) if asndb else None)
+        limits = QueryLimiter(abuse.query_limits, asn_lookup(asndb) if asndb else None,
+                              share=getattr(responder, "abuse_share", 1))
     guards = getattr(responder, "guards", None)
     if guards is None:
         guards = responder.guards = []

@@ -29,7 +29,7 @@ import logging
 import struct
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 log = logging.getLogger(__name__)
 
@@ -208,9 +208,11 @@ class Limiter:
     """RRL for one worker: `filter(query, client, response)` → the response, a TC answer, or None."""
 
     def __init__(self, cfg: RrlConfig, valid_cookie: Callable[[bytes, bytes], bool] | None = None,
-                 clock=time.monotonic) -> None:
+                 clock=time.monotonic, share: int = 1) -> None:
         self.cfg = cfg
-        self.rates = cfg.rates()
+        # `share` loops (workers) split the traffic: SO_REUSEPORT spreads a source's packets over them
+        # by source port, so each enforces its share of the rate and the node as a whole the rate
+        self.rates = tuple(max(1, round(r / share)) for r in cfg.rates())
         self.window = max(1, cfg.window)
         self.slip = cfg.slip
         self.v4 = cfg.ipv4_prefix
@@ -317,7 +319,11 @@ class QueryLimiter:
     ASN_CACHE_MAX = 65536
 
     def __init__(self, cfg: QueryLimitConfig, asn_of: Callable[[bytes], int | None] | None = None,
-                 clock=time.monotonic) -> None:
+                 clock=time.monotonic, share: int = 1) -> None:
+        if share > 1:  # as for RRL: each of `share` workers enforces its part of the caps
+            cfg = replace(cfg, prefix_rate=cfg.prefix_rate and max(1, round(cfg.prefix_rate / share)),
+                          asn_rate=cfg.asn_rate and max(1, round(cfg.asn_rate / share)),
+                          asn_rates={a: max(1, round(r / share)) for a, r in cfg.asn_rates.items()})
         self.cfg = cfg
         self.table = Buckets(cfg.table_size)
         self.asn_of = asn_of if (cfg.asn_rate or cfg.asn_rates) else None
