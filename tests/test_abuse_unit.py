@@ -53,7 +53,7 @@ def test_c_siphash_equals_the_python_reference():
     for n in range(80):
         key, data = os.urandom(16), os.urandom(n)
         assert _siphash.siphash24(key, data) == siphash.siphash24_py(key, data)
-    assert siphash.siphash24 is _siphash.siphash24
+    assert siphash.siphash24 is (siphash.siphash24_py if os.environ.get("GSLB_NO_NATIVE") else _siphash.siphash24)
     with pytest.raises(ValueError):
         _siphash.siphash24(b"short", b"")
 
