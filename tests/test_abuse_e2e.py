@@ -103,17 +103,22 @@ def exhaust(srv, source: str, seconds: float = 2.5) -> Background:
 def test_slipped_tc_answer_then_tcp_gets_the_full_answer(slip_server, tool):
     srv = slip_server
     prefix = "127.0.2" if tool == "dig" else "127.0.3"
-    bg = exhaust(srv, f"{prefix}.9")
     if tool == "dig":
         args = ["dig", f"@{srv.host}", "-p", str(srv.port), "-b", f"{prefix}.10", NAME, "A", "+cookie",
                 "+tries=1", "+time=2"]
     else:
         args = ["kdig", f"@{srv.host}", "-p", str(srv.port), "-b", f"{prefix}.10", NAME, "A", "+cookie",
                 "+retry=0", "+timeout=2"]
-    done = subprocess.run(args, capture_output=True, text=True, timeout=20)
-    out = done.stdout + done.stderr
-    bg.join(10)
-    assert re.search(r"[Tt]runcated", out), out  # the slipped answer came back over UDP (kdig: on stderr)
+    # The bucket earns 5 responses/s even during the flood, so a query can find a credit now and
+    # then (a few % of tries): ask again until one is limited.
+    for _ in range(4):
+        bg = exhaust(srv, f"{prefix}.9")
+        done = subprocess.run(args, capture_output=True, text=True, timeout=20)
+        out = done.stdout + done.stderr
+        bg.join(10)
+        if re.search(r"[Tt]runcated", out):  # the slipped answer came back over UDP (kdig: on stderr)
+            break
+    assert re.search(r"[Tt]runcated", out), out
     assert "TCP" in out and "192.0.2.10" in out and "192.0.2.11" in out, out  # the retry got all of it
 
 
