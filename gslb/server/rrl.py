@@ -193,7 +193,7 @@ class Buckets:
         return False
 
 
-def _truncated(query: bytes, out: bytes) -> bytes:
+def _truncated(out: bytes) -> bytes:
     """The slip answer: the response's header with TC set and no records, and its question."""
     pos = 12
     if (out[4] << 8) | out[5]:
@@ -258,7 +258,7 @@ class Limiter:
             if self._slip_count >= self.slip:
                 self._slip_count = 0
                 stats.slipped[cls] += 1
-                return _truncated(query, out)
+                return _truncated(out)
         stats.dropped[cls] += 1
         return None
 
@@ -332,8 +332,8 @@ class QueryLimiter:
         self.stats = QueryStats()
         self.refuse = cfg.action == "refuse"
 
-    def over(self, data: bytes, client: bytes) -> bool:
-        """True when this query is beyond a cap (and is counted as such)."""
+    def over(self, _data: bytes, client: bytes) -> bool:
+        """True when this query (unused yet: the caps are per source) is beyond a cap, counted as such."""
         cfg = self.cfg
         now = self.clock()
         prefix = prefix_key(client, cfg.ipv4_prefix, cfg.ipv6_prefix)
