@@ -41,8 +41,10 @@ def _config_or_exit(args: argparse.Namespace) -> ServerConfig:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from gslb import node
+    from gslb.server import abuse_config
 
     cfg = _config_or_exit(args)
+    abuse_config.warn_if_random(cfg.abuse)
     return node.serve(cfg, cfg.control)
 
 

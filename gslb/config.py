@@ -18,6 +18,7 @@ from gslb.conf.collect import Problems, line_of
 from gslb.conf.problems import ConfigError, Problem
 from gslb.dnssec.config import DnssecConfig, parse_dnssec
 from gslb.health.model import Quorum, parse_quorum
+from gslb.server import abuse_config
 
 MAX_TTL = 2**31 - 1  # RFC 2181 section 8
 
@@ -67,6 +68,7 @@ class ServerConfig:
     zones: dict[str, ZoneConfig] = field(default_factory=dict)
     control: str = field(default_factory=lambda: default_control_path())
     path: str | None = None
+    abuse: abuse_config.AbuseConfig = field(default_factory=abuse_config.AbuseConfig)  # cookies, rrl, limits
     flags: tuple[tuple[str, Any], ...] = ()  # command-line overrides, re-applied when the file is re-read
 
     def reread(self) -> ServerConfig:
@@ -172,7 +174,7 @@ def load_config(path: str | None) -> ServerConfig:
     out = Problems(path)
     if not isinstance(doc, located.Located):
         raise ConfigError([Problem(path, 1, "config", "expected a mapping at the top level")])
-    out.keys(doc, (*SERVER_KEYS, "defaults", "zones"), "", doc.line)
+    out.keys(doc, (*SERVER_KEYS, *abuse_config.KEYS, "defaults", "zones"), "", doc.line)
     cfg = replace(ServerConfig(path=path), **_server_settings(doc, os.path.dirname(os.path.abspath(path)), out))
     # defaults first: zone entries inherit them wherever they are written
     if "defaults" in doc:
@@ -182,5 +184,8 @@ def load_config(path: str | None) -> ServerConfig:
         zdoc = out.mapping(doc["zones"], "zones", doc.line_of("zones"), "a mapping of zone name → settings")
         cfg = replace(cfg, zones={str(name).rstrip(".").lower(): _zone_config(
             zone, cfg.defaults, f"zones.{name}", line_of(zdoc, name, doc.line), out) for name, zone in zdoc.items()})
+    abuse, problems = abuse_config.parse(doc, path)  # cookies:, rrl:, query_limits:, tcp:
+    out.items.extend(problems)
+    cfg = replace(cfg, abuse=abuse)
     out.raise_if_any()
     return cfg

@@ -136,7 +136,7 @@ class Node:
         """gslb.yaml is read again on every reload: zone settings and the quorum apply at once;
         listen addresses and worker counts only on a restart (said so). True if the quorum changed."""
         new = self.cfg.reread()
-        for name in ("listen", "workers", "web", "control"):
+        for name in ("listen", "workers", "web", "control", "abuse"):  # abuse: the workers' limiters
             if getattr(new, name) != getattr(self.cfg, name):
                 log.warning("%s: %s changed; it takes effect when the server restarts", self.cfg.path, name)
                 new = replace(new, **{name: getattr(self.cfg, name)})

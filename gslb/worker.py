@@ -18,6 +18,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -25,7 +26,7 @@ from gslb import ipc
 from gslb.answers import Answers
 from gslb.config import ServerConfig
 from gslb.dnssec.serve import signatures as dnssec_signatures
-from gslb.server import native, sockets
+from gslb.server import abuse_config, native, sockets
 from gslb.server.fastpath import Responder
 from gslb.server.tcp import TcpServer
 
@@ -53,19 +54,21 @@ def quiet_gc() -> None:
 
 
 def udp_loop(sock: socket.socket, responder: Responder, wildcard: bool = False) -> None:
-    """The native engine when built (C answers, Python for the rest), else recvmmsg/sendmmsg batches
-    through the C helper answered in Python, else recvfrom/sendto."""
-    if responder.engine is not None:  # the native answer engine (gslb/server/_engine.c)
+    """The native engine when built and no per-query limit is on (C answers, Python for the rest);
+    else recvmmsg/sendmmsg batches through the C helper, each answer behind the query limits and
+    RRL (when on); else recvfrom/sendto. The limits are not in C yet: while RRL or query limits
+    are configured, the engine steps aside so that every response passes them."""
+    answer = abuse_config.udp_guard(responder)
+    if responder.engine is not None and answer == responder.answer:
         responder.engine.serve(sock.fileno(), responder, 64, 1 if wildcard else 0)
         return
     if _udpbatch is not None:
-        _udpbatch.serve(sock.fileno(), responder.answer, 64, 1 if wildcard else 0)
+        _udpbatch.serve(sock.fileno(), answer, 64, 1 if wildcard else 0)
         return
     if wildcard:
-        return udp_loop_pktinfo(sock, responder)
+        return udp_loop_pktinfo(sock, responder, answer)
     recvfrom = sock.recvfrom
     sendto = sock.sendto
-    answer = responder.answer
     family = sock.family
     pton = socket.inet_pton
     while True:
@@ -83,8 +86,10 @@ def udp_loop(sock: socket.socket, responder: Responder, wildcard: bool = False) 
                 responder.stats.dropped += 1
 
 
-def udp_loop_pktinfo(sock: socket.socket, responder: Responder) -> None:
-    """The pure-Python loop for wildcard sockets: reply from the query's destination address."""
+def udp_loop_pktinfo(sock: socket.socket, responder: Responder, answer: Callable[[bytes, bytes], bytes | None]
+                     ) -> None:
+    """The pure-Python loop for wildcard sockets: reply from the query's destination address.
+    `answer` is `responder.answer` behind the query limits and RRL (when on)."""
     v6 = sock.family == socket.AF_INET6
     level = socket.IPPROTO_IPV6 if v6 else socket.IPPROTO_IP
     kind = sockets.IPV6_PKTINFO if v6 else sockets.IP_PKTINFO
@@ -102,7 +107,7 @@ def udp_loop_pktinfo(sock: socket.socket, responder: Responder) -> None:
                 # in6_pktinfo: addr, ifindex -> reply with the same addr, any interface.
                 reply_info = [(lvl, typ, bytes(4) + info[8:12] + bytes(4))] if not v6 else [
                     (lvl, typ, info[:16] + bytes(4))]
-        out = responder.answer(data, socket.inet_pton(sock.family, addr[0].split("%", 1)[0]))
+        out = answer(data, socket.inet_pton(sock.family, addr[0].split("%", 1)[0]))
         if out is not None:
             try:
                 sock.sendmsg([out], reply_info, 0, addr)
@@ -154,6 +159,7 @@ def run(index: int, inbox: Connection, outbox: Connection, cfg: ServerConfig, an
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     responder = Responder(answers.snapshot, cfg.identity, cfg.version, cfg.edns_udp_size)
+    abuse_config.install(responder, cfg)  # cookies secret, RRL/query limits for udp_loop, TCP limits
     quiet_gc()
     tcp = TcpServer(responder, cfg.tcp_idle_timeout, cfg.tcp_max_connections)
     tcp_socks = []

@@ -19,6 +19,7 @@ import dns.rdataclass
 import dns.rdatatype
 from dns.rdatatype import RdataType
 
+from gslb.server import cookies as _cookies
 from gslb.server import native, wire
 from gslb.server.resolve import Zones
 from gslb.server.table import (
@@ -76,6 +77,11 @@ class Stats:
 
 class Responder:
     """Answers queries from a `Snapshot`; `swap` replaces it atomically (one reference store)."""
+
+    # DNS cookies (RFC 7873/9018): answered by default with a per-node random secret made when
+    # this module is imported (before the workers fork, so all of a node's workers share it);
+    # gslb.server.abuse_config.install replaces it with the configured one.
+    cookies: _cookies.Cookies = _cookies.Cookies.random()
 
     def __init__(self, snapshot: Snapshot, identity: str, version: str | None, udp_size: int = 1232) -> None:
         self.identity = identity.encode()
@@ -407,6 +413,17 @@ class Responder:
                 out = data[:2] + entry.truncated().hdr[rdcd] + data[12:qend]
             return out
         options = wire.nsid_option(self.identity) if edns.nsid else b""
+        if edns.cookie is not None and self.cookies.enabled:
+            status, cookie_option = self.cookies.respond(edns.cookie, client)
+            options += cookie_option
+            if status == _cookies.BAD and not tcp and self.cookies.badcookie:
+                # RFC 7873 §5.2.3-4: a bad server cookie over UDP (we do no TSIG) gets BADCOOKIE with
+                # a fresh cookie and no answer; the client retries with the new one
+                self.cookies.badcookie_sent += 1
+                opcode_rd = ((data[2] << 8) | data[3]) & 0x7910
+                hdr = struct.pack(">HHHHH", wire.QR | opcode_rd | (_cookies.RCODE_BADCOOKIE & 0xF), 1, 0, 0, 1)
+                return data[:2] + hdr + data[12:qend] + wire.opt_record(
+                    self.udp_size, edns.do, options, ext_rcode=_cookies.RCODE_BADCOOKIE >> 4)
         scope = 0
         if edns.do and entry.signed is not None:
             entry = entry.signed

@@ -28,6 +28,7 @@ RCODE_BADVERS = 16  # extended: upper 8 bits in the OPT TTL
 OPT = 41
 OPTION_NSID = 3
 OPTION_ECS = ECS_OPTION_CODE
+OPTION_COOKIE = 10  # RFC 7873
 
 _OPT_HEAD = struct.Struct(">BHHBBHH")  # root name, type, udp size, ext-rcode, version, flags, rdlen
 
@@ -65,6 +66,7 @@ class Edns:
     do: bool
     nsid: bool = False
     ecs: ClientSubnet | None = None
+    cookie: bytes | None = None  # the COOKIE option body: 8 octets, or 16..40 with a server cookie
 
 
 def parse_opt(data: bytes, offset: int) -> tuple[Edns, int]:
@@ -94,6 +96,12 @@ def parse_opt(data: bytes, offset: int) -> tuple[Edns, int]:
             edns.ecs = parse_ecs(data[pos:pos + length])
         elif code == OPTION_NSID:
             edns.nsid = True
+        elif code == OPTION_COOKIE:  # RFC 7873 §5.2.2: a malformed or repeated COOKIE is FORMERR
+            if edns.cookie is not None:
+                raise FormErr("more than one COOKIE option")
+            if length != 8 and not 16 <= length <= 40:
+                raise FormErr(f"COOKIE option of {length} octets (8, or 16..40)")
+            edns.cookie = bytes(data[pos:pos + length])
         pos += length
     return edns, end
 
