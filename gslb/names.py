@@ -77,9 +77,9 @@ _RDATA_HASHES = (
 def install() -> None:
     if getattr(_Name, "_gslb_fast", False):
         return
-    _Name.__hash__ = _hash  # type: ignore[method-assign]
-    _Name.__eq__ = _eq  # type: ignore[method-assign,assignment]
-    _Name.__ne__ = _ne  # type: ignore[method-assign,assignment]
+    _Name.__hash__ = _hash  # type: ignore[method-assign]  # deliberate monkey-patch for speed
+    _Name.__eq__ = _eq  # type: ignore[method-assign]  # deliberate monkey-patch for speed
+    _Name.__ne__ = _ne  # type: ignore[method-assign]  # deliberate monkey-patch for speed
     for cls, fn in _RDATA_HASHES:
-        cls.__hash__ = fn  # type: ignore[method-assign,assignment]
+        cls.__hash__ = fn  # type: ignore[method-assign]  # deliberate monkey-patch for speed
     _Name._gslb_fast = True  # type: ignore[attr-defined]

@@ -87,7 +87,7 @@ _ScalarNode, _MappingNode = yaml.ScalarNode, yaml.MappingNode
 
 
 if getattr(yaml, "__with_libyaml__", False):
-    class _CLoader(yaml.CSafeLoader):  # type: ignore[misc,name-defined]
+    class _CLoader(yaml.CSafeLoader):
         """libyaml scans, parses and composes; plain scalars' tags are memoised (most repeat)."""
 
         def __init__(self, stream: Any) -> None:
@@ -115,7 +115,7 @@ if getattr(yaml, "__with_libyaml__", False):
 
 
 else:  # pragma: no cover - PyYAML without libyaml
-    _CLoader = None
+    _CLoader = None  # type: ignore[misc,assignment]  # conditional class: None without libyaml
 
 
 class _Builder:

@@ -112,7 +112,8 @@ def parse_dnssec(value: Any, base: DnssecConfig | None, where: str, path: str, l
             if secs is None or secs > MAX_TTL:
                 problems.append(Problem(path, kline, field, f"expected a duration (seconds, or 1h/14d…), got {val!r}"))
             else:
-                out = replace(out, **{key: secs})
+                changes: dict[str, Any] = {key: secs}  # key is one of the int _DURATIONS fields
+                out = replace(out, **changes)
         else:
             problems.append(Problem(path, kline, field, f"unknown DNSSEC setting (one of {', '.join(KEYS)})"))
     if out.refresh_margin >= out.signature_validity:

@@ -15,6 +15,7 @@ import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import dns.dnssec
 import dns.name
@@ -24,6 +25,7 @@ import dns.rdatatype
 import dns.rrset
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from dns.dnssectypes import Algorithm
+from dns.rdtypes.ANY.DNSKEY import DNSKEY
 
 ALGORITHMS = {13: "ECDSAP256SHA256", 15: "ED25519"}
 ALGORITHM_NAMES = {"13": 13, "15": 15, "ecdsap256sha256": 13, "ecdsa": 13, "ecdsa256": 13, "ed25519": 15}
@@ -41,7 +43,7 @@ class Key:
     zone: dns.name.Name
     algorithm: int
     flags: int
-    dnskey: dns.rdata.Rdata
+    dnskey: DNSKEY
     private: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | None = field(repr=False)
     path: str = ""  # the .key file
     created: int = 0
@@ -75,6 +77,7 @@ def parse_algorithm(text: str | int) -> int:
 
 def generate(zone: dns.name.Name, algorithm: int = 13, sep: bool = True) -> Key:
     """A new key: flags 257 (KSK/CSK) when `sep`, else 256 (ZSK)."""
+    private: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
     if algorithm == 13:
         private = ec.generate_private_key(ec.SECP256R1())
     elif algorithm == 15:
@@ -122,7 +125,7 @@ def write(key: Key, directory: str) -> str:
     return key.path
 
 
-def _read_dnskey(path: str, zone: dns.name.Name | None) -> tuple[dns.name.Name, dns.rdata.Rdata]:
+def _read_dnskey(path: str, zone: dns.name.Name | None) -> tuple[dns.name.Name, DNSKEY]:
     try:
         text = Path(path).read_text()
     except OSError as exc:
@@ -144,7 +147,7 @@ def _read_dnskey(path: str, zone: dns.name.Name | None) -> tuple[dns.name.Name, 
             raise KeyError_(f"{path}: not a DNSKEY record: {exc}") from None
         if zone is not None and owner != zone:
             raise KeyError_(f"{path}: the key is for {owner}, not {zone}")
-        return owner, rdata
+        return owner, cast(DNSKEY, rdata)  # from_text with rdtype DNSKEY gives a DNSKEY
     raise KeyError_(f"{path}: no DNSKEY record found")
 
 
@@ -183,6 +186,7 @@ def read(path: str, zone: dns.name.Name | None = None) -> Key:
         raise KeyError_(f"{private_path}: algorithm {algorithm} does not match the .key file ({dnskey.algorithm})")
     try:
         raw = base64.b64decode(fields["privatekey"], validate=True)
+        private: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
         if algorithm == 13:
             private = ec.derive_private_key(int.from_bytes(raw, "big"), ec.SECP256R1())
         else:

@@ -20,6 +20,7 @@ What the twin carries, beside the unsigned answer:
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import dns.name
 import dns.rcode
@@ -34,8 +35,11 @@ from gslb.dnssec.signer import NXNAME, ZoneSigner, nsec, predecessor, subtree_en
 from gslb.dnssec.state import ZoneKeys
 from gslb.server.table import Entry, compile_sections
 
-_registry: dict[Name, tuple[object, ZoneSigner]] = {}  # origin → (Zone, signer), the signed zones in service
-_zones: dict[Name, object] = {}  # origin → Zone, every zone in service (signed or not)
+if TYPE_CHECKING:  # annotations only
+    from gslb.zone.model import Zone
+
+_registry: dict[Name, tuple[Zone, ZoneSigner]] = {}  # origin → (Zone, signer), the signed zones in service
+_zones: dict[Name, Zone] = {}  # origin → Zone, every zone in service (signed or not)
 _signers: dict[tuple, ZoneSigner] = {}  # by fingerprint: signature caches survive reloads
 
 
@@ -51,12 +55,12 @@ def check_zone(zone) -> list[Problem]:
     return [Problem(zone.file, 1, f"{zone.name}.dnssec", p) for p in zk.check()]
 
 
-def prepare(zones: Iterable) -> dict[Name, ZoneSigner]:
+def prepare(zones: Iterable[Zone]) -> dict[Name, ZoneSigner]:
     """Load keys, add the apex key RRsets and register the signers of `zones` (see module doc).
     Raises ConfigError (nothing changed) when a signed zone's keys cannot be used."""
     zones = list(zones)
     problems: list[Problem] = []
-    new: dict[Name, tuple[object, ZoneSigner]] = {}
+    new: dict[Name, tuple[Zone, ZoneSigner]] = {}
     for zone in zones:
         cfg = zone.config.dnssec
         if cfg is None:

@@ -15,6 +15,8 @@ Denial of existence is "compact" (RFC 9824): one NSEC per answer, at the query n
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
+from typing import cast
 
 import dns.dnssec
 import dns.name
@@ -22,6 +24,7 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from dns.rdatatype import RdataType
 from dns.rdtypes.ANY.NSEC import NSEC, Bitmap
 
@@ -30,19 +33,21 @@ from gslb.dnssec.state import ZoneKeys
 
 NXNAME = 128  # RFC 9824 meta-type: "this name does not exist" in a compact-denial NSEC bitmap
 _ZERO = b"\x00"
+_PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 
 
 def rrset_key(rrset: dns.rrset.RRset) -> bytes:
     """The canonical form the signature covers (RFC 4034 section 6), TTL included."""
-    owner = rrset.name.canonicalize().to_wire()
+    owner = cast(bytes, rrset.name.canonicalize().to_wire())  # no file given: bytes
     rdatas = sorted(rd.to_digestable() for rd in rrset)
     head = owner + rrset.rdtype.to_bytes(2, "big") + rrset.rdclass.to_bytes(2, "big") + rrset.ttl.to_bytes(4, "big")
     return head + b"".join(len(r).to_bytes(2, "big") + r for r in rdatas)
 
 
-def nsec(owner: dns.name.Name, next_name: dns.name.Name, types: list[int] | set[int], ttl: int) -> dns.rrset.RRset:
+def nsec(owner: dns.name.Name, next_name: dns.name.Name, types: Iterable[int], ttl: int) -> dns.rrset.RRset:
     rdtypes = sorted(set(types) | {RdataType.NSEC, RdataType.RRSIG})
-    rdata = NSEC(dns.rdataclass.IN, RdataType.NSEC, next_name, Bitmap.from_rdtypes(rdtypes))
+    # from_rdtypes only does arithmetic on the values: plain ints (NXNAME) are fine
+    rdata = NSEC(dns.rdataclass.IN, RdataType.NSEC, next_name, Bitmap.from_rdtypes(cast(list[RdataType], rdtypes)))
     out = dns.rrset.RRset(owner, dns.rdataclass.IN, RdataType.NSEC)
     out.add(rdata, ttl)
     return out
@@ -137,7 +142,8 @@ class ZoneSigner:
             inception, expiration = self.window()
             sigs = dns.rrset.RRset(rrset.name, rrset.rdclass, RdataType.RRSIG, rrset.rdtype)
             for k in self.keys.signing(rrset.rdtype == RdataType.DNSKEY):
-                rrsig = dns.dnssec.sign(rrset, k.private, self.origin, k.dnskey, inception=inception,
+                private = cast(_PrivateKey, k.private)  # signing keys are read with their private half
+                rrsig = dns.dnssec.sign(rrset, private, self.origin, k.dnskey, inception=inception,
                                         expiration=expiration, deterministic=True)
                 sigs.add(rrsig, rrset.ttl)
                 self.signatures += 1
@@ -166,4 +172,5 @@ class ZoneSigner:
 
 
 def _cdnskey(dnskey: dns.rdata.Rdata) -> dns.rdata.Rdata:
-    return dns.rdata.from_wire(dns.rdataclass.IN, RdataType.CDNSKEY, dnskey.to_wire(), 0, len(dnskey.to_wire()))
+    wire = cast(bytes, dnskey.to_wire())  # no file given: bytes
+    return dns.rdata.from_wire(dns.rdataclass.IN, RdataType.CDNSKEY, wire, 0, len(wire))

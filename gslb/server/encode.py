@@ -21,6 +21,7 @@ import io
 import socket
 import struct
 from collections.abc import Iterable
+from typing import Any
 
 import dns.exception
 import dns.name
@@ -142,7 +143,9 @@ class Writer:
             buf[start:start + 2] = _pack_H(len(buf) - start - 2)
         return len(rrset)
 
-    def rdata(self, rd: dns.rdata.Rdata) -> None:
+    def rdata(self, rd: Any) -> None:
+        # rd is a dns.rdata.Rdata; Any because the `kind is _A` dispatch below (one type() call,
+        # kept for speed) does not narrow for mypy, so the per-type attributes would not check.
         kind = type(rd)
         buf = self.buf
         if kind is _A:

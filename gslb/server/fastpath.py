@@ -12,6 +12,7 @@ import logging
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Literal, cast
 
 import dns.exception
 import dns.name
@@ -120,10 +121,10 @@ class Responder:
         decision may be cached (not for `pick: random`) and which counter it counts into."""
         decide = getattr(entry.pick, "decide", None)
         if decide is None:  # a picker that cannot say: never cached
-            picked, scope = entry.pick(client, ecs)
+            picked, scope = entry.pick(client, ecs)  # type: ignore[misc]  # engine calls only with a picker
             return picked, scope, False, "", {}
         picked, scope, sticky, label = decide(client, ecs)
-        return picked, scope, sticky, label, entry.pick.decisions
+        return picked, scope, sticky, label, entry.pick.decisions  # type: ignore[union-attr]  # decide's owner has it
 
     # -- counters -------------------------------------------------------------------------
 
@@ -216,7 +217,7 @@ class Responder:
             if data[qend:qend + 3] == _OPT_ROOT and data[qend + 6] == 0:
                 rdlen = (data[qend + 9] << 8) | data[qend + 10]
                 end = qend + 11 + rdlen
-                ecs = None
+                ecs: bytes | Literal[False] | None = None  # False: some other option (the careful path)
                 if rdlen == 0:
                     option = b""
                 elif data[qend + 11:qend + 13] == _ECS_CODE and rdlen == 4 + ((data[qend + 13] << 8)
@@ -237,7 +238,8 @@ class Responder:
                             self._valid_ecs.clear()
                         self._valid_ecs.add(ecs)
                     if option is None:
-                        option = b"\x00\x08" + data[qend + 13:qend + 15] + ecs[:3] + bytes((scope,)) + ecs[4:]
+                        # option is None only when ecs holds the option's bytes
+                        option = b"\x00\x08" + data[qend + 13:qend + 15] + ecs[:3] + bytes((scope,)) + ecs[4:]  # type: ignore[index]
                     opt = (self._opt_head_do if data[qend + 7] & 0x80 else self._opt_head) + len(option).to_bytes(
                         2, "big") + option
                     rdcd = (data[2] & 1) | ((data[3] >> 3) & 2)
@@ -270,7 +272,7 @@ class Responder:
         if qclass != IN:
             return REFUSED
         qname, _ = dns.name.from_wire(key, 0)
-        if dns.rdatatype.is_metatype(qtype) and qtype != RdataType.ANY:
+        if dns.rdatatype.is_metatype(cast(RdataType, qtype)) and qtype != RdataType.ANY:  # any int works
             return FORMERR if qtype == RdataType.OPT else NOTIMP
         ans = self.snapshot.zones.resolve(qname, qtype)
         if ans is None:

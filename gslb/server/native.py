@@ -10,7 +10,7 @@ import os
 from typing import Any
 
 try:
-    from gslb.server import _engine
+    from gslb.server import _engine  # type: ignore[attr-defined]  # C extension, no stubs
 except ImportError:  # optional: the build may have failed (no compiler), Python serves instead
     _engine = None
 

@@ -150,6 +150,7 @@ def _follow(zones: Zones, target: Name, qtype: int, tcp: bool, ans: Answer, seen
 
 
 def _lookup(zones: Zones, zone: Zone, qname: Name, qtype: int, tcp: bool, ans: Answer, seen: set[Name]) -> None:
+    cname: dns.rrset.RRset | None  # declaration only (no code): a DNAME's CNAME, or the node's
     seen.add(qname)
     cut = zone.cut_above(qname, qtype)
     if cut is not None:

@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import dns.exception
 import dns.name
@@ -16,6 +16,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 import yaml
+from dns.rdtypes.ANY.NS import NS
 
 from gslb import gctools
 from gslb import names as _names
@@ -51,7 +52,7 @@ def zone_files(directory: str) -> list[str]:
 
 def _parse_record(name: str, doc: Any, line: int, origin: dns.name.Name, zcfg: ZoneConfig,
                   out: Problems, sites: Collection[str] | None = None) -> Record | None:
-    if not isinstance(doc, dict):
+    if not isinstance(doc, located.Located):
         out.add(line, name or "''", "a record must be a mapping with type and value(s)")
         return None
     where = f"{name or chr(39) * 2}"
@@ -158,7 +159,7 @@ def _check_static_options(octodns: dict, where: str, line: int, out: Problems) -
 def _soa(origin: dns.name.Name, zcfg: ZoneConfig, records: list[Record], serial: int) -> dns.rrset.RRset:
     ns = [r for r in records if r.name == origin and r.rtype == "NS"]
     soa = zcfg.soa
-    mname = soa.mname or (ns[0].rdatas[0].target.to_text() if ns else f"ns1.{origin.to_text()}")
+    mname = soa.mname or (cast(NS, ns[0].rdatas[0]).target.to_text() if ns else f"ns1.{origin.to_text()}")
     rname = soa.rname or f"hostmaster.{origin.to_text()}"
     text = f"{mname} {rname} {serial} {soa.refresh} {soa.retry} {soa.expire} {soa.minimum}"
     rdata = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.SOA, text, origin=origin, relativize=False)
@@ -245,7 +246,7 @@ def _check_zone(zone: Zone, out: Problems) -> None:
                 out.add(r.line, f"{rel(r.name)}.{rtype}", "only NS and DS (and glue) may sit at a delegation point")
         if rtype == "NS":
             for rdata in r.rdatas:
-                target = rdata.target
+                target = cast(NS, rdata).target
                 if target.is_subdomain(origin) and target not in addresses:
                     out.add(r.line, f"{rel(r.name)}.NS", f"name server {target} is inside the zone but has no A/AAAA "
                                                          "record (glue-less in-zone NS)")
@@ -275,7 +276,7 @@ def load_zone_text(text: str, path: str, cfg: ServerConfig, serial: int | None =
     if doc is None:
         doc = located.Located()
         doc.line, doc.key_lines = 1, {}
-    if not isinstance(doc, dict):
+    if not isinstance(doc, located.Located):
         return None, [Problem(path, 1, "zone", "expected a mapping of record names at the top level")]
     zcfg = cfg.zone(zname)
     sites = known_sites(cfg.regions)
