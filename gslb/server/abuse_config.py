@@ -77,6 +77,11 @@ class AbuseConfig:
     tcp: TcpLimits = field(default_factory=TcpLimits)
 
 
+
+def _field(key: str, value: Any) -> dict[str, Any]:
+    """One dataclass field by name, for `replace` (the key was checked against the known ones)."""
+    return {key: value}
+
 def _line(doc: Any, key: Any, default: int) -> int:
     return doc.line_of(key) if isinstance(doc, located.Located) else default
 
@@ -159,9 +164,9 @@ def _cookies(doc: Any, path: str, problems: list[Problem]) -> CookieConfig:
             if not isinstance(value, bool):
                 problems.append(Problem(path, line, where, "expected true or false"))
             else:
-                cfg = replace(cfg, **{key: value})
+                cfg = replace(cfg, **_field(key, value))
         elif key in ("secret", "previous_secret"):
-            cfg = replace(cfg, **{key: _secret(value, where, path, line, problems)})
+            cfg = replace(cfg, **_field(key, _secret(value, where, path, line, problems)))
         elif key in ("previous_valid_until", "rotation_time"):
             cfg = replace(cfg, previous_valid_until=_when(value, where, path, line, problems))
         else:
@@ -194,12 +199,12 @@ def _rrl(doc: Any, path: str, problems: list[Problem]) -> RrlConfig:
             if not _int(value, lo, hi):
                 problems.append(Problem(path, line, where, f"must be an integer {lo}..{hi}, got {value!r}"))
             else:
-                cfg = replace(cfg, **{key: value})
+                cfg = replace(cfg, **_field(key, value))
         elif key in ("enabled", "log_only"):
             if not isinstance(value, bool):
                 problems.append(Problem(path, line, where, "expected true or false"))
             else:
-                cfg = replace(cfg, **{key: value})
+                cfg = replace(cfg, **_field(key, value))
         elif key == "exempt":
             cfg = replace(cfg, exempt=_nets(value or [], where, path, line, problems))
         else:
@@ -224,7 +229,7 @@ def _query_limits(doc: Any, path: str, problems: list[Problem], asndb: Any) -> Q
             if not _int(value, lo, hi):
                 problems.append(Problem(path, line, where, f"must be an integer {lo}..{hi}, got {value!r}"))
             else:
-                cfg = replace(cfg, **{key: value})
+                cfg = replace(cfg, **_field(key, value))
         elif key == "action":
             if value not in ("refuse", "drop"):
                 problems.append(Problem(path, line, where, f"must be refuse or drop, got {value!r}"))
@@ -268,12 +273,12 @@ def _tcp(doc: Any, path: str, problems: list[Problem]) -> TcpLimits:
             if not _int(value, 1, 1_000_000):
                 problems.append(Problem(path, line, where, f"must be an integer 1..1000000, got {value!r}"))
             else:
-                cfg = replace(cfg, **{key: value})
+                cfg = replace(cfg, **_field(key, value))
         elif key in ("idle_timeout", "message_timeout"):
             if not _num(value, 0.05, 3600):
                 problems.append(Problem(path, line, where, f"must be seconds 0.05..3600, got {value!r}"))
             else:
-                cfg = replace(cfg, **{key: float(value)})
+                cfg = replace(cfg, **_field(key, float(value)))
         else:
             problems.append(Problem(path, line, where, "unknown key (max_connections, per_client, idle_timeout, "
                                                        "message_timeout)"))

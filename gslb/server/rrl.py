@@ -30,6 +30,7 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any, cast
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +166,7 @@ class Buckets:
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self.keys = [None] * size
+        self.keys: list[object] = [None] * size
         self.credit = [0.0] * size
         self.stamp = [0.0] * size
 
@@ -374,6 +375,7 @@ def guard(answer: Callable[[bytes, bytes], bytes | None], rrl: Limiter | None,
     if rrl is None and limits is None:
         return answer
     if limits is None:
+        assert rrl is not None
         rfilter = rrl.filter
 
         def rrl_only(data: bytes, client: bytes) -> bytes | None:
@@ -382,15 +384,15 @@ def guard(answer: Callable[[bytes, bytes], bytes | None], rrl: Limiter | None,
         return rrl_only
     over = limits.over
     refuse = limits.refuse
-    rfilter = rrl.filter if rrl is not None else None
+    after = rrl.filter if rrl is not None else None
 
     def guarded(data: bytes, client: bytes) -> bytes | None:
         if over(data, client):
             return refused(data) if refuse else None
         out = answer(data, client)
-        if out is None or rfilter is None:
+        if out is None or after is None:
             return out
-        return rfilter(data, client, out)
+        return after(data, client, out)
     return guarded
 
 
@@ -403,6 +405,7 @@ def asn_lookup(path: str) -> Callable[[bytes], int | None]:
     def asn_of(client: bytes) -> int | None:
         if len(client) == 16 and client[:12] == _MAPPED:
             client = client[12:]
-        record = reader.get(ipaddress.ip_address(client))
-        return record.get("autonomous_system_number") if record else None
+        record = cast(dict[str, Any] | None, reader.get(ipaddress.ip_address(client)))
+        asn = record.get("autonomous_system_number") if record else None
+        return int(asn) if asn is not None else None
     return asn_of

@@ -58,7 +58,7 @@ class TcpServer:
         # counters for /metrics (tcp_<name>)
         self.stats = {"accepted": 0, "refused_total": 0, "refused_per_client": 0, "closed_idle_evicted": 0,
                       "closed_idle_timeout": 0, "closed_message_timeout": 0}
-        responder.tcp_stats = self.stats  # abuse_config.stats reads it
+        responder.tcp_stats = self.stats  # type: ignore[attr-defined]  # abuse_config.stats reads it
 
     @property
     def connections(self) -> int:
@@ -70,9 +70,10 @@ class TcpServer:
     def _evict_idle(self) -> bool:
         """Close the connection idle the longest; False when every connection is busy."""
         oldest = None
+        oldest_since = 0.0
         for conn in self.open:
-            if conn.idle_since is not None and (oldest is None or conn.idle_since < oldest.idle_since):
-                oldest = conn
+            if conn.idle_since is not None and (oldest is None or conn.idle_since < oldest_since):
+                oldest, oldest_since = conn, conn.idle_since
         if oldest is None:
             return False
         self.stats["closed_idle_evicted"] += 1
