@@ -2,9 +2,11 @@
 
 from setuptools import Extension, setup
 
+UDP_COMMON = ["gslb/server/udp_common.h"]  # shared by both UDP loops: rebuild both when it changes
+
 setup(ext_modules=[
-    Extension("gslb.server._udpbatch", ["gslb/server/_udpbatch.c"], optional=True),
-    Extension("gslb.server._engine", ["gslb/server/_engine.c"], optional=True,
+    Extension("gslb.server._udpbatch", ["gslb/server/_udpbatch.c"], depends=UDP_COMMON, optional=True),
+    Extension("gslb.server._engine", ["gslb/server/_engine.c"], depends=UDP_COMMON, optional=True,
               extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter",
                                   "-Wno-missing-field-initializers", "-Wno-cast-function-type"]),
     Extension("gslb.server._siphash", ["gslb/server/_siphash.c"], optional=True),

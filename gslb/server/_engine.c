@@ -36,6 +36,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "udp_common.h"
+
 #define BATCH 64
 #define BUFSIZE 4096
 #define MAXKEY (255 + 4)
@@ -429,31 +431,6 @@ valid_ecs(const unsigned char *p, size_t n)
  * Try to answer `q` natively into `out` (BUFSIZE bytes). Returns the reply length, or 0 to
  * let Python answer. `responder` is used for GSLB decisions the cache does not hold.
  */
-/* Handler time per query, the buckets of `_udpbatch`: <1, <2, <4 ... <1024 us, and more. Updated
- * under the engine lock (first pass) or the GIL (second pass): read with `histogram()`. */
-#define HIST_BUCKETS 12
-static unsigned long long hist[HIST_BUCKETS];
-
-static void
-observe_ns(long long ns)
-{
-    long long limit = 1000;
-    int i = 0;
-    while (i < HIST_BUCKETS - 1 && ns >= limit) {
-        limit <<= 1;
-        i++;
-    }
-    __atomic_fetch_add(&hist[i], 1, __ATOMIC_RELAXED);
-}
-
-static long long
-now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
-}
-
 static size_t
 answer_native(Engine *e, PyObject *responder, const unsigned char *q, size_t n, const unsigned char *client,
               size_t clen, unsigned char *out)
@@ -875,43 +852,6 @@ Engine_answer_one(Engine *e, PyObject *args)
                                       NULL);
 }
 
-/* Copy the destination address of a received datagram into the source of its reply
- * (the same as gslb/server/_udpbatch.c). */
-static void
-reply_source(struct msghdr *in, struct msghdr *out, char *buf)
-{
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(in); c; c = CMSG_NXTHDR(in, c)) {
-        if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
-            struct in_pktinfo got, info;
-            memcpy(&got, CMSG_DATA(c), sizeof(got));
-            memset(&info, 0, sizeof(info));
-            info.ipi_spec_dst = got.ipi_addr;
-            out->msg_control = buf;
-            out->msg_controllen = CMSG_SPACE(sizeof(info));
-            struct cmsghdr *o = CMSG_FIRSTHDR(out);
-            o->cmsg_level = IPPROTO_IP;
-            o->cmsg_type = IP_PKTINFO;
-            o->cmsg_len = CMSG_LEN(sizeof(info));
-            memcpy(CMSG_DATA(o), &info, sizeof(info));
-            return;
-        }
-        if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
-            struct in6_pktinfo got, info;
-            memcpy(&got, CMSG_DATA(c), sizeof(got));
-            memset(&info, 0, sizeof(info));
-            info.ipi6_addr = got.ipi6_addr;
-            out->msg_control = buf;
-            out->msg_controllen = CMSG_SPACE(sizeof(info));
-            struct cmsghdr *o = CMSG_FIRSTHDR(out);
-            o->cmsg_level = IPPROTO_IPV6;
-            o->cmsg_type = IPV6_PKTINFO;
-            o->cmsg_len = CMSG_LEN(sizeof(info));
-            memcpy(CMSG_DATA(o), &info, sizeof(info));
-            return;
-        }
-    }
-}
-
 static PyObject *
 Engine_serve(Engine *e, PyObject *args)
 {
@@ -1123,19 +1063,8 @@ static PyTypeObject EngineType = {
     .tp_doc = "The native answer engine: C tables mirrored from a Responder.",
 };
 
-static PyObject *
-get_histogram(PyObject *self, PyObject *unused)
-{
-    PyObject *out = PyList_New(HIST_BUCKETS);
-    if (!out)
-        return NULL;
-    for (int i = 0; i < HIST_BUCKETS; i++)
-        PyList_SET_ITEM(out, i, PyLong_FromUnsignedLongLong(__atomic_load_n(&hist[i], __ATOMIC_RELAXED)));
-    return out;
-}
-
 static PyMethodDef module_methods[] = {
-    {"histogram", get_histogram, METH_NOARGS, "Queries answered by time taken: <1 us, <2, <4 ... <1024 us, more."},
+    {"histogram", histogram_list, METH_NOARGS, "Queries answered by time taken: <1 us, <2, <4 ... <1024 us, more."},
     {NULL, NULL, 0, NULL},
 };
 

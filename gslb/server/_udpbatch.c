@@ -16,62 +16,11 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "udp_common.h"
+
 #define BATCH 64
 #define BUFSIZE 4096
-#define BUCKETS 12 /* handler time: <1, <2, <4 ... <1024 us, and more */
 
-#include <time.h>
-
-static unsigned long long histogram[BUCKETS];
-
-static void observe(const struct timespec *a, const struct timespec *b)
-{
-    long long ns = (b->tv_sec - a->tv_sec) * 1000000000LL + (b->tv_nsec - a->tv_nsec);
-    long long limit = 1000;
-    int i = 0;
-    while (i < BUCKETS - 1 && ns >= limit) {
-        limit <<= 1;
-        i++;
-    }
-    histogram[i]++;
-}
-
-/* Copy the destination address of a received datagram into the source of its reply. */
-static void
-reply_source(struct msghdr *in, struct msghdr *out, char *buf, size_t size)
-{
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(in); c; c = CMSG_NXTHDR(in, c)) {
-        if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
-            struct in_pktinfo got, info;
-            memcpy(&got, CMSG_DATA(c), sizeof(got));
-            memset(&info, 0, sizeof(info));
-            info.ipi_spec_dst = got.ipi_addr;
-            out->msg_control = buf;
-            out->msg_controllen = CMSG_SPACE(sizeof(info));
-            struct cmsghdr *o = CMSG_FIRSTHDR(out);
-            o->cmsg_level = IPPROTO_IP;
-            o->cmsg_type = IP_PKTINFO;
-            o->cmsg_len = CMSG_LEN(sizeof(info));
-            memcpy(CMSG_DATA(o), &info, sizeof(info));
-            return;
-        }
-        if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
-            struct in6_pktinfo got, info;
-            memcpy(&got, CMSG_DATA(c), sizeof(got));
-            memset(&info, 0, sizeof(info));
-            info.ipi6_addr = got.ipi6_addr;
-            out->msg_control = buf;
-            out->msg_controllen = CMSG_SPACE(sizeof(info));
-            struct cmsghdr *o = CMSG_FIRSTHDR(out);
-            o->cmsg_level = IPPROTO_IPV6;
-            o->cmsg_type = IPV6_PKTINFO;
-            o->cmsg_len = CMSG_LEN(sizeof(info));
-            memcpy(CMSG_DATA(o), &info, sizeof(info));
-            return;
-        }
-    }
-    (void)size;
-}
 
 static PyObject *
 serve(PyObject *self, PyObject *args)
@@ -146,12 +95,10 @@ serve(PyObject *self, PyObject *args)
             PyObject *query = PyBytes_FromStringAndSize(bufs[i], rmsg[i].msg_len);
             PyObject *client = PyBytes_FromStringAndSize(raw, rawlen);
             PyObject *reply = NULL;
-            struct timespec t0, t1;
-            clock_gettime(CLOCK_MONOTONIC, &t0);
+            long long t0 = now_ns();
             if (query && client)
                 reply = PyObject_CallFunctionObjArgs(handler, query, client, NULL);
-            clock_gettime(CLOCK_MONOTONIC, &t1);
-            observe(&t0, &t1);
+            observe_ns(now_ns() - t0);
             Py_XDECREF(query);
             Py_XDECREF(client);
             if (reply == NULL) {
@@ -172,7 +119,7 @@ serve(PyObject *self, PyObject *args)
             smsg[nout].msg_hdr.msg_iov = &siov[nout];
             smsg[nout].msg_hdr.msg_iovlen = 1;
             if (pktinfo)
-                reply_source(&rmsg[i].msg_hdr, &smsg[nout].msg_hdr, sctl[nout].buf, sizeof(sctl[nout].buf));
+                reply_source(&rmsg[i].msg_hdr, &smsg[nout].msg_hdr, sctl[nout].buf);
             nout++;
         }
         int done = 0;
@@ -194,19 +141,8 @@ serve(PyObject *self, PyObject *args)
     }
 }
 
-static PyObject *
-get_histogram(PyObject *self, PyObject *unused)
-{
-    PyObject *out = PyList_New(BUCKETS);
-    if (!out)
-        return NULL;
-    for (int i = 0; i < BUCKETS; i++)
-        PyList_SET_ITEM(out, i, PyLong_FromUnsignedLongLong(histogram[i]));
-    return out;
-}
-
 static PyMethodDef methods[] = {
-    {"histogram", get_histogram, METH_NOARGS,
+    {"histogram", histogram_list, METH_NOARGS,
      "Handler time per query: counts below 1, 2, 4 ... 1024 microseconds, then everything slower."},
     {"serve", serve, METH_VARARGS,
      "serve(fd, handler, batch=64, pktinfo=0): receive, answer and send UDP datagrams until the socket "
