@@ -43,9 +43,6 @@ class Problems:
     def add(self, line: int, where: str, message: str, severity: str = "error") -> None:
         self.items.append(Problem(self.path, line, where, message, severity))
 
-    def warn(self, line: int, where: str, message: str) -> None:
-        self.add(line, where, message, "warning")
-
     @property
     def errors(self) -> list[Problem]:
         return [p for p in self.items if p.severity == "error"]
@@ -63,12 +60,6 @@ class Problems:
             return doc
         self.add(getattr(doc, "line", line) or line, where, f"expected {what}")
         return located.Located()
-
-    def sequence(self, doc: Any, where: str, line: int, what: str = "a list") -> list:
-        if isinstance(doc, list):
-            return doc
-        self.add(getattr(doc, "line", line) or line, where, f"expected {what}")
-        return located.LocatedList()
 
     def keys(self, doc: dict, allowed: Iterable[str], where: str, line: int) -> None:
         """Every key not in `allowed` is a problem naming the ones that are."""
