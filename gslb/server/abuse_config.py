@@ -36,13 +36,13 @@ the configured cookies on a worker's Responder and keeps the config beside it fo
 from __future__ import annotations
 
 import datetime
-import ipaddress
 import logging
 import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gslb.conf import located
+from gslb.conf.collect import Problems, line_of
 from gslb.conf.problems import Problem
 from gslb.server import cookies as cookies_mod
 from gslb.server.rrl import Limiter, QueryLimitConfig, QueryLimiter, RrlConfig, asn_lookup, guard
@@ -82,10 +82,6 @@ def _field(key: str, value: Any) -> dict[str, Any]:
     """One dataclass field by name, for `replace` (the key was checked against the known ones)."""
     return {key: value}
 
-def _line(doc: Any, key: Any, default: int) -> int:
-    return doc.line_of(key) if isinstance(doc, located.Located) else default
-
-
 def _int(v: Any, lo: int, hi: int) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
 
@@ -94,16 +90,12 @@ def _num(v: Any, lo: float, hi: float) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and lo <= v <= hi
 
 
-def _nets(value: Any, where: str, path: str, line: int, problems: list[Problem]) -> tuple:
-    items = value if isinstance(value, list) else [value]
-    out = []
-    for i, item in enumerate(items):
-        try:
-            out.append(ipaddress.ip_network(str(item), strict=False))
-        except ValueError:
-            ln = value.line_of(i) if isinstance(value, located.LocatedList) else line
-            problems.append(Problem(path, ln, where, f"{item!r} is not an address or prefix"))
-    return tuple(out)
+def _nets(sec: dict, section: str, path: str, line: int, problems: list[Problem]) -> tuple:
+    """`exempt:` prefixes, read by the shared collector's reader."""
+    out = Problems(path)
+    nets = out.networks(sec, "exempt", section, line)
+    problems.extend(out.items)
+    return nets
 
 
 def _secret(value: Any, where: str, path: str, line: int, problems: list[Problem]) -> bytes | None:
@@ -142,7 +134,7 @@ def _section(doc: Any, name: str, path: str, problems: list[Problem]) -> tuple[A
     if name not in doc:
         return None
     value = doc[name]
-    line = _line(doc, name, 1)
+    line = line_of(doc, name, 1)
     if value is None:
         return located.Located(), line
     if not isinstance(value, dict):
@@ -158,7 +150,7 @@ def _cookies(doc: Any, path: str, problems: list[Problem]) -> CookieConfig:
         return cfg
     sec, _ = found
     for key, value in sec.items():
-        line = _line(sec, key, 1)
+        line = line_of(sec, key, 1)
         where = f"cookies.{key}"
         if key in ("enabled", "badcookie"):
             if not isinstance(value, bool):
@@ -173,7 +165,7 @@ def _cookies(doc: Any, path: str, problems: list[Problem]) -> CookieConfig:
             problems.append(Problem(path, line, where, "unknown key (enabled, secret, previous_secret, "
                                                        "previous_valid_until, badcookie)"))
     if cfg.previous_secret is not None and not cfg.previous_valid_until:
-        problems.append(Problem(path, _line(sec, "previous_secret", 1), "cookies.previous_secret",
+        problems.append(Problem(path, line_of(sec, "previous_secret", 1), "cookies.previous_secret",
                                 "needs previous_valid_until (until when the old secret is accepted)"))
     return cfg
 
@@ -192,7 +184,7 @@ def _rrl(doc: Any, path: str, problems: list[Problem]) -> RrlConfig:
               "referral_rate": (1, _RATE_MAX), "error_rate": (1, _RATE_MAX), "window": (1, 3600),
               "slip": (0, 10), "ipv4_prefix": (8, 32), "ipv6_prefix": (16, 128), "table_size": (1, 1 << 24)}
     for key, value in sec.items():
-        line = _line(sec, key, 1)
+        line = line_of(sec, key, 1)
         where = f"rrl.{key}"
         if key in ranges:
             lo, hi = ranges[key]
@@ -206,7 +198,7 @@ def _rrl(doc: Any, path: str, problems: list[Problem]) -> RrlConfig:
             else:
                 cfg = replace(cfg, **_field(key, value))
         elif key == "exempt":
-            cfg = replace(cfg, exempt=_nets(value or [], where, path, line, problems))
+            cfg = replace(cfg, exempt=_nets(sec, "rrl", path, line, problems))
         else:
             problems.append(Problem(path, line, where, f"unknown key (one of {', '.join(sorted(ranges))}, "
                                                        "enabled, log_only, exempt)"))
@@ -222,7 +214,7 @@ def _query_limits(doc: Any, path: str, problems: list[Problem], asndb: Any) -> Q
     ranges = {"prefix_rate": (0, _RATE_MAX), "asn_rate": (0, _RATE_MAX), "ipv4_prefix": (8, 32),
               "ipv6_prefix": (16, 128), "table_size": (1, 1 << 24)}
     for key, value in sec.items():
-        line = _line(sec, key, 1)
+        line = line_of(sec, key, 1)
         where = f"query_limits.{key}"
         if key in ranges:
             lo, hi = ranges[key]
@@ -236,14 +228,14 @@ def _query_limits(doc: Any, path: str, problems: list[Problem], asndb: Any) -> Q
             else:
                 cfg = replace(cfg, action=value)
         elif key == "exempt":
-            cfg = replace(cfg, exempt=_nets(value or [], where, path, line, problems))
+            cfg = replace(cfg, exempt=_nets(sec, "query_limits", path, line, problems))
         elif key == "asns":
             if not isinstance(value, dict):
                 problems.append(Problem(path, line, where, "expected a mapping of AS number → queries/s"))
                 continue
             rates = {}
             for asn, rate in value.items():
-                aline = _line(value, asn, line)
+                aline = line_of(value, asn, line)
                 text = str(asn).upper().removeprefix("AS")
                 if not text.isdigit() or not 0 < int(text) < 2**32:
                     problems.append(Problem(path, aline, f"{where}.{asn}", "not an AS number"))
@@ -267,7 +259,7 @@ def _tcp(doc: Any, path: str, problems: list[Problem]) -> TcpLimits:
         return cfg
     sec, _ = found
     for key, value in sec.items():
-        line = _line(sec, key, 1)
+        line = line_of(sec, key, 1)
         where = f"tcp.{key}"
         if key == "max_connections" or key == "per_client":
             if not _int(value, 1, 1_000_000):
