@@ -14,7 +14,7 @@ import time
 from bgp.config import load_site
 from bgp.exabgp_conf import EXABGP_ENV, render
 from gslb.conf.problems import load_or_exit
-from gslb.store import DRAIN, SITE, StoreError, event, open_store
+from gslb.store import SITE, StoreError, drains, open_store
 
 
 def _site(path: str):
@@ -60,39 +60,17 @@ def _store_url(args: argparse.Namespace) -> str:
 
 def cmd_drain(args: argparse.Namespace) -> int:
     """Drain or undrain a site the store knows; a repeated request changes nothing and says so."""
-    what = "undrain" if args.undrain else "drain"
 
     async def go() -> tuple[int, str]:
         store = open_store(_store_url(args))
         try:
-            # Known: sites publishing their state, sites with a drain, the site of --site-file.
-            known = set(await store.scan(SITE)) | set(await store.scan(DRAIN))
-            if getattr(args, "site_file", None):
-                known.add(_site(args.site_file).site)
-            if args.site not in known:
-                listed = ", ".join(sorted(known)) if known else (
-                    "none (no site has published its state to this store: is `gslb bgp run` up with it? "
-                    "--site-file SITE.yaml names a site that is not running yet)")
-                return 2, f"gslb bgp {what}: unknown site {args.site!r}; known sites: {listed}"
-            current = await store.get(DRAIN, args.site)
+            own = _site(args.site_file).site if getattr(args, "site_file", None) else None
             if args.undrain:
-                if current is None:
-                    return 0, f"{args.site} is not drained: nothing to do"
-                await store.delete(DRAIN, args.site)
-                await store.log(event("drain", args.site, "draining", "undrained", args.reason or "", "cli"))
-                return 0, f"undrained {args.site}"
-            if current is not None and bool(current.get("force")) == args.force:
-                since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(current.get("time", 0))))
-                return 0, (f"{args.site} is already drained (since {since} by {current.get('by', '?')}"
-                           + (f": {current['reason']}" if current.get("reason") else "") + "): nothing to do")
-            await store.put(DRAIN, args.site, {"time": time.time(), "by": os.environ.get("USER", "cli"),
-                                               "reason": args.reason or "", "force": args.force})
-            if current is not None:
-                await store.log(event("drain", args.site, "draining", "draining", "forced" if args.force
-                                      else "no longer forced", "cli"))
-                return 0, f"drain of {args.site} {'now forced' if args.force else 'no longer forced'}"
-            await store.log(event("drain", args.site, "serving", "draining", args.reason or "", "cli"))
-            return 0, f"drain requested for {args.site}"
+                result = await drains.undrain(store, args.site, "cli", args.reason or "", also_known=own)
+            else:
+                result = await drains.drain(store, args.site, os.environ.get("USER", "cli"), args.reason or "",
+                                            args.force, also_known=own)
+            return (0, result.message) if result.known else (2, f"gslb bgp {result.message}")
         finally:
             await store.close()
 

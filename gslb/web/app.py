@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client.core import Metric
 
-from gslb.store import ANSWERS, CONTROL, DRAIN, OVERRIDE, PROBE, Store, StoreError, event
+from gslb.store import ANSWERS, CONTROL, OVERRIDE, PROBE, Store, StoreError, drains, event
 from gslb.web import history, live, metrics, views
 from gslb.web.auth import require_token
 from gslb.web.openapi import document
@@ -125,38 +125,30 @@ async def _body(request: web.Request) -> dict:
     return body
 
 
+async def _drain_reply(request: web.Request, act: Callable[[Store], Any]) -> web.Response:
+    """A drain write: 404 listing the known sites for a typo, 200 saying whether anything changed."""
+    try:
+        result = await act(state(request).store)
+    except StoreError as exc:
+        return web.json_response({"error": str(exc)}, status=503)
+    if not result.known:
+        return web.json_response({"error": result.message, "known": result.known_sites}, status=404)
+    return web.json_response({"ok": True, "changed": result.changed, "message": result.message,
+                              "drain": result.drain})
+
+
 @require_token
 async def drain(request: web.Request) -> web.Response:
     site = request.match_info["site"]
     body = await _body(request)
-
-    async def act(store: Store) -> dict:
-        doc = {"time": time.time(), "by": _who(request), "reason": str(body.get("reason", "")),
-               "force": bool(body.get("force", False))}
-        await store.put(DRAIN, site, doc)
-        await store.log(event("drain", site, "serving", "draining", str(doc["reason"]), _who(request)))
-        return {"drain": doc}
-
-    return await _write(request, act)
+    return await _drain_reply(request, lambda store: drains.drain(
+        store, site, _who(request), str(body.get("reason", "")), bool(body.get("force", False))))
 
 
 @require_token
 async def undrain(request: web.Request) -> web.Response:
     site = request.match_info["site"]
-    try:
-        current = await state(request).store.get(DRAIN, site)
-    except StoreError as exc:
-        return web.json_response({"error": str(exc)}, status=503)
-    if current is None:
-        return web.json_response({"ok": True, "changed": False,
-                                  "message": f"site {site!r} is not drained: nothing changed"})
-
-    async def act(store: Store) -> dict:
-        await store.delete(DRAIN, site)
-        await store.log(event("drain", site, "draining", "undrained", "", _who(request)))
-        return {}
-
-    return await _write(request, act)
+    return await _drain_reply(request, lambda store: drains.undrain(store, site, _who(request)))
 
 
 @require_token

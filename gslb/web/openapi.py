@@ -16,6 +16,8 @@ _AUTH = {"401": {"description": "Unauthorized: the request carries no `Authoriza
                                 "--token-file), so the write API is disabled for everyone. Nothing changed; "
                                 "no token helps until the server is restarted with one.", **_ERROR}}
 _STORE = {"503": {"description": "the store cannot be reached (the error names it)", **_ERROR}}
+_UNKNOWN_SITE = {"404": {"description": "no such site: the error lists the known ones (`known`); nothing changed",
+                          **_ERROR}}
 _SITE = {"name": "site", "in": "path", "required": True, "schema": {"type": "string"}}
 _CHECK = {"name": "check", "in": "path", "required": True, "schema": {"type": "string"},
           "description": "a check key, URL-encoded, e.g. http%3A%2F%2F192.0.2.10%3A80%2Fhealth"}
@@ -87,11 +89,13 @@ def document() -> dict[str, Any]:
                          "security": [{"bearer": []}],
                          "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {
                              "reason": {"type": "string"}, "force": {"type": "boolean"}}}}}},
-                         "responses": {**_OK, **_AUTH, **_STORE}},
+                         "description": "Only a site the store knows (publishing its state, or drained) can be "
+                                        "drained; repeating a drain changes nothing and says so (`changed: false`).",
+                         "responses": {**_OK, **_AUTH, **_UNKNOWN_SITE, **_STORE}},
                 "delete": {"summary": "undrain a site", "parameters": [_SITE], "security": [{"bearer": []}],
                            "description": "Undraining a site that is not drained changes nothing and says so "
                                           "(`changed: false`).",
-                           "responses": {**_OK, **_AUTH, **_STORE}}},
+                           "responses": {**_OK, **_AUTH, **_UNKNOWN_SITE, **_STORE}}},
             "/api/overrides/{check}": {
                 "put": {"summary": "force a check up or down", "parameters": [_CHECK], "security": [{"bearer": []}],
                         "description": "Setting the status an override already has changes nothing and says so "
