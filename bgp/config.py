@@ -224,6 +224,68 @@ def _parse_neighbor(i: int, n: Any, line: int, out: Problems) -> Neighbor | None
     return Neighbor(address, peer_as, local, hold, md5 or None)
 
 
+def _next_hop(p: Any, net: Any, where: str, line: int, out: Problems) -> str:
+    next_hop = str(p.get("next_hop", "self"))
+    if next_hop != "self":
+        hop = _ip(next_hop)
+        if hop is None:
+            out.add(line_of(p, "next_hop", line), f"{where}.next_hop", f"self or an IP address, not {next_hop!r}")
+        elif hop.version != net.version:
+            out.add(line_of(p, "next_hop", line), f"{where}.next_hop", f"an IPv{hop.version} next hop for {net}")
+    return next_hop
+
+
+def _communities(p: Any, where: str, line: int, out: Problems) -> tuple[str, ...]:
+    raw = p.get("communities") or []
+    if not isinstance(raw, list):
+        out.add(line_of(p, "communities", line), f"{where}.communities", 'a list like ["65001:100"]')
+        raw = []
+    communities = tuple(str(c) for c in raw)
+    for c in communities:
+        if not _community(c):
+            out.add(line_of(p, "communities", line), f"{where}.communities", f"{c!r} is not ASN:VALUE (0..65535 each)")
+    return communities
+
+
+def _med(doc: Any, key: str, where: str, line: int, out: Problems) -> int | None:
+    med = doc.get(key)
+    if med is not None and (isinstance(med, bool) or not isinstance(med, int) or not 0 <= med <= MAX_MED):
+        out.add(line_of(doc, key, line), where, f"0..{MAX_MED}")
+        return None
+    return med
+
+
+def _prefix_signals(p: Any, signal_names: list[str], where: str, line: int, out: Problems) -> tuple[str, ...]:
+    """The signals gating a prefix: those listed, or every signal of the site."""
+    listed = p.get("signals")
+    if listed is not None and not isinstance(listed, list):
+        out.add(line_of(p, "signals", line), f"{where}.signals", "a list of signal names")
+        listed = None
+    names = tuple(str(s) for s in (listed if listed is not None else signal_names))
+    for name in names:
+        if name not in signal_names:
+            out.add(line_of(p, "signals", line), f"{where}.signals",
+                    f"unknown signal {name!r} (defined: {', '.join(sorted(signal_names)) or 'none'})")
+    return names
+
+
+def _degrade(p: Any, names: tuple[str, ...], signals: dict[str, Signal], where: str, line: int,
+             out: Problems) -> Degrade:
+    dg = p.get("degrade") or {}
+    dline = line_of(p, "degrade", line)
+    if not isinstance(dg, dict):
+        out.add(dline, f"{where}.degrade", "a mapping {prepend: N, med: M}")
+        dg = {}
+    out.keys(dg, DEGRADE_KEYS, f"{where}.degrade", dline)
+    prepend = int(out.number(dg, "prepend", f"{where}.degrade", dline, 0, 10, 3, integer=True))
+    dmed = _med(dg, "med", f"{where}.degrade.med", dline, out)
+    gated_by_degrade = [n for n in names if n in signals and signals[n].on_fail == "degrade"]
+    if gated_by_degrade and prepend == 0 and dmed is None:
+        out.add(dline, f"{where}.degrade", f"degrading changes nothing (prepend 0, no med) but "
+                f"{', '.join(gated_by_degrade)} degrade(s) this prefix")
+    return Degrade(prepend, dmed)
+
+
 def _parse_prefix(i: int, p: Any, line: int, signals: dict[str, Signal], signal_names: list[str],
                   neighbors: list[Neighbor], out: Problems) -> Prefix | None:
     where = f"prefixes[{i}]"
@@ -236,59 +298,38 @@ def _parse_prefix(i: int, p: Any, line: int, signals: dict[str, Signal], signal_
     except ValueError as exc:
         out.add(line_of(p, "prefix", line), f"{where}.prefix", f"bad prefix: {exc}")
         return None
-    next_hop = str(p.get("next_hop", "self"))
-    if next_hop != "self":
-        hop = _ip(next_hop)
-        if hop is None:
-            out.add(line_of(p, "next_hop", line), f"{where}.next_hop", f"self or an IP address, not {next_hop!r}")
-        elif hop.version != net.version:
-            out.add(line_of(p, "next_hop", line), f"{where}.next_hop", f"an IPv{hop.version} next hop for {net}")
+    next_hop = _next_hop(p, net, where, line, out)
     if neighbors and not any(n.address.version == net.version for n in neighbors):
         out.add(line, where, f"no IPv{net.version} neighbor to announce {net} to")
-    raw = p.get("communities") or []
-    if not isinstance(raw, list):
-        out.add(line_of(p, "communities", line), f"{where}.communities", 'a list like ["65001:100"]')
-        raw = []
-    communities = tuple(str(c) for c in raw)
-    for c in communities:
-        if not _community(c):
-            out.add(line_of(p, "communities", line), f"{where}.communities", f"{c!r} is not ASN:VALUE (0..65535 each)")
-    med = p.get("med")
-    if med is not None and (isinstance(med, bool) or not isinstance(med, int) or not 0 <= med <= MAX_MED):
-        out.add(line_of(p, "med", line), f"{where}.med", f"0..{MAX_MED}")
-        med = None
-    listed = p.get("signals")
-    if listed is not None and not isinstance(listed, list):
-        out.add(line_of(p, "signals", line), f"{where}.signals", "a list of signal names")
-        listed = None
-    names = tuple(str(s) for s in (listed if listed is not None else signal_names))
-    for name in names:
-        if name not in signal_names:
-            out.add(line_of(p, "signals", line), f"{where}.signals",
-                    f"unknown signal {name!r} (defined: {', '.join(sorted(signal_names)) or 'none'})")
-    dg = p.get("degrade") or {}
-    dline = line_of(p, "degrade", line)
-    if not isinstance(dg, dict):
-        out.add(dline, f"{where}.degrade", "a mapping {prepend: N, med: M}")
-        dg = {}
-    out.keys(dg, DEGRADE_KEYS, f"{where}.degrade", dline)
-    prepend = int(out.number(dg, "prepend", f"{where}.degrade", dline, 0, 10, 3, integer=True))
-    dmed = dg.get("med")
-    if dmed is not None and (isinstance(dmed, bool) or not isinstance(dmed, int) or not 0 <= dmed <= MAX_MED):
-        out.add(line_of(dg, "med", dline), f"{where}.degrade.med", f"0..{MAX_MED}")
-        dmed = None
-    gated_by_degrade = [n for n in names if n in signals and signals[n].on_fail == "degrade"]
-    if gated_by_degrade and prepend == 0 and dmed is None:
-        out.add(dline, f"{where}.degrade", f"degrading changes nothing (prepend 0, no med) but "
-                f"{', '.join(gated_by_degrade)} degrade(s) this prefix")
+    communities = _communities(p, where, line, out)
+    med = _med(p, "med", f"{where}.med", line, out)
+    names = _prefix_signals(p, signal_names, where, line, out)
+    degrade = _degrade(p, names, signals, where, line, out)
     drain = out.number(p, "drain_seconds", where, line, 0, 3600, 30.0, unit=" seconds")
     hold = out.number(p, "hold_down", where, line, 0, 3600, 2.0, unit=" seconds")
     max_hold = out.number(p, "max_hold_down", where, line, 0, 86400, max(120.0, hold), unit=" seconds")
     if max_hold < hold:
         out.add(line_of(p, "max_hold_down", line), f"{where}.max_hold_down", f"less than hold_down ({hold:g})")
         max_hold = hold
-    return Prefix(net, next_hop, communities, med, names, Degrade(prepend, dmed), float(drain), float(hold),
-                  float(max_hold))
+    return Prefix(net, next_hop, communities, med, names, degrade, float(drain), float(hold), float(max_hold))
+
+
+def _parse_signals(doc: located.Located, out: Problems) -> tuple[dict[str, Signal], list[str]]:
+    """The parsed signals, and every name defined (a broken one is reported once, not as unknown)."""
+    sdoc = doc.get("signals") or {}
+    if not isinstance(sdoc, located.Located):
+        out.add(line_of(doc, "signals", doc.line), "signals", "a mapping of name → signal")
+        sdoc = {}
+    signals: dict[str, Signal] = {}
+    for name, sig in sdoc.items():
+        if str(name) == "drain":
+            out.add(line_of(sdoc, name, doc.line), "signals.drain",
+                    "reserved: the operator drain (`gslb bgp drain`) is always a signal")
+            continue
+        parsed = _parse_signal(str(name), sig, line_of(sdoc, name, doc.line), out)
+        if parsed:
+            signals[str(name)] = parsed
+    return signals, [str(n) for n in sdoc if str(n) != "drain"]
 
 
 def load_site(path: str) -> SiteConfig:
@@ -312,19 +353,7 @@ def load_site(path: str) -> SiteConfig:
         out.add(line_of(doc, "router_id", doc.line), "router_id", "an IPv4 address (the BGP identifier)")
     store = out.store_url(doc, "store", "", doc.line)
 
-    sdoc = doc.get("signals") or {}
-    if not isinstance(sdoc, located.Located):
-        out.add(line_of(doc, "signals", doc.line), "signals", "a mapping of name → signal")
-        sdoc = {}
-    signals: dict[str, Signal] = {}
-    for name, sig in sdoc.items():
-        if str(name) == "drain":
-            out.add(line_of(sdoc, name, doc.line), "signals.drain",
-                    "reserved: the operator drain (`gslb bgp drain`) is always a signal")
-            continue
-        parsed = _parse_signal(str(name), sig, line_of(sdoc, name, doc.line), out)
-        if parsed:
-            signals[str(name)] = parsed
+    signals, signal_names = _parse_signals(doc, out)
 
     neighbors: list[Neighbor] = []
     ndoc = doc.get("neighbors")
@@ -348,7 +377,7 @@ def load_site(path: str) -> SiteConfig:
         pdoc = []
     for i, p in enumerate(pdoc):
         line = line_of(pdoc, i, doc.line)
-        parsed_p = _parse_prefix(i, p, line, signals, [str(n) for n in sdoc if str(n) != "drain"], neighbors, out)
+        parsed_p = _parse_prefix(i, p, line, signals, signal_names, neighbors, out)
         if parsed_p is None:
             continue
         if any(x.prefix == parsed_p.prefix for x in prefixes):

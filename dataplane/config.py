@@ -25,6 +25,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from gslb.conf import located
 from gslb.conf.collect import Problems
@@ -72,6 +73,68 @@ class DataplaneConfig:
 TOP_KEYS = ("name", "interface", "xdp_mode", "ipip_source", "store", "pin_root", "vips")
 
 
+def _parse_vip(v: Any, line: int, where: str, ipip_source: str | None, out: Problems) -> VipSpec | None:
+    add = out.add
+    if not isinstance(v, located.Located):
+        add(line, where, "a mapping with address, port, protocol, backends")
+        return None
+    try:
+        address = str(ipaddress.ip_address(str(v.get("address"))))
+    except ValueError:
+        add(v.line_of("address") if "address" in v else line, f"{where}.address", f"{v.get('address')!r} is not "
+            "an IP address")
+        return None
+    port = v.get("port")
+    if not isinstance(port, int) or not 1 <= port <= 65535:
+        add(v.line_of("port") if "port" in v else line, f"{where}.port", "1..65535")
+        return None
+    proto = str(v.get("protocol", "tcp")).lower()
+    if proto not in ("tcp", "udp"):
+        add(v.line_of("protocol"), f"{where}.protocol", "tcp or udp")
+    vmode = v.get("mode", "dsr")
+    if vmode not in ("dsr", "ipip"):
+        add(v.line_of("mode"), f"{where}.mode", "dsr or ipip")
+    if vmode == "ipip" and (ipip_source is None or ":" in address):
+        add(v.line_of("mode"), f"{where}.mode", "ipip needs an IPv4 VIP and `ipip_source`")
+    braw = v.get("backends") or located.LocatedList()
+    if not isinstance(braw, located.LocatedList):
+        add(v.line_of("backends"), f"{where}.backends", "a list")
+        braw = located.LocatedList()
+    parsed = (_parse_backend(b, braw.line_of(j), f"{where}.backends[{j}]", port, out) for j, b in enumerate(braw))
+    backends = [b for b in parsed if b is not None]
+    conntrack = v.get("conntrack", True)
+    if not isinstance(conntrack, bool):
+        add(v.line_of("conntrack"), f"{where}.conntrack", "true or false")
+        conntrack = True
+    return VipSpec(address, port, proto, str(vmode), tuple(backends), conntrack)
+
+
+def _parse_backend(b: Any, bline: int, bwhere: str, port: int, out: Problems) -> BackendSpec | None:
+    add = out.add
+    if not isinstance(b, located.Located):
+        add(bline, bwhere, "a mapping with address and mac")
+        return None
+    try:
+        baddr = ipaddress.ip_address(str(b.get("address")))
+    except ValueError:
+        add(bline, f"{bwhere}.address", f"{b.get('address')!r} is not an IP address")
+        return None
+    bmac = str(b.get("mac", ""))
+    if not _MAC.match(bmac):
+        add(b.line_of("mac") if "mac" in b else bline, f"{bwhere}.mac", "the backend's MAC, aa:bb:cc:dd:ee:ff")
+    weight = b.get("weight", 1)
+    if not isinstance(weight, int) or isinstance(weight, bool) or not 0 <= weight <= 1000:
+        add(b.line_of("weight"), f"{bwhere}.weight", "0..1000 (0 drains the backend)")
+        weight = 1
+    check = b.get("check") or {}
+    cproto = str(check.get("protocol", "tcp")).lower()
+    if cproto not in ("tcp", "http", "https"):
+        add(bline, f"{bwhere}.check.protocol", "tcp, http or https")
+    key_text = check_key(cproto, str(baddr), int(check.get("port", port)), str(check.get("path", "")),
+                         str(check.get("host", "")))
+    return BackendSpec(str(baddr), bmac.lower(), weight, key_text)
+
+
 def load(path: str) -> DataplaneConfig:
     """Read and validate; raises ConfigError with every problem (file:line: field: message)."""
     doc = located.load_file(path, "dataplane")
@@ -95,66 +158,14 @@ def load(path: str) -> DataplaneConfig:
         raw = located.LocatedList()
     seen: dict[tuple, int] = {}
     for i, v in enumerate(raw):
-        line, where = raw.line_of(i), f"vips[{i}]"
-        if not isinstance(v, located.Located):
-            add(line, where, "a mapping with address, port, protocol, backends")
+        vip = _parse_vip(v, raw.line_of(i), f"vips[{i}]", ipip_source, out)
+        if vip is None:
             continue
-        try:
-            address = str(ipaddress.ip_address(str(v.get("address"))))
-        except ValueError:
-            add(v.line_of("address") if "address" in v else line, f"{where}.address", f"{v.get('address')!r} is not "
-                "an IP address")
-            continue
-        port = v.get("port")
-        if not isinstance(port, int) or not 1 <= port <= 65535:
-            add(v.line_of("port") if "port" in v else line, f"{where}.port", "1..65535")
-            continue
-        proto = str(v.get("protocol", "tcp")).lower()
-        if proto not in ("tcp", "udp"):
-            add(v.line_of("protocol"), f"{where}.protocol", "tcp or udp")
-        vmode = v.get("mode", "dsr")
-        if vmode not in ("dsr", "ipip"):
-            add(v.line_of("mode"), f"{where}.mode", "dsr or ipip")
-        if vmode == "ipip" and (ipip_source is None or ":" in address):
-            add(v.line_of("mode"), f"{where}.mode", "ipip needs an IPv4 VIP and `ipip_source`")
-        key = (address, port, proto)
+        key = (vip.address, vip.port, vip.protocol)
         if key in seen:
-            add(line, where, f"the same VIP as vips[{seen[key]}]")
+            add(raw.line_of(i), f"vips[{i}]", f"the same VIP as vips[{seen[key]}]")
         seen[key] = i
-        backends = []
-        braw = v.get("backends") or located.LocatedList()
-        if not isinstance(braw, located.LocatedList):
-            add(v.line_of("backends"), f"{where}.backends", "a list")
-            braw = located.LocatedList()
-        for j, b in enumerate(braw):
-            bline, bwhere = braw.line_of(j), f"{where}.backends[{j}]"
-            if not isinstance(b, located.Located):
-                add(bline, bwhere, "a mapping with address and mac")
-                continue
-            try:
-                baddr = ipaddress.ip_address(str(b.get("address")))
-            except ValueError:
-                add(bline, f"{bwhere}.address", f"{b.get('address')!r} is not an IP address")
-                continue
-            bmac = str(b.get("mac", ""))
-            if not _MAC.match(bmac):
-                add(b.line_of("mac") if "mac" in b else bline, f"{bwhere}.mac", "the backend's MAC, aa:bb:cc:dd:ee:ff")
-            weight = b.get("weight", 1)
-            if not isinstance(weight, int) or isinstance(weight, bool) or not 0 <= weight <= 1000:
-                add(b.line_of("weight"), f"{bwhere}.weight", "0..1000 (0 drains the backend)")
-                weight = 1
-            check = b.get("check") or {}
-            cproto = str(check.get("protocol", "tcp")).lower()
-            if cproto not in ("tcp", "http", "https"):
-                add(bline, f"{bwhere}.check.protocol", "tcp, http or https")
-            key_text = check_key(cproto, str(baddr), int(check.get("port", port)), str(check.get("path", "")),
-                                 str(check.get("host", "")))
-            backends.append(BackendSpec(str(baddr), bmac.lower(), weight, key_text))
-        conntrack = v.get("conntrack", True)
-        if not isinstance(conntrack, bool):
-            add(v.line_of("conntrack"), f"{where}.conntrack", "true or false")
-            conntrack = True
-        vips.append(VipSpec(address, port, proto, str(vmode), tuple(backends), conntrack))
+        vips.append(vip)
     out.raise_if_any()
     return DataplaneConfig(name=name, interface=str(interface), vips=tuple(vips), xdp_mode=str(mode),
                            ipip_source=ipip_source, store=store,

@@ -19,6 +19,7 @@ from gslb.zone.model import Record
 
 MASK64 = (1 << 64) - 1
 _RANDOM = random.Random()
+_Selected = tuple[list[str], bool, tuple[tuple[str, int], ...]]  # values, hash decided, random candidates
 
 
 def _mix(x: int) -> int:
@@ -179,29 +180,10 @@ class RecordPolicy:
             name = None
         fail_open = False
         if not chosen:
-            defaults = [PoolValue(v) for v in self.defaults]
-            healthy = [v for v in defaults if self.value_up(v)]
-            if healthy:
-                if trace is not None:
-                    trace.append("answering the record's values: " + ", ".join(v.value for v in healthy))
-                chosen, used_hash, candidates = self._select(healthy, client, rnd, n=len(healthy))
-                name, fallback = None, True
-            elif opts.fail_open and start is not None:
-                # As if every check were up; values an operator set to `status: down` stay out.
-                listed = [v for v in self.dyn.pools[start].values if v.status != "down"]
-                if listed:
-                    if trace is not None:
-                        trace.append(f"everything is down: failing open with pool {start} as if all were up")
-                    chosen, used_hash, candidates = self._select(listed, client, rnd)
-                    name = start
-                else:
-                    if trace is not None:
-                        trace.append("everything is down: failing open with the record's values")
-                    chosen, used_hash, candidates = self._select(defaults, client, rnd, n=len(defaults))
-                    name = None
-                fail_open = True
-            elif trace is not None:
-                trace.append("everything is down and fail_open is false: empty answer")
+            picked, fail_open = self._last_resort(start, client, rnd, trace)
+            if picked is not None:
+                (chosen, used_hash, candidates), name = picked
+                fallback = fallback or not fail_open
         degraded = fallback or fail_open or (pool is not None and any(not self.value_up(v) for v in pool.values))
         ttl = self.record.ttl
         if degraded and opts.degraded_ttl is not None:
@@ -216,6 +198,31 @@ class RecordPolicy:
                         pool=name, fallback=fallback, fail_open=fail_open, degraded=degraded,
                         candidates=candidates, answers=opts.answers, trace=tuple(trace or ()))
 
+    def _last_resort(self, start: str | None, client: Client, rnd: random.Random | None,
+                     trace: list[str] | None) -> tuple[tuple[_Selected, str | None] | None, bool]:
+        """When every pool of the chain is down: the record's own values if any is up, else fail
+        open (as if every check were up) when the record allows it; returns (selection and pool,
+        failed open)."""
+        defaults = [PoolValue(v) for v in self.defaults]
+        healthy = [v for v in defaults if self.value_up(v)]
+        if healthy:
+            if trace is not None:
+                trace.append("answering the record's values: " + ", ".join(v.value for v in healthy))
+            return (self._select(healthy, client, rnd, n=len(healthy)), None), False
+        if not (self.dyn.options.fail_open and start is not None):
+            if trace is not None:
+                trace.append("everything is down and fail_open is false: empty answer")
+            return None, False
+        # As if every check were up; values an operator set to `status: down` stay out.
+        listed = [v for v in self.dyn.pools[start].values if v.status != "down"]
+        if listed:
+            if trace is not None:
+                trace.append(f"everything is down: failing open with pool {start} as if all were up")
+            return (self._select(listed, client, rnd), start), True
+        if trace is not None:
+            trace.append("everything is down: failing open with the record's values")
+        return (self._select(defaults, client, rnd, n=len(defaults)), None), True
+
     def _rtt_text(self, value: str) -> str:
         rtts = self.rtt.get(value)
         if not rtts:
@@ -223,7 +230,7 @@ class RecordPolicy:
         return " (" + ", ".join(f"{r} {ms:.1f} ms" for r, ms in sorted(rtts.items())) + ")"
 
     def _select(self, values: list[PoolValue], client: Client, rnd: random.Random | None,
-                n: int | None = None) -> tuple[list[str], bool, tuple[tuple[str, int], ...]]:
+                n: int | None = None) -> _Selected:
         """Pick `answers` values; returns them, whether a weighted pick (not the data) decided, and
         for `pick: random` the candidates every answer draws from again."""
         n = n or self.dyn.options.answers
