@@ -1065,6 +1065,7 @@ static PyTypeObject EngineType = {
 
 static PyMethodDef module_methods[] = {
     {"histogram", histogram_list, METH_NOARGS, "Queries answered by time taken: <1 us, <2, <4 ... <1024 us, more."},
+    {"histogram_sum_ns", histogram_sum_ns, METH_NOARGS, "The exact sum of those times, in nanoseconds."},
     {NULL, NULL, 0, NULL},
 };
 

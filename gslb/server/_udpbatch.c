@@ -144,6 +144,7 @@ serve(PyObject *self, PyObject *args)
 static PyMethodDef methods[] = {
     {"histogram", histogram_list, METH_NOARGS,
      "Handler time per query: counts below 1, 2, 4 ... 1024 microseconds, then everything slower."},
+    {"histogram_sum_ns", histogram_sum_ns, METH_NOARGS, "The exact sum of the handler times, in nanoseconds."},
     {"serve", serve, METH_VARARGS,
      "serve(fd, handler, batch=64, pktinfo=0): receive, answer and send UDP datagrams until the socket "
      "closes; with pktinfo, each reply leaves from the address its query was sent to."},
