@@ -119,6 +119,13 @@ class Running:
                 pass
         return user / tick, system / tick
 
+    def pin(self, cpus: str) -> None:
+        """Pin every thread of every process to `cpus` once the server runs. `taskset` at exec is
+        not enough: Knot pins its UDP worker threads itself (thread i to CPU i), which put Knot's
+        only UDP thread on dnsperf's core and made its latency and CPU figures incomparable."""
+        for pid in self.tree():
+            subprocess.run(["taskset", "-a", "-p", "-c", cpus, str(pid)], capture_output=True, check=False)
+
     def cpu_seconds(self) -> float:
         return sum(self.cpu_split())
 
@@ -146,7 +153,10 @@ def _start(name: str, cmd: list[str], workdir: str, port: int, cpus: str | None,
             with open(os.path.join(workdir, "server.log")) as f:
                 raise RuntimeError(f"{name} did not start:\n{f.read()[-3000:]}")
         time.sleep(0.1)
-    return Running(name, port, proc, workdir)
+    running = Running(name, port, proc, workdir)
+    if cpus:
+        running.pin(cpus)
+    return running
 
 
 def start_gslb(zones_dir: str, cpus: str | None, workers: int, probe: str, extra: list[str] | None = None,
