@@ -295,8 +295,8 @@ class Responder:
         if key[-4:-2] in (_AXFR, _IXFR):
             return None
         nend = len(key) - 4
-        if nend < 2:
-            return None  # the root name itself
+        if nend < 2 or nend > 255:
+            return None  # the root name itself; a name too long (FORMERR, on the careful path)
         stops = self._stops
         for _ in range(_WALKS):
             if key[:nend] in stops:
