@@ -6,9 +6,12 @@
  * differential tests): one question, no OPT or a version-0 OPT with no options or exactly one
  * valid Client Subnet option; the (lower-cased qname wire, qtype, qclass) key found in the
  * static table (loaded from the Python table on every swap) or the miss table (entries Python
- * compiled on first use: wildcard, NXDOMAIN, odd types, REFUSED); for GSLB names, the
- * decision cache (question entry x client address, or x raw ECS option when its source prefix
- * is not 0) filled by Python on a miss.
+ * compiled on first use: odd types at existing names, DNAME, GSLB wildcards, signed zones); for
+ * names in neither, the template of the first stop name above (a name of a zone, or one an
+ * answer writes), keyed by that name, qtype and qclass: wildcard synthesis, NXDOMAIN, referrals,
+ * REFUSED, with the compression pointers past the question moved (table.Template); for GSLB
+ * names, the decision cache (question entry x client address, or x raw ECS option when its
+ * source prefix is not 0) filled by Python on a miss.
  *
  * Everything else, and every first query of a key, is answered by `responder.answer(data,
  * client)` unchanged: Python stays the complete reference.

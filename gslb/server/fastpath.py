@@ -3,7 +3,8 @@
 `Responder.answer` handles every query. The common case (one IN question, no or a plain OPT
 record, a compiled entry) costs a label walk, one dict lookup and a byte join. Anything unusual
 drops to `_slow`, which is careful rather than fast, and which never raises: a malformed packet
-gets FORMERR or is dropped.
+gets FORMERR or is dropped. A name the table lacks is answered from the template of its closest
+stop name (`_from_template`), the same bytes the native engine assembles: no compile per name.
 """
 
 from __future__ import annotations

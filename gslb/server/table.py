@@ -123,8 +123,9 @@ Compiler = Callable[[dns.name.Name, int, Answer], Entry]
 def compile_table(zones: Zones, compile_: Compiler = compile_answer) -> dict[bytes, Entry]:
     """Entries for every owner name's data, CNAME chains, apex ALIAS and the common NODATA cases.
 
-    Wildcard matches, NXDOMAIN and unusual types are compiled on first use into a bounded cache
-    (see `fastpath.Responder`), so zone size, not query variety, bounds this table.
+    Wildcard matches, NXDOMAIN and referrals below a cut come from a `Template` per closest
+    encloser, unusual types are compiled on first use into a bounded cache (see
+    `fastpath.Responder`), so zone size, not query variety, bounds this table.
     """
     table: dict[bytes, Entry] = {}
     for zone in zones:
