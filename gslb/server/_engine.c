@@ -6,9 +6,12 @@
  * differential tests): one question, no OPT or a version-0 OPT with no options or exactly one
  * valid Client Subnet option; the (lower-cased qname wire, qtype, qclass) key found in the
  * static table (loaded from the Python table on every swap) or the miss table (entries Python
- * compiled on first use: wildcard, NXDOMAIN, odd types, REFUSED); for GSLB names, the
- * decision cache (question entry x client address, or x raw ECS option when its source prefix
- * is not 0) filled by Python on a miss.
+ * compiled on first use: odd types at existing names, DNAME, GSLB wildcards, signed zones); for
+ * names in neither, the template of the first stop name above (a name of a zone, or one an
+ * answer writes), keyed by that name, qtype and qclass: wildcard synthesis, NXDOMAIN, referrals,
+ * REFUSED, with the compression pointers past the question moved (table.Template); for GSLB
+ * names, the decision cache (question entry x client address, or x raw ECS option when its
+ * source prefix is not 0) filled by Python on a miss.
  *
  * Everything else, and every first query of a key, is answered by `responder.answer(data,
  * client)` unchanged: Python stays the complete reference.
@@ -217,10 +220,21 @@ typedef struct {
     unsigned long long hits;
 } decision;
 
+/* An answer for every name below a stop name (table.Template): the sample's tail, with the
+ * compression pointers past the question moved by the prefix length's difference. */
+typedef struct {
+    centry *c;          /* the sample's Entry: headers, tail, counters */
+    size_t plen0;       /* octets of the sample's prefix above the stop name */
+    size_t npts;
+    uint16_t *pts;      /* offsets in c->tail of the pointers to move */
+} tmpl;
+
 typedef struct {
     PyObject_HEAD
     htab statics;   /* key -> centry* : the snapshot's table (and CHAOS names) */
     htab misses;    /* key -> centry* : what Python compiled on first use */
+    htab stops;     /* lower-cased name wire -> (non-NULL): where a template walk stops */
+    htab templates; /* stop name wire + qtype + qclass -> tmpl* */
     htab decisions; /* entry pointer + client key -> decision* */
     htab ids;       /* Entry object pointer -> centry* (one centry per Entry) */
     int udp_size;
@@ -342,6 +356,15 @@ release_cb(void *ctx, void *val)
 }
 
 static void
+tmpl_free_cb(void *ctx, void *val)
+{
+    tmpl *t = val;
+    centry_release((Engine *)ctx, t->c);
+    free(t->pts);
+    free(t);
+}
+
+static void
 fold_decision(decision *d)
 {
     if (d->hits && d->counters && PyDict_Check(d->counters)) {
@@ -428,6 +451,30 @@ valid_ecs(const unsigned char *p, size_t n)
 }
 
 /*
+ * The template for a lower-cased key (name of `nlen` octets, then qtype and qclass) that is in
+ * no table: walk up from the name to the first stop name K; K's template answers it, `*plen`
+ * being the octets above K. NULL when the name itself is a stop (compiled for itself), or K's
+ * template is not built yet (Python builds it: fastpath.Responder._from_template).
+ */
+static tmpl *
+template_for(Engine *e, const unsigned char *key, size_t nlen, size_t klen, size_t *plen)
+{
+    if (nlen < 2 || e->templates.count == 0)
+        return NULL;
+    unsigned qtype = (unsigned)key[nlen] << 8 | key[nlen + 1];
+    if (qtype == 251 || qtype == 252)
+        return NULL; /* IXFR, AXFR: the careful path */
+    if (ht_get(&e->stops, key, nlen, hash_bytes(key, nlen)))
+        return NULL;
+    size_t pos = (size_t)key[0] + 1;
+    while (pos < nlen - 1 && !ht_get(&e->stops, key + pos, nlen - pos, hash_bytes(key + pos, nlen - pos)))
+        pos += (size_t)key[pos] + 1;
+    tmpl *t = ht_get(&e->templates, key + pos, klen - pos, hash_bytes(key + pos, klen - pos));
+    *plen = pos;
+    return t;
+}
+
+/*
  * Try to answer `q` natively into `out` (BUFSIZE bytes). Returns the reply length, or 0 to
  * let Python answer. `responder` is used for GSLB decisions the cache does not hold.
  */
@@ -470,8 +517,14 @@ answer_native(Engine *e, PyObject *responder, const unsigned char *q, size_t n, 
     centry *c = ht_get(&e->statics, key, klen, h);
     if (!c)
         c = ht_get(&e->misses, key, klen, h);
-    if (!c)
-        return 0;
+    size_t plen = 0;
+    tmpl *tm = NULL;
+    if (!c) {
+        tm = template_for(e, key, pos - 12 + 1, klen, &plen);
+        if (!tm)
+            return 0;
+        c = tm->c;
+    }
     size_t limit = 512;
     const unsigned char *ecs = NULL;
     size_t ecs_len = 0;
@@ -604,6 +657,13 @@ answer_native(Engine *e, PyObject *responder, const unsigned char *q, size_t n, 
     size_t len = 12 + qlen;
     if (!trunc) {
         memcpy(out + len, c->tail, (size_t)c->tail_len);
+        if (tm)
+            for (size_t i = 0; i < tm->npts; i++) {
+                unsigned char *p = out + len + tm->pts[i];
+                size_t v = ((size_t)(p[0] & 0x3F) << 8 | p[1]) + plen - tm->plen0;
+                p[0] = (unsigned char)(0xC0 | v >> 8);
+                p[1] = (unsigned char)v;
+            }
         len += (size_t)c->tail_len;
     }
     if (has_opt) {
@@ -655,7 +715,7 @@ Engine_init(Engine *e, PyObject *args, PyObject *kw)
     e->miss_cap = (size_t)(miss_cap > 0 ? miss_cap : 1);
     e->decision_cap = (size_t)(decision_cap > 0 ? decision_cap : 1);
     if (ht_init(&e->statics, 1024) < 0 || ht_init(&e->misses, 1024) < 0 || ht_init(&e->decisions, 1024) < 0
-        || ht_init(&e->ids, 1024) < 0) {
+        || ht_init(&e->ids, 1024) < 0 || ht_init(&e->stops, 1024) < 0 || ht_init(&e->templates, 1024) < 0) {
         PyErr_NoMemory();
         return -1;
     }
@@ -674,9 +734,13 @@ Engine_dealloc(Engine *e)
         flush_decisions(e);
         ht_clear(&e->statics, release_cb, e);
         ht_clear(&e->misses, release_cb, e);
+        ht_clear(&e->templates, tmpl_free_cb, e);
+        ht_clear(&e->stops, NULL, NULL);
         ht_clear(&e->ids, NULL, NULL);
         free(e->statics.b);
         free(e->misses.b);
+        free(e->templates.b);
+        free(e->stops.b);
         free(e->decisions.b);
         free(e->ids.b);
         pthread_mutex_destroy(&e->mu);
@@ -724,6 +788,8 @@ Engine_load(Engine *e, PyObject *table)
     LOCK(e);
     flush_decisions(e);
     ht_clear(&e->misses, release_cb, e);
+    ht_clear(&e->templates, tmpl_free_cb, e);
+    ht_clear(&e->stops, NULL, NULL);
     ht_clear(&e->statics, release_cb, e);
     Py_ssize_t i = 0;
     PyObject *k, *v;
@@ -749,6 +815,113 @@ Engine_insert(Engine *e, PyObject *args)
     UNLOCK(e);
     if (r < 0)
         return NULL;
+    Py_RETURN_NONE;
+}
+
+static int
+put_stops(Engine *e, PyObject *names)
+{
+    PyObject *seq = PySequence_Fast(names, "stop names: a list of bytes");
+    if (!seq)
+        return -1;
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+        PyObject *k = PySequence_Fast_GET_ITEM(seq, i);
+        if (!PyBytes_Check(k)) {
+            Py_DECREF(seq);
+            PyErr_SetString(PyExc_TypeError, "stop names are bytes");
+            return -1;
+        }
+        const unsigned char *kb = (const unsigned char *)PyBytes_AS_STRING(k);
+        size_t klen = (size_t)PyBytes_GET_SIZE(k);
+        if (klen < 1 || klen > 255)
+            continue;
+        int err = 0;
+        ht_put(&e->stops, kb, klen, hash_bytes(kb, klen), e, &err); /* the value only says "present" */
+        if (err) {
+            Py_DECREF(seq);
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    Py_DECREF(seq);
+    return 0;
+}
+
+static PyObject *
+Engine_add_stops(Engine *e, PyObject *names)
+{
+    LOCK(e);
+    int r = put_stops(e, names);
+    UNLOCK(e);
+    if (r < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Engine_insert_template(Engine *e, PyObject *args)
+{
+    PyObject *k, *v, *stops;
+    Py_ssize_t plen0;
+    const char *pts;
+    Py_ssize_t ptslen;
+    if (!PyArg_ParseTuple(args, "SOny#O", &k, &v, &plen0, &pts, &ptslen, &stops))
+        return NULL;
+    Py_ssize_t klen = PyBytes_GET_SIZE(k);
+    if (klen < 5 || klen > MAXKEY || plen0 < 2 || plen0 > 255 || ptslen % 2) {
+        PyErr_SetString(PyExc_ValueError, "insert_template(key, entry, plen0, pointers, stops): bad sizes");
+        return NULL;
+    }
+    LOCK(e);
+    if (put_stops(e, stops) < 0) { /* stops first: the template is only ever used with them */
+        UNLOCK(e);
+        return NULL;
+    }
+    centry *c = centry_of(e, v);
+    tmpl *t = c ? calloc(1, sizeof(tmpl)) : NULL;
+    if (t) {
+        t->npts = (size_t)ptslen / 2;
+        t->pts = malloc(t->npts ? t->npts * sizeof(uint16_t) : 1);
+    }
+    if (!c || !t || !t->pts) {
+        if (t)
+            free(t);
+        UNLOCK(e);
+        return c ? PyErr_NoMemory() : NULL;
+    }
+    for (size_t i = 0; i < t->npts; i++) {
+        size_t p = (size_t)((unsigned char)pts[2 * i] << 8 | (unsigned char)pts[2 * i + 1]);
+        if (p + 2 > (size_t)c->tail_len || (c->tail[p] & 0xC0) != 0xC0) {
+            free(t->pts);
+            free(t);
+            UNLOCK(e);
+            PyErr_SetString(PyExc_ValueError, "a template pointer outside the tail");
+            return NULL;
+        }
+        t->pts[i] = (uint16_t)p;
+    }
+    t->plen0 = (size_t)plen0;
+    t->c = c;
+    c->refs++;
+    const unsigned char *kb = (const unsigned char *)PyBytes_AS_STRING(k);
+    int err = 0;
+    tmpl *old = ht_put(&e->templates, kb, (size_t)klen, hash_bytes(kb, (size_t)klen), t, &err);
+    if (err)
+        tmpl_free_cb(e, t);
+    else if (old)
+        tmpl_free_cb(e, old);
+    UNLOCK(e);
+    if (err)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Engine_clear_templates(Engine *e, PyObject *unused)
+{
+    LOCK(e);
+    ht_clear(&e->templates, tmpl_free_cb, e);
+    UNLOCK(e);
     Py_RETURN_NONE;
 }
 
@@ -819,9 +992,11 @@ Engine_stats(Engine *e, PyObject *unused)
     unsigned long long native = e->native, fallback = e->fallback, picks = e->picks;
     Py_ssize_t statics = (Py_ssize_t)e->statics.count, misses = (Py_ssize_t)e->misses.count;
     Py_ssize_t decisions = (Py_ssize_t)e->decisions.count, entries = (Py_ssize_t)e->ids.count;
+    Py_ssize_t templates = (Py_ssize_t)e->templates.count, stops = (Py_ssize_t)e->stops.count;
     UNLOCK(e);
-    return Py_BuildValue("{sKsKsKsnsnsnsn}", "native", native, "fallback", fallback, "picks", picks,
-                         "statics", statics, "misses", misses, "decisions", decisions, "entries", entries);
+    return Py_BuildValue("{sKsKsKsnsnsnsnsnsn}", "native", native, "fallback", fallback, "picks", picks,
+                         "statics", statics, "misses", misses, "decisions", decisions, "entries", entries,
+                         "templates", templates, "stops", stops);
 }
 
 /* One packet through the same path as serve(): native when possible, else responder.answer. */
@@ -1040,6 +1215,10 @@ static PyMethodDef Engine_methods[] = {
     {"load", (PyCFunction)Engine_load, METH_O, "load(table): replace every table with this dict[bytes, Entry]."},
     {"insert", (PyCFunction)Engine_insert, METH_VARARGS, "insert(key, entry): a miss Python compiled."},
     {"clear_misses", (PyCFunction)Engine_clear_misses, METH_NOARGS, "Forget the misses."},
+    {"add_stops", (PyCFunction)Engine_add_stops, METH_O, "add_stops(names): where template walks stop."},
+    {"insert_template", (PyCFunction)Engine_insert_template, METH_VARARGS,
+     "insert_template(key, entry, plen0, pointers, stops): a table.Template and the stop names it needs."},
+    {"clear_templates", (PyCFunction)Engine_clear_templates, METH_NOARGS, "Forget the templates."},
     {"flush_decisions", (PyCFunction)Engine_flush_decisions, METH_NOARGS,
      "Forget every GSLB decision (health changed); their counts are folded first."},
     {"harvest", (PyCFunction)Engine_harvest, METH_NOARGS,

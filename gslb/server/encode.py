@@ -201,9 +201,10 @@ def render(qname: dns.name.Name, qtype: int, qclass: int, flags: int,
 
 def sections_tail(qname: dns.name.Name, qtype: int, qclass: int,
                   answer: Iterable[dns.rrset.RRset], authority: Iterable[dns.rrset.RRset],
-                  additional: Iterable[dns.rrset.RRset]) -> tuple[int, int, int, bytes]:
+                  additional: Iterable[dns.rrset.RRset], w: Writer | None = None) -> tuple[int, int, int, bytes]:
     """(an, ns, ar, the bytes after the question) for a response to `qname` (asked in lower case)."""
-    w = Writer()
+    if w is None:
+        w = Writer()
     w.question(qname, qtype, qclass)
     start = len(w.buf)
     an = ns = ar = 0
@@ -216,3 +217,41 @@ def sections_tail(qname: dns.name.Name, qtype: int, qclass: int,
     if len(w.buf) > 65535:
         raise dns.exception.TooBig
     return an, ns, ar, bytes(w.buf[start:])
+
+
+class TracingWriter(Writer):
+    """A `Writer` that also notes what a template needs (`table.Template`): where each
+    compression pointer lies, every name written (and whether it sat in rdata), and whether
+    dnspython wrote something itself (its pointers cannot be seen, so no template then)."""
+
+    __slots__ = ("foreign", "in_rdata", "names", "pointers")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pointers: list[int] = []  # offsets in buf of two-octet compression pointers
+        self.names: list[tuple[tuple[bytes, ...], bool]] = []  # (lower-cased labels, in rdata)
+        self.in_rdata = False
+        self.foreign = False
+
+    def name(self, name: dns.name.Name) -> None:
+        start = len(self.buf)
+        super().name(name)
+        self.names.append((tuple(label.lower() for label in name.labels), self.in_rdata))
+        buf = self.buf
+        pos = start
+        while buf[pos]:
+            if buf[pos] >= 0xC0:
+                self.pointers.append(pos)
+                break
+            pos += buf[pos] + 1
+
+    def rdata(self, rd: Any) -> None:
+        self.in_rdata = True
+        try:
+            super().rdata(rd)
+        finally:
+            self.in_rdata = False
+
+    def _dnspython(self, rd: dns.rdata.Rdata) -> None:
+        self.foreign = True
+        super()._dnspython(rd)

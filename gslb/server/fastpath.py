@@ -3,7 +3,8 @@
 `Responder.answer` handles every query. The common case (one IN question, no or a plain OPT
 record, a compiled entry) costs a label walk, one dict lookup and a byte join. Anything unusual
 drops to `_slow`, which is careful rather than fast, and which never raises: a malformed packet
-gets FORMERR or is dropped.
+gets FORMERR or is dropped. A name the table lacks is answered from the template of its closest
+stop name (`_from_template`), the same bytes the native engine assembles: no compile per name.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, cast
 
 import dns.exception
@@ -31,15 +32,20 @@ from gslb.server.table import (
     REFUSED,
     Compiler,
     Entry,
+    Template,
+    build_template,
     chaos_entries,
     compile_answer,
     compile_table,
     header_only,
+    qname_wire,
 )
 
 log = logging.getLogger(__name__)
 
-MISS_CACHE_MAX = 200_000  # compiled wildcard/NXDOMAIN/odd-type answers kept per snapshot
+MISS_CACHE_MAX = 200_000  # compiled odd-type (and DNAME, GSLB wildcard, signed) answers kept per snapshot
+TEMPLATE_MAX = 50_000  # templates (closest encloser x type x class) kept per snapshot
+_WALKS = 8  # template builds one miss may cause (each adds stop names, so the walk only deepens)
 _ONE_Q_NO_AR = b"\x00\x01\x00\x00\x00\x00\x00\x00"
 _ONE_Q_ONE_AR = b"\x00\x01\x00\x00\x00\x00\x00\x01"
 _AXFR = RdataType.AXFR.to_bytes(2, "big")
@@ -57,10 +63,19 @@ class Snapshot:
     zones: Zones
     table: dict[bytes, Entry]
     compile: Compiler = compile_answer  # Answer → Entry; the engine's makes GSLB names per-client
+    _stops: frozenset[bytes] | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def build(cls, zones: Zones, compile_: Compiler = compile_answer) -> Snapshot:
         return cls(zones, compile_table(zones, compile_), compile_)
+
+    def stop_names(self) -> frozenset[bytes]:
+        """Every name of every zone (lower-cased wire): where a template walk stops."""
+        stops = getattr(self, "_stops", None)
+        if stops is None:
+            stops = frozenset(qname_wire(name) for zone in self.zones for name in zone.names)
+            self._stops = stops
+        return stops
 
 
 class Stats:
@@ -105,9 +120,12 @@ class Responder:
         table.update(self.chaos)
         self.snapshot = snapshot
         self.misses: dict[bytes, Entry] = {}
+        self.templates: dict[bytes, Template | None] = {}  # None: answered per name instead
+        self._stops = set(snapshot.stop_names())
         self.table = table  # last: the hot path reads only this reference
         if self.engine is not None:
-            self.engine.load(table)  # also forgets the misses and the decisions
+            self.engine.load(table)  # also forgets the misses, templates, stops and decisions
+            self.engine.add_stops(list(self._stops))
         self.invalidate()
 
     def invalidate(self) -> None:
@@ -137,6 +155,9 @@ class Responder:
                 yield entry
                 if entry.signed is not None:
                     yield entry.signed
+        for template in list(self.templates.values()):
+            if template is not None:
+                yield from template.entries()
         yield from (REFUSED, NOTIMP, FORMERR)
 
     def _retire(self, extra: list[dict] | None = None) -> None:
@@ -258,11 +279,54 @@ class Responder:
             return self._slow(data, client, tcp)
 
     def _miss(self, key: bytes) -> Entry:
-        """Compile an answer the table did not foresee (wildcard, NXDOMAIN, odd type, REFUSED)."""
+        """An answer the table did not foresee: from the template of the closest stop name
+        (wildcard, NXDOMAIN, referral, REFUSED), else compiled for this name (odd types at
+        existing names, DNAME, GSLB wildcards, signed zones) into the bounded miss cache."""
+        entry = self._from_template(key)
+        if entry is not None:
+            return entry
         entry = self._compile_miss(key)
         if self.engine is not None and key[-4:-2] not in (_AXFR, _IXFR):
             self.engine.insert(key, entry)  # the same answer every time: the next one is native
         return entry
+
+    def _from_template(self, key: bytes) -> Entry | None:
+        """Walk up from the query name to the first stop name K; answer from K's template (built
+        on first use). The engine walks the same stop names (_engine.c `template_for`)."""
+        if key[-4:-2] in (_AXFR, _IXFR):
+            return None
+        nend = len(key) - 4
+        if nend < 2 or nend > 255:
+            return None  # the root name itself; a name too long (FORMERR, on the careful path)
+        stops = self._stops
+        for _ in range(_WALKS):
+            if key[:nend] in stops:
+                return None  # a name of ours (or one an answer writes): compiled for itself
+            pos = key[0] + 1
+            while pos < nend - 1 and key[pos:nend] not in stops:
+                pos += key[pos] + 1
+            tkey = key[pos:]
+            if tkey in self.templates:
+                template = self.templates[tkey]
+                return None if template is None else template.entry_for(pos)
+            self._add_template(tkey)  # may add stop names below K: walk again
+        return None
+
+    def _add_template(self, tkey: bytes) -> None:
+        if len(self.templates) >= TEMPLATE_MAX:
+            self._retire()  # their counts go to the running totals first
+            self.templates = {}
+            if self.engine is not None:
+                self.engine.clear_templates()
+        template = build_template(self.snapshot.zones, self.snapshot.compile, tkey[:-4],
+                                  int.from_bytes(tkey[-4:-2], "big"), int.from_bytes(tkey[-2:], "big"),
+                                  self._stops)
+        self.templates[tkey] = template
+        if template is not None:
+            self._stops |= template.sensitive
+            if self.engine is not None:
+                self.engine.insert_template(tkey, template.entry, template.plen0, template.pointer_bytes(),
+                                            list(template.sensitive))
 
     def _compile_miss(self, key: bytes) -> Entry:
         qclass = key[-2:]

@@ -15,6 +15,7 @@ from typing import Any, cast
 
 import dns.message
 import dns.name
+import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
@@ -50,6 +51,12 @@ class Entry:
                 f = flags | (wire.RD if rdcd & 1 else 0) | (wire.CD if rdcd & 2 else 0)
                 hdr.append(struct.pack(">HHHHH", f, 1, an, ns, ar + edns))
         self.hdr = tuple(hdr)
+
+    def with_tail(self, tail: bytes) -> Entry:
+        """The same answer with another (equally long) tail: a template relocated."""
+        entry = Entry(self.flags, self.an, self.ns, self.ar, tail, self.zone, qtype=self.qtype)
+        entry.hdr = self.hdr
+        return entry
 
     def truncated(self) -> Entry:
         """The same response with TC set and no records: the client retries over TCP."""
@@ -116,8 +123,9 @@ Compiler = Callable[[dns.name.Name, int, Answer], Entry]
 def compile_table(zones: Zones, compile_: Compiler = compile_answer) -> dict[bytes, Entry]:
     """Entries for every owner name's data, CNAME chains, apex ALIAS and the common NODATA cases.
 
-    Wildcard matches, NXDOMAIN and unusual types are compiled on first use into a bounded cache
-    (see `fastpath.Responder`), so zone size, not query variety, bounds this table.
+    Wildcard matches, NXDOMAIN and referrals below a cut come from a `Template` per closest
+    encloser, unusual types are compiled on first use into a bounded cache (see
+    `fastpath.Responder`), so zone size, not query variety, bounds this table.
     """
     table: dict[bytes, Entry] = {}
     for zone in zones:
@@ -138,3 +146,125 @@ def compile_table(zones: Zones, compile_: Compiler = compile_answer) -> dict[byt
                 if ans is not None and not ans.wildcard:
                     table[table_key(name, qtype)] = compile_(name, qtype, ans)
     return table
+
+
+# -- templates: answers for names below a closest encloser --------------------------------------
+
+_SAMPLE_LABELS = (b"0", b"1", b"2", b"3", b"4", b"5", b"6", b"7")
+_HEADER_ONLY = (REFUSED, NOTIMP, FORMERR)
+
+
+class Template:
+    """One answer for every name strictly below a stop name K (a name of a zone, or one the
+    answer itself writes), asked with one type and class: wildcard synthesis, NXDOMAIN, a
+    referral below a cut, NODATA from a wildcard, REFUSED outside our zones.
+
+    For such names the answer's records are the same, owners renamed to the query name, and
+    only the compression pointers past the question depend on it: compiled once for a sample
+    name one label below K (`plen0` octets of prefix), the answer for a name with a `plen`-octet
+    prefix is the sample's tail with each pointer in `pointers` moved by `plen - plen0`. That
+    is what dnspython's compression would write too, as long as no suffix of the query name
+    strictly below K is a name the answer writes (`sensitive`): those become stop names, so the
+    walk from the query name stops there instead (fastpath.Responder and _engine.c alike).
+    """
+
+    __slots__ = ("by_plen", "entry", "plen0", "pointers", "sensitive")
+
+    def __init__(self, entry: Entry, plen0: int, pointers: tuple[int, ...], sensitive: frozenset[bytes]) -> None:
+        self.entry = entry
+        self.plen0 = plen0
+        self.pointers = pointers  # offsets in entry.tail of the pointers to move
+        self.sensitive = sensitive
+        self.by_plen: dict[int, Entry] = {plen0: entry}  # bounded: a prefix is at most 255 octets
+
+    def entry_for(self, plen: int) -> Entry:
+        if not self.pointers:
+            return self.entry
+        entry = self.by_plen.get(plen)
+        if entry is None:
+            entry = self.by_plen[plen] = self.entry.with_tail(relocate(self.entry.tail, self.pointers,
+                                                                       plen - self.plen0))
+        return entry
+
+    def entries(self) -> list[Entry]:
+        """Every Entry this template answered from (the shared header-only ones left out)."""
+        return [e for e in self.by_plen.values() if all(e is not h for h in _HEADER_ONLY)]
+
+    def pointer_bytes(self) -> bytes:
+        return b"".join(p.to_bytes(2, "big") for p in self.pointers)
+
+
+def relocate(tail: bytes, pointers: tuple[int, ...], delta: int) -> bytes:
+    out = bytearray(tail)
+    for pos in pointers:
+        value = ((out[pos] << 8) | out[pos + 1]) + delta
+        out[pos] = value >> 8
+        out[pos + 1] = value & 0xFF
+    return bytes(out)
+
+
+def name_independent(qtype: int, qclass: int) -> Entry | None:
+    """The header-only answers that depend on the question's type and class alone."""
+    if qclass != dns.rdataclass.IN:
+        return REFUSED
+    if dns.rdatatype.is_metatype(cast(RdataType, qtype)) and qtype != RdataType.ANY:  # any int works
+        return FORMERR if qtype == RdataType.OPT else NOTIMP
+    return None
+
+
+def build_template(zones: Zones, compile_: Compiler, kwire: bytes, qtype: int, qclass: int,
+                   stops: set[bytes]) -> Template | None:
+    """The template for names below `kwire` (lower-cased wire), or None where the answer
+    depends on more than the name's length: a DNAME's synthesis, a GSLB (per-client) answer,
+    a signed zone's denial, records dnspython writes itself, or no sample name that works."""
+    fixed = name_independent(qtype, qclass)
+    if fixed is not None:
+        return Template(fixed, 2, (), frozenset())
+    if len(kwire) + 2 > 255:
+        return None
+    klabels, _ = dns.name.from_wire(kwire, 0)
+    for label in _SAMPLE_LABELS:
+        sample_wire = bytes((len(label),)) + label + kwire
+        if sample_wire in stops:
+            continue
+        sample = dns.name.Name((label, *klabels.labels))
+        ans = zones.resolve(sample, qtype)
+        if ans is None:
+            return Template(REFUSED, len(label) + 1, (), frozenset())
+        if ans.dynamic is not None or ans.rcode == dns.rcode.YXDOMAIN or any(
+                r.rdtype == RdataType.DNAME for r in ans.answer):
+            return None
+        entry = compile_(sample, qtype, ans)
+        if entry.pick is not None or entry.signed is not None:
+            return None
+        w = encode.TracingWriter()
+        _an, _ns, _ar, tail = encode.sections_tail(sample, qtype, qclass, ans.answer, ans.authority,
+                                                   ans.additional, w)
+        if w.foreign or tail != entry.tail or 12 + 255 + len(tail) > 0x3FFF:
+            return None
+        sensitive = _sensitive(w, sample.labels, len(klabels.labels))
+        if sensitive is None:
+            continue  # the answer writes the sample name itself: try another
+        start = len(w.buf) - len(tail)
+        pointers = tuple(p - start for p in w.pointers if p >= start and (
+            ((w.buf[p] & 0x3F) << 8) | w.buf[p + 1]) > 12)
+        return Template(entry, len(label) + 1, pointers, sensitive)
+    return None
+
+
+def _sensitive(w: encode.TracingWriter, sample: tuple[bytes, ...], klen: int) -> frozenset[bytes] | None:
+    """The names strictly below K the answer writes (every suffix of them): a query name with
+    one of them as a suffix would be compressed differently. None if the sample is one."""
+    out: set[bytes] = set()
+    k = sample[1:]
+    for labels, in_rdata in w.names:
+        if labels == sample and not in_rdata:
+            continue  # an owner renamed to the query name: a pointer to the question, always
+        for i in range(len(labels) - klen):
+            suffix = labels[i:]
+            if suffix[-klen:] != k:
+                break
+            if suffix == sample:
+                return None
+            out.add(b"".join(bytes((len(label),)) + label for label in suffix))
+    return frozenset(out)
