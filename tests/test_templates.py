@@ -106,10 +106,11 @@ def zone_dir() -> str:
 @pytest.fixture(scope="module")
 def sides(zone_dir: str) -> tuple[Pair | None, Responder, Responder, list[str]]:
     dirs = [zone_dir, os.path.join(ROOT, "zones"), os.path.join(ROOT, "tests/data/zones")]
-    pair = Pair(dirs) if native._engine is not None else None
+    serial = 2026120101  # one serial for every side: a default one comes from the clock
+    pair = Pair(dirs, serial) if native._engine is not None else None
     zones = []
     for d in dirs:
-        zones += load_zones(d, ServerConfig())[0]
+        zones += load_zones(d, ServerConfig(), serial)[0]
     out = []
     for cls in (Responder, PerName):
         locator, site_list = locator_for(None, None, None)
