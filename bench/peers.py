@@ -6,6 +6,7 @@ same port kind and the same CPU set as gslb. Everything runs on loopback and is 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -136,6 +137,20 @@ class Running:
             except (OSError, ValueError, IndexError):
                 pass
         return user / tick, system / tick
+
+    def counters(self) -> dict | None:
+        """gslb's own counters (queries, dnssec_signatures, …) from its control socket; None for peers."""
+        path = os.path.join(self.workdir, "ctl.sock")
+        if not os.path.exists(path):
+            return None
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(5)
+                s.connect(path)
+                s.sendall(b"status\n")
+                return json.loads(s.makefile().readline())
+        except (OSError, ValueError):
+            return None
 
     def cpu_seconds(self) -> float:
         return sum(self.cpu_split())
