@@ -69,16 +69,30 @@ def client_subnets(count: int, seed: int = 11) -> list[ipaddress.IPv4Network]:
     return sorted(nets)[:count]
 
 
+def two_value_zone(pick: str) -> str:
+    """The GSLB zone with a second, lighter value in every pool and the given `pick` (hash or
+    random): the pick then decides something, so its cost shows."""
+    out = GSLB_ZONE
+    for first, second in (("203.0.113.10", "203.0.113.11"), ("192.0.2.10", "192.0.2.11"),
+                          ("198.51.100.10", "198.51.100.11")):
+        out = out.replace(f"        - status: up\n          value: {first}\n",
+                          f"        - status: up\n          value: {first}\n          weight: 3\n"
+                          f"        - status: up\n          value: {second}\n          weight: 1\n")
+    return out.replace("  ttl: 30\n", f"  octodns:\n    gslb: {{pick: {pick}}}\n  ttl: 30\n")
+
+
 class Setup:
-    def __init__(self, workdir: str, workers: int) -> None:
+    def __init__(self, workdir: str, workers: int, dnssec: bool = False) -> None:
         self.workdir = workdir
         self.workers = workers
+        self.dnssec = dnssec
         self.mmdb = __import__("geodb").default_mmdb()
         self.zones_dir = os.path.join(workdir, "zones")
         os.makedirs(self.zones_dir, exist_ok=True)
         with open(os.path.join(self.zones_dir, f"{ZONE}.yaml"), "w") as f:
             f.write(GSLB_ZONE)
         self.zones = peers.load(self.zones_dir)
+        self.signed = peers.signed_config(workdir, [ZONE]) if dnssec else None
 
     def write_queries(self, path: str, count: int = 50000) -> list[str]:
         """A dnsperf -B file; returns the extra dnsperf flags it needs."""
@@ -89,23 +103,42 @@ class Setup:
                 name = f"www.{ZONE}" if rnd.random() < 0.8 else f"static.{ZONE}"
                 if i % 2:
                     net = rnd.choice(subnets)
-                    q = dns.message.make_query(name, "A", use_edns=0,
+                    q = dns.message.make_query(name, "A", use_edns=0, want_dnssec=self.dnssec,
                                                options=[dns.edns.ECSOption(str(net.network_address), 24)])
                 else:
-                    q = dns.message.make_query(name, "A", use_edns=0)
+                    q = dns.message.make_query(name, "A", use_edns=0, want_dnssec=self.dnssec)
                 wire = q.to_wire()
                 f.write(struct.pack(">H", len(wire)) + wire)
         return ["-B"]
 
     def starters(self, cpus: str) -> dict:
         probe = f"www.{ZONE}"
+        gslb = {"gslb": lambda: peers.start_gslb(self.zones_dir, cpus, self.workers, probe, ["--geodb", self.mmdb])}
+        if self.signed:  # signed gslb first, its unsigned figure for reference; gdnsd has no DNSSEC
+            gslb = {"gslb": lambda: peers.require_signed(peers.start_gslb(
+                        self.zones_dir, cpus, self.workers, probe, ["--geodb", self.mmdb, "--config", self.signed]),
+                        probe),
+                    "gslb-unsigned": gslb["gslb"]}
         return {
-            "gslb": lambda: peers.start_gslb(self.zones_dir, cpus, self.workers, probe,
-                                             ["--geodb", self.mmdb]),
+            **gslb,
             "knot": lambda: self._knot(cpus, probe),
             "pdns": lambda: self._pdns(cpus, probe),
             "gdnsd": lambda: self._gdnsd(cpus, probe),
         }
+
+    def pick_starters(self, cpus: str) -> dict:
+        """gslb on the two-value zone with `pick: hash` ("gslb") and `pick: random` ("gslb-random")."""
+        probe = f"www.{ZONE}"
+        out = {}
+        for name, pick in (("gslb", "hash"), ("gslb-random", "random")):
+            folder = os.path.join(self.workdir, f"zones-{pick}")
+            os.makedirs(folder, exist_ok=True)
+            with open(os.path.join(folder, f"{ZONE}.yaml"), "w") as f:
+                f.write(two_value_zone(pick))
+            extra = ["--geodb", self.mmdb, *(["--config", self.signed] if self.signed else [])]
+            out[name] = (lambda folder=folder, extra=extra:
+                         peers.start_gslb(folder, cpus, self.workers, probe, extra))
+        return out
 
     def _knot(self, cpus: str, probe: str) -> peers.Running:
         workdir_conf = os.path.join(self.workdir, "knot-geo.conf")
@@ -116,8 +149,11 @@ class Setup:
             f.write("\n".join(rules) + "\n")
         extra = ("mod-geoip:\n  - id: geo\n    config-file: " + workdir_conf + "\n    ttl: 30\n    mode: geodb\n"
                  f"    geodb-file: {self.mmdb}\n    geodb-key: [ continent/code ]")
-        return peers.start_knot(self.zones, cpus, self.workers, probe, extra_conf=extra,
-                                zone_conf="    module: mod-geoip/geo", server_conf="    edns-client-subnet: on")
+        # with DNSSEC, onlinesign after geoip signs each geo answer as it goes out (Knot's docs)
+        module = "[mod-geoip/geo, mod-onlinesign]" if self.dnssec else "mod-geoip/geo"
+        running = peers.start_knot(self.zones, cpus, self.workers, probe, extra_conf=extra,
+                                   zone_conf=f"    module: {module}", server_conf="    edns-client-subnet: on")
+        return peers.require_signed(running, probe) if self.dnssec else running
 
     def _pdns(self, cpus: str, probe: str) -> peers.Running:
         path = os.path.join(self.workdir, "pdns-geo.yaml")
@@ -134,7 +170,9 @@ class Setup:
             yaml.safe_dump(doc, f)
         extra = [f"geoip-database-files=mmdb:{self.mmdb}", f"geoip-zones-file={path}",
                  "edns-subnet-processing=yes"]
-        return peers.start_pdns([], cpus, self.workers, probe, extra=extra, launch="geoip")
+        running = peers.start_pdns([], cpus, self.workers, probe, extra=extra, launch="geoip",
+                                   secure=[ZONE] if self.dnssec else None)
+        return peers.require_signed(running, probe) if self.dnssec else running
 
     def _gdnsd(self, cpus: str, probe: str) -> peers.Running:
         plugins = f"""plugins => {{ geoip => {{

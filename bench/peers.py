@@ -6,6 +6,7 @@ same port kind and the same CPU set as gslb. Everything runs on loopback and is 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -80,6 +81,24 @@ def answers(port: int, qname: str = "www.example.com") -> bool:
         return False
 
 
+def signs(port: int, qname: str = "www.example.com") -> bool:
+    """Whether a DO query for `qname` gets an RRSIG: a "signed" server that does not is a setup error,
+    never a figure in the table."""
+    try:
+        q = dns.message.make_query(qname, "A", want_dnssec=True)
+        r = dns.query.udp(q, "127.0.0.1", port=port, timeout=1)
+    except Exception:
+        return False
+    return any(rrset.rdtype == dns.rdatatype.RRSIG for rrset in r.answer)
+
+
+def require_signed(running: Running, probe: str) -> Running:
+    if not signs(running.port, probe):
+        running.stop()
+        raise RuntimeError(f"{running.name} answers {probe} without an RRSIG on DO: DNSSEC is not on")
+    return running
+
+
 @dataclass
 class Running:
     name: str
@@ -126,6 +145,20 @@ class Running:
         for pid in self.tree():
             subprocess.run(["taskset", "-a", "-p", "-c", cpus, str(pid)], capture_output=True, check=False)
 
+    def counters(self) -> dict | None:
+        """gslb's own counters (queries, dnssec_signatures, …) from its control socket; None for peers."""
+        path = os.path.join(self.workdir, "ctl.sock")
+        if not os.path.exists(path):
+            return None
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(5)
+                s.connect(path)
+                s.sendall(b"status\n")
+                return json.loads(s.makefile().readline())
+        except (OSError, ValueError):
+            return None
+
     def cpu_seconds(self) -> float:
         return sum(self.cpu_split())
 
@@ -170,6 +203,18 @@ def start_gslb(zones_dir: str, cpus: str | None, workers: int, probe: str, extra
     return _start("gslb", cmd, workdir, port, cpus, probe, {"PYTHONPATH": ROOT, **(env or {})})
 
 
+def signed_config(workdir: str, zones: list[str]) -> str:
+    """A gslb.yaml that signs every zone (ECDSA P-256 CSK, the defaults), with keys made by
+    `gslb dnssec keygen` in `workdir`/keys; returns its path."""
+    cfg = os.path.join(workdir, "gslb-dnssec.yaml")
+    with open(cfg, "w") as f:
+        f.write("defaults:\n  dnssec: {keys_dir: keys}\n")
+    for zone in zones:
+        subprocess.run([sys.executable, "-m", "gslb", "dnssec", "keygen", zone, "--config", cfg], check=True,
+                       capture_output=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT})
+    return cfg
+
+
 def _write_zones(zones: list[Zone], directory: str, suffix: str = ".zone") -> list[tuple[str, str]]:
     out = []
     for z in zones:
@@ -204,7 +249,9 @@ def start_knot(zones: list[Zone], cpus: str | None, threads: int, probe: str, ex
 
 
 def start_pdns(zones: list[Zone], cpus: str | None, threads: int, probe: str, extra: list[str] | None = None,
-               launch: str = "bind") -> Running:
+               launch: str = "bind", secure: list[str] | None = None) -> Running:
+    """`secure`: zones PowerDNS signs live (keys made with `pdnsutil secure-zone`, kept in a
+    bind-dnssec-db for the bind backend, a key folder for the geoip backend)."""
     workdir = os.path.realpath(os.path.join("/tmp", f"bench-pdns-{os.getpid()}-{time.monotonic_ns()}"))
     os.makedirs(workdir)
     port = free_port()
@@ -217,9 +264,32 @@ def start_pdns(zones: list[Zone], cpus: str | None, threads: int, probe: str, ex
             f"local-port={port}", "daemon=no", "guardian=no", f"socket-dir={workdir}",
             f"receiver-threads={threads}", "distributor-threads=1", "disable-syslog=yes", "loglevel=3",
             "webserver=no", "api=no", *(extra or [])]
+    if secure:
+        conf += _pdns_dnssec(workdir, launch)
     with open(os.path.join(workdir, "pdns.conf"), "w") as f:
         f.write("\n".join(conf) + "\n")
+    for zone in secure or []:
+        _pdnsutil(workdir, "secure-zone", zone)
     return _start("pdns", ["pdns_server", f"--config-dir={workdir}"], workdir, port, cpus, probe)
+
+
+def _pdns_dnssec(workdir: str, launch: str) -> list[str]:
+    if "bind" in launch:
+        db = os.path.join(workdir, "dnssec.db")
+        _pdnsutil(workdir, "create-bind-db", db, conf=[f"launch={launch}"])
+        return [f"bind-dnssec-db={db}"]
+    keydir = os.path.join(workdir, "keys")
+    os.makedirs(keydir)
+    return [f"geoip-dnssec-keydir={keydir}"]
+
+
+def _pdnsutil(workdir: str, *args: str, conf: list[str] | None = None) -> None:
+    if conf is not None:  # before pdns.conf exists
+        with open(os.path.join(workdir, "pdns.conf"), "w") as f:
+            f.write("\n".join(conf) + "\n")
+    r = subprocess.run(["pdnsutil", f"--config-dir={workdir}", *args], capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        raise RuntimeError(f"pdnsutil {' '.join(args)}: {r.stdout}{r.stderr}")
 
 
 def start_gdnsd(zones: list[Zone], cpus: str | None, threads: int, probe: str, plugins: str = "",

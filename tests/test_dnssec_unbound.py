@@ -5,14 +5,22 @@ the answer secure. A second unbound with a wrong trust anchor must SERVFAIL (it 
 and dnspython's `dns.dnssec.validate` re-checks the raw answers gslb sent.
 
 The zones: example.com (signed, CSK, ECDSA P-256) delegating gslb.example.com (signed, KSK+ZSK,
-its DS in example.com) and plain.example.com (unsigned child: insecure, never bogus).
+its DS in example.com), csk.example.com (signed, CSK, its DS in example.com, for the CSK rollover)
+and plain.example.com (unsigned child: insecure, never bogus).
+
+Health comes through the store as in production: a redis-server on a Unix socket (reachable from
+the namespace), one probe agent outside the namespace checking real HTTP endpoints on 127.0.0.x,
+and `gslb serve --redis` reading the verdicts. Every step of the health change, the reload and
+both rollovers is watched through unbound: each answer must be AD=1, never SERVFAIL.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -27,7 +35,8 @@ from dns.rdatatype import RdataType
 
 from tests.support import netns
 from tests.support.dnsserver import ROOT
-from tests.support.procs import stop
+from tests.support.endpoints import Endpoint
+from tests.support.procs import redis_server, stop, wait_for
 
 pytestmark = pytest.mark.root
 
@@ -79,6 +88,54 @@ gslb:
 plain:
   type: NS
   value: ns1.example.com.
+csk:
+  - type: NS
+    value: ns1.example.com.
+  - type: DS
+    ttl: 2
+    values:
+{csk_ds}
+"""
+
+CSK_ZONE = """---
+'':
+  - type: NS
+    value: ns1.example.com.
+www:
+  type: A
+  value: 192.0.2.30
+"""
+
+# Health-checked GSLB name: the primary (checked at PRIMARY) fails over to the backup pool.
+PRIMARY, BACKUP = "127.0.0.61", "127.0.0.62"
+SVC = """svc:
+  dynamic:
+    pools:
+      backup:
+        values:
+        - value: 198.51.100.20
+      primary:
+        fallback: backup
+        values:
+        - value: 192.0.2.20
+    rules:
+    - pool: primary
+  octodns:
+    gslb:
+      interval: 0.2
+      timeout: 0.5
+      rise: 2
+      fall: 2
+      targets:
+        192.0.2.20: {primary}
+        198.51.100.20: {backup}
+    healthcheck:
+      path: /health
+      port: {port}
+      protocol: HTTP
+  ttl: 2
+  type: A
+  value: 192.0.2.20
 """
 
 PLAIN = """---
@@ -100,13 +157,16 @@ app:
     pools:
       eu:
         values:
-        - value: 192.0.2.10
+        - status: up  # never probed
+          value: 192.0.2.10
       us:
         values:
-        - value: 198.51.100.10
+        - status: up  # never probed
+          value: 198.51.100.10
       ap:
         values:
-        - value: 203.0.113.10
+        - status: up  # never probed
+          value: 203.0.113.10
     rules:
     - geos: [EU]
       pool: eu
@@ -118,7 +178,7 @@ app:
   value: 192.0.2.10
 """
 
-# gslb.example.com has 2-second TTLs so that its ZSK rollover runs end to end in seconds.
+# gslb.example.com and csk.example.com have 2-second TTLs so that its ZSK rollover runs end to end in seconds.
 CONFIG = """
 zones_dir: zones
 zones:
@@ -128,6 +188,10 @@ zones:
     ttl: 2
     soa: {ttl: 2, minimum: 2}
     dnssec: {keys_dir: keys, scheme: ksk+zsk, dnskey_ttl: 2, propagation_delay: 1}
+  csk.example.com:
+    ttl: 2
+    soa: {ttl: 2, minimum: 2}
+    dnssec: {keys_dir: keys, dnskey_ttl: 2, propagation_delay: 1, parent_ds_ttl: 2}
 defaults:
   soa: {minimum: 60}
 """
@@ -165,11 +229,41 @@ def gslb(*args: str) -> str:
     return r.stdout
 
 
+def ds_values(ds_lines: str) -> str:
+    """`gslb dnssec ds` output → the YAML `values:` items of a DS record."""
+    out = []
+    for line in ds_lines.strip().splitlines():
+        _, _, _, tag, alg, digest_type, digest = line.split()
+        out.append(f"    - {{key_tag: {tag}, algorithm: {alg}, digest_type: {digest_type}, digest: {digest}}}")
+    return "\n".join(out)
+
+
 class Lab:
     def __init__(self, ns: str, workdir: str) -> None:
         self.ns, self.workdir = ns, workdir
         self.anchor = ""  # "example.com. IN DS TAG ALG 2 DIGEST", from `gslb dnssec ds`
         self.cfg = ""  # gslb.yaml
+        self.zones = os.path.join(workdir, "zones")
+        self.example: dict[str, str] = {}  # the EXAMPLE template's fields (the parent's DS records)
+        self.endpoints: dict[str, Endpoint] = {}
+        self.control = os.path.join(workdir, "control.sock")
+
+    def write(self, name: str, text: str) -> None:
+        with open(os.path.join(self.zones, f"{name}.yaml"), "w") as f:
+            f.write(text)
+
+    def write_example(self, **fields: str) -> None:
+        self.example.update(fields)
+        self.write("example.com", EXAMPLE.format(**self.example))
+
+    def reload(self) -> None:
+        gslb("reload", "--control", self.control)
+
+    def status(self) -> dict:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(self.control)
+            s.sendall(b"status\n")
+            return json.loads(s.makefile().readline())
 
     def query(self, server: str, queries: list, wait: float = 0) -> list[dict]:
         spec = json.dumps({"server": server, "port": 53, "queries": queries, "wait": wait})
@@ -203,27 +297,34 @@ def lab():
     cfg = os.path.join(workdir, "gslb.yaml")
     with open(cfg, "w") as f:
         f.write(CONFIG)
-    gslb("dnssec", "keygen", "example.com", "--config", cfg)
-    gslb("dnssec", "keygen", "gslb.example.com", "--config", cfg)
+    for zone in ("example.com", "gslb.example.com", "csk.example.com"):
+        gslb("dnssec", "keygen", zone, "--config", cfg)
     _, _, _, tag, alg, _, digest = gslb("dnssec", "ds", "gslb.example.com", "--config", cfg).split()
     anchor = gslb("dnssec", "ds", "example.com", "--config", cfg).strip()
-    with open(os.path.join(zones, "example.com.yaml"), "w") as f:
-        f.write(EXAMPLE.format(server=SERVER, tag=tag, alg=alg, digest=digest))
-    with open(os.path.join(zones, "plain.example.com.yaml"), "w") as f:
-        f.write(PLAIN)
-    with open(os.path.join(zones, "gslb.example.com.yaml"), "w") as f:
-        f.write(GSLB_ZONE)
-    head, digest = anchor.rsplit(" ", 1)
-    wrong = head + " " + ("0" if digest[0] != "0" else "1") + digest[1:]
+    csk_ds = ds_values(gslb("dnssec", "ds", "csk.example.com", "--config", cfg))
+    port = _common_port((PRIMARY, BACKUP))
+    endpoints = {addr: Endpoint(addr, port).start() for addr in (PRIMARY, BACKUP)}
+    head, digest_text = anchor.rsplit(" ", 1)
+    wrong = head + " " + ("0" if digest_text[0] != "0" else "1") + digest_text[1:]
     procs = []
-    with netns.lab("dnssec") as the_lab:
-        ns = the_lab.ns("dns")
+    with netns.lab("dnssec") as the_lab, contextlib.ExitStack() as stack:
+        redis_url = stack.enter_context(redis_server(unix=True))
+        the = Lab(the_lab.ns("dns"), workdir)
+        the.anchor, the.cfg, the.endpoints = anchor, cfg, endpoints
+        the.write_example(server=SERVER, tag=tag, alg=alg, digest=digest, csk_ds=csk_ds)
+        the.write("plain.example.com", PLAIN)
+        the.write("gslb.example.com", GSLB_ZONE + SVC.format(primary=PRIMARY, backup=BACKUP, port=port))
+        the.write("csk.example.com", CSK_ZONE)
+        ns = the.ns
         netns.sh("ip", "addr", "add", f"{SERVER}/32", "dev", "lo", ns=ns)
         log = open(os.path.join(workdir, "gslb.log"), "w")  # noqa: SIM115 (closed below)
         procs.append(subprocess.Popen(
             ["ip", "netns", "exec", ns, sys.executable, "-m", "gslb", "serve", "--config", cfg, "--zones", zones,
-             "--listen", f"{SERVER}:53", "--workers", "2", "--control", os.path.join(workdir, "control.sock"),
-             "--identity", "dnssec-test"], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT))
+             "--listen", f"{SERVER}:53", "--workers", "2", "--control", the.control,
+             "--identity", "dnssec-test", "--redis", redis_url], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT))
+        procs.append(subprocess.Popen(  # the probe agent: outside the namespace, where the endpoints are
+            [sys.executable, "-m", "gslb", "probe", "--region", "r1", "--redis", redis_url, "--zones", zones,
+             "--heartbeat", "0.3"], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT))
         for listen, ta in ((GOOD, anchor), (BAD, wrong)):
             conf = os.path.join(workdir, f"unbound-{listen}.conf")
             with open(conf, "w") as f:
@@ -232,21 +333,44 @@ def lab():
             assert check.returncode == 0, check.stdout + check.stderr
             procs.append(subprocess.Popen(["ip", "netns", "exec", ns, "unbound", "-d", "-c", conf],
                                           stdout=log, stderr=subprocess.STDOUT))
-        the = Lab(ns, workdir)
-        the.anchor = anchor
-        the.cfg = cfg
         try:
             first = the.query(SERVER, [["example.com", "SOA", {}]], wait=60)[0]
             assert "error" not in first, f"gslb serve did not answer: {first}\n{the.logs()}"
             for server in (GOOD, BAD):
                 r = the.query(server, [["ns1.example.com", "A", {"cd": True}]], wait=20)[0]
                 assert "error" not in r, f"unbound on {server} did not answer: {r}\n{the.logs()}"
+            try:
+                wait_for(lambda: svc_health(the) == [True, True], timeout=20, what="health of both svc checks")
+            except TimeoutError:
+                raise AssertionError(f"no health for svc: {the.status()}\n{the.logs()}") from None
             yield the
         finally:
             for proc in reversed(procs):
                 stop(proc)
+            for endpoint in endpoints.values():
+                endpoint.stop()
             log.close()
     shutil.rmtree(workdir, ignore_errors=True)
+
+
+def svc_health(lab: Lab) -> list[bool]:
+    return [up for key, (up, _) in lab.status()["health"].items() if "svc" in key]
+
+
+def _common_port(addresses: tuple[str, ...]) -> int:
+    """A TCP port free on every one of `addresses` (the endpoints share the health check's port)."""
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind((addresses[0], 0))
+            port = s.getsockname()[1]
+        try:
+            for address in addresses[1:]:
+                with socket.socket() as s:
+                    s.bind((address, port))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no common free port")
 
 
 def secure(lab: Lab, name: str, rdtype: str, rcode: str = "NOERROR") -> dict:
@@ -373,6 +497,49 @@ def test_delv_fully_validates(lab, name, rdtype):
     assert "fully validated" in r.stdout, r.stdout + r.stderr  # "; fully validated" or "; negative response, …"
 
 
+def addresses_of(r: dict) -> set[str]:
+    return {line.split()[-1] for line in r["answer"] if " IN A " in line}
+
+
+def secure_until(lab: Lab, name: str, wanted: set[str], timeout: float = 20) -> int:
+    """Ask unbound for `name` until its answer is `wanted`; every answer on the way must be
+    secure (AD=1, NOERROR), the old answer or the new one. Returns how many answers were seen."""
+    deadline = time.monotonic() + timeout
+    seen = 0
+    while True:
+        r = secure(lab, name, "A")
+        seen += 1
+        if addresses_of(r) == wanted:
+            return seen
+        assert time.monotonic() < deadline, f"{name}: still {addresses_of(r)}, wanted {wanted}\n{lab.logs()}"
+        time.sleep(0.3)
+
+
+def test_gslb_answer_stays_secure_when_an_endpoint_fails_and_after_a_reload(lab):
+    """The health-checked name fails over (probe verdicts through redis) and back, and a reload
+    changes another GSLB name's pools: unbound validates the old and the new answer at every step."""
+    name = "svc.gslb.example.com"
+    secure_until(lab, name, {"192.0.2.20"})
+    lab.endpoints[PRIMARY].stop()
+    try:
+        secure_until(lab, name, {"198.51.100.20"})
+    finally:
+        lab.endpoints[PRIMARY].start()
+    secure_until(lab, name, {"192.0.2.20"})
+
+    before = addresses_of(secure(lab, "app.gslb.example.com", "A"))
+    assert len(before) == 1
+    moved = {a.rsplit(".", 1)[0] + ".12" for a in before}  # whichever pool this client gets, renumbered
+    with open(os.path.join(lab.zones, "gslb.example.com.yaml")) as f:
+        text = f.read()
+    for old in ("192.0.2.10", "198.51.100.10", "203.0.113.10"):
+        text = text.replace(f"value: {old}", f"value: {old.rsplit('.', 1)[0]}.12")
+    lab.write("gslb.example.com", text)
+    lab.reload()
+    secure_until(lab, "app.gslb.example.com", moved)
+    secure(lab, name, "A")
+
+
 def test_zsk_rollover_end_to_end_never_fails_validation(lab):
     """gslb.example.com's ZSK rolls (pre-publication) while unbound keeps resolving: every step
     is served after `gslb reload`, every answer stays secure. Runs last: it changes the keys."""
@@ -406,3 +573,53 @@ def test_zsk_rollover_end_to_end_never_fails_validation(lab):
     all_secure()
     status = gslb("dnssec", "status", "gslb.example.com", "--config", lab.cfg)
     assert status.count(" removed ") == 1 and "no rollover in progress" in status
+
+
+def test_csk_rollover_end_to_end_with_the_parent_ds_change(lab):
+    """csk.example.com's CSK rolls by double signature: the new key signs beside the old, the
+    parent's DS (in example.com, served here too) changes to the new key once the old DNSKEY
+    RRset has expired from caches, and the old key goes once the old DS has. unbound asks at
+    every step and while waiting; every answer stays secure."""
+    zone = "csk.example.com"
+    serial = [0]
+
+    def all_secure() -> None:
+        serial[0] += 1
+        for qname, rdtype in ((f"www.{zone}", "A"), (f"fresh{serial[0]}.{zone}", "A"), (zone, "DNSKEY"),
+                              (zone, "SOA"), (zone, "CDS")):
+            secure(lab, qname, rdtype)
+
+    def step(*args: str) -> str:
+        out = gslb("dnssec", "rollover", zone, "--config", lab.cfg, *args)
+        lab.reload()
+        all_secure()
+        return out
+
+    def wait_due() -> None:
+        status = gslb("dnssec", "status", zone, "--config", lab.cfg)
+        if "(in " in status:
+            until = time.monotonic() + int(status.split("(in ")[1].split("s)")[0]) + 1
+            while time.monotonic() < until:  # unbound keeps asking while the caches turn over
+                all_secure()
+                time.sleep(0.5)
+
+    old_ds = gslb("dnssec", "ds", zone, "--config", lab.cfg).strip()
+    all_secure()
+    assert "signing beside" in step()
+    both = gslb("dnssec", "ds", zone, "--config", lab.cfg).strip().splitlines()
+    new_ds = [line for line in both if line != old_ds]
+    assert len(both) == 2 and len(new_ds) == 1
+    cds = lab.one(SERVER, zone, "CDS")["answer"]
+    assert len([line for line in "\n".join(cds).splitlines() if " IN CDS " in line]) == 2
+    wait_due()
+    lab.write_example(csk_ds=ds_values(new_ds[0]))  # the parent replaces the DS with the new key's
+    lab.reload()
+    all_secure()
+    assert "parent DS points at" in step("--ds-published")
+    wait_due()
+    assert "rollover complete" in step()
+    status = gslb("dnssec", "status", zone, "--config", lab.cfg)
+    assert status.count(" removed ") == 1 and "no rollover in progress" in status
+    assert gslb("dnssec", "ds", zone, "--config", lab.cfg).strip() == new_ds[0]
+    r = secure(lab, zone, "DNSKEY")
+    assert len([line for line in "\n".join(r["answer"]).splitlines() if " IN DNSKEY " in line]) == 1

@@ -14,19 +14,23 @@ Denial of existence is "compact" (RFC 9824): one NSEC per answer, at the query n
 
 from __future__ import annotations
 
+import functools
+import struct
 import time
 from collections.abc import Iterable
 from typing import cast
 
 import dns.dnssec
+import dns.immutable
 import dns.name
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, utils
 from dns.rdatatype import RdataType
-from dns.rdtypes.ANY.NSEC import NSEC, Bitmap
+from dns.rdtypes.ANY.NSEC import Bitmap
 
 from gslb.dnssec.config import DnssecConfig
 from gslb.dnssec.state import ZoneKeys
@@ -36,20 +40,79 @@ _ZERO = b"\x00"
 _PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 
 
+def canonical_wire(name: dns.name.Name) -> bytes:
+    """`name.canonicalize().to_wire()` without making a Name (bytes.lower() folds ASCII only,
+    as RFC 4034 section 6.2 asks)."""
+    return b"".join(bytes((len(label),)) + label.lower() for label in name.labels)
+
+
 def rrset_key(rrset: dns.rrset.RRset) -> bytes:
     """The canonical form the signature covers (RFC 4034 section 6), TTL included."""
-    owner = cast(bytes, rrset.name.canonicalize().to_wire())  # no file given: bytes
+    owner = canonical_wire(rrset.name)
     rdatas = sorted(rd.to_digestable() for rd in rrset)
     head = owner + rrset.rdtype.to_bytes(2, "big") + rrset.rdclass.to_bytes(2, "big") + rrset.ttl.to_bytes(4, "big")
     return head + b"".join(len(r).to_bytes(2, "big") + r for r in rdatas)
 
 
-def nsec(owner: dns.name.Name, next_name: dns.name.Name, types: Iterable[int], ttl: int) -> dns.rrset.RRset:
-    rdtypes = sorted(set(types) | {RdataType.NSEC, RdataType.RRSIG})
+_ECDSA = ec.ECDSA(hashes.SHA256(), deterministic_signing=True)  # RFC 6979: same RRset, same bytes
+
+
+@dns.immutable.immutable
+class WireRdata(dns.rdata.GenericRdata):
+    """An NSEC or RRSIG we made, kept as its wire bytes: dnspython's typed rdata would be built,
+    validated and re-encoded several times per never-seen name (hashing, canonical form, the
+    answer encoder), which cost more than the signature itself. Reads back as the typed rdata
+    (`typed()`, `to_text()`); on the wire it is the same bytes."""
+
+    __slots__ = ["covered"]
+
+    def __init__(self, rdclass: dns.rdataclass.RdataClass, rdtype: RdataType, data: bytes, covered: int = 0) -> None:
+        super().__init__(rdclass, rdtype, data)
+        self.covered = covered
+
+    def covers(self) -> RdataType:
+        return RdataType.make(self.covered)
+
+    def typed(self) -> dns.rdata.Rdata:
+        return dns.rdata.from_wire(self.rdclass, self.rdtype, self.data, 0, len(self.data))
+
+    def to_styled_text(self, style: dns.rdata.RdataStyle) -> str:
+        return self.typed().to_styled_text(style)
+
+
+def rrsig(rrset: dns.rrset.RRset, private: _PrivateKey, signer: dns.name.Name, algorithm: int, key_tag: int,
+          inception: int, expiration: int) -> WireRdata:
+    """One RRSIG over `rrset` (RFC 4034 section 3.1.8.1), byte for byte what
+    `dns.dnssec.sign(..., deterministic=True)` makes, without its per-call key wrapping and
+    checks: this is what a never-seen name's denial pays."""
+    owner = rrset.name
+    labels = len(owner) - 1 - (1 if owner.is_wild() else 0)
+    fixed = struct.pack("!HBBIIIH", rrset.rdtype, algorithm, labels, rrset.ttl, expiration, inception, key_tag)
+    rr_head = canonical_wire(owner) + struct.pack("!HHI", rrset.rdtype, rrset.rdclass, rrset.ttl)
+    data = b"".join((fixed, canonical_wire(signer),
+                     *(rr_head + struct.pack("!H", len(r)) + r for r in sorted(rd.to_digestable() for rd in rrset))))
+    if isinstance(private, ec.EllipticCurvePrivateKey):
+        r, s = utils.decode_dss_signature(private.sign(data, _ECDSA))
+        signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    else:
+        signature = private.sign(data)
+    return WireRdata(rrset.rdclass, RdataType.RRSIG, fixed + cast(bytes, signer.to_wire()) + signature,
+                     rrset.rdtype)
+
+
+@functools.lru_cache(maxsize=256)
+def _bitmap(types: frozenset[int]) -> bytes:
+    rdtypes = sorted(types | {RdataType.NSEC, RdataType.RRSIG})
     # from_rdtypes only does arithmetic on the values: plain ints (NXNAME) are fine
-    rdata = NSEC(dns.rdataclass.IN, RdataType.NSEC, next_name, Bitmap.from_rdtypes(cast(list[RdataType], rdtypes)))
+    windows = Bitmap.from_rdtypes(cast(list[RdataType], rdtypes)).windows
+    return b"".join(struct.pack("!BB", window, len(bits)) + bits for window, bits in windows)
+
+
+def nsec(owner: dns.name.Name, next_name: dns.name.Name, types: Iterable[int], ttl: int) -> dns.rrset.RRset:
+    """One NSEC record (the next name as given: RFC 6840 section 5.1 keeps its case)."""
+    data = cast(bytes, next_name.to_wire()) + _bitmap(frozenset(types))
     out = dns.rrset.RRset(owner, dns.rdataclass.IN, RdataType.NSEC)
-    out.add(rdata, ttl)
+    out.add(WireRdata(dns.rdataclass.IN, RdataType.NSEC, data), ttl)
     return out
 
 
@@ -92,6 +155,10 @@ def predecessor(name: dns.name.Name) -> dns.name.Name | None:
         return None
 
 
+DENIALS_MAX = 100_000  # NSEC signatures kept (one per never-seen name in a random-name flood)
+_MEMO_MAX = 50_000
+
+
 class ZoneSigner:
     """Signs RRsets of one zone with its active keys; counts signing operations."""
 
@@ -101,8 +168,14 @@ class ZoneSigner:
         self.keys = keys
         self.clock = clock
         self.cache: dict[bytes, tuple[dns.rrset.RRset, int]] = {}  # canonical RRset → (RRSIGs, expiration)
+        self.denials: dict[bytes, tuple[dns.rrset.RRset, int]] = {}  # the same for NSECs, bounded
+        self._keys: dict[int, tuple[dns.rrset.RRset, bytes]] = {}  # id → (RRset, its key) for RRsets asked again
         self.signatures = 0  # signing operations (one per key per RRset signed): for /metrics
         self.fingerprint = (origin, cfg, keys.fingerprint())
+        # (private key, algorithm, tag) of the signing keys, for the DNSKEY RRset and for the rest:
+        # worked out once (a key tag is a loop over the key's bytes), not per signature
+        self._signing = {dnskey: [(cast(_PrivateKey, k.private), k.algorithm, k.tag) for k in keys.signing(dnskey)]
+                         for dnskey in (True, False)}  # signing keys are read with their private half
 
     # -- the apex ----------------------------------------------------------------------------
 
@@ -135,20 +208,25 @@ class ZoneSigner:
     def sign(self, rrset: dns.rrset.RRset, owner: dns.name.Name | None = None) -> dns.rrset.RRset:
         """The RRSIG RRset covering `rrset` (signed under its own owner, which may be a wildcard),
         placed at `owner` (the query name, for a wildcard expansion) or the RRset's owner."""
-        key = rrset_key(rrset)
-        hit = self.cache.get(key)
+        memo = self._keys.get(id(rrset))  # the memo holds the RRset, so its id is not reused
+        key = memo[1] if memo is not None else rrset_key(rrset)
+        cache = self.denials if rrset.rdtype == RdataType.NSEC else self.cache
+        hit = cache.get(key)
         now = self.clock()
+        if hit is not None and memo is None:  # asked again: remember this RRset object's key
+            if len(self._keys) >= _MEMO_MAX:
+                self._keys = {}
+            self._keys[id(rrset)] = (rrset, key)
         if hit is None or hit[1] - self.cfg.refresh_margin <= now:
             inception, expiration = self.window()
             sigs = dns.rrset.RRset(rrset.name, rrset.rdclass, RdataType.RRSIG, rrset.rdtype)
-            for k in self.keys.signing(rrset.rdtype == RdataType.DNSKEY):
-                private = cast(_PrivateKey, k.private)  # signing keys are read with their private half
-                rrsig = dns.dnssec.sign(rrset, private, self.origin, k.dnskey, inception=inception,
-                                        expiration=expiration, deterministic=True)
-                sigs.add(rrsig, rrset.ttl)
+            for private, algorithm, tag in self._signing[rrset.rdtype == RdataType.DNSKEY]:
+                sigs.add(rrsig(rrset, private, self.origin, algorithm, tag, inception, expiration), rrset.ttl)
                 self.signatures += 1
             hit = (sigs, expiration)
-            self.cache[key] = hit
+            if cache is self.denials and len(cache) >= DENIALS_MAX:
+                cache.clear()  # a flood of never-seen names: their answers are in the miss cache anyway
+            cache[key] = hit
         sigs = hit[0]
         if owner is not None and owner != sigs.name:
             moved = dns.rrset.RRset(owner, sigs.rdclass, RdataType.RRSIG, rrset.rdtype)
@@ -163,12 +241,14 @@ class ZoneSigner:
         now = self.clock()
         margin = self.cfg.refresh_margin
         self.cache = {k: hit for k, hit in self.cache.items() if hit[1] - margin > now}
+        self.denials = {k: hit for k, hit in self.denials.items() if hit[1] - margin > now}
+        self._keys = {}
 
     def refresh_due(self) -> float | None:
         """When the first cached signature needs re-making (answers must be recompiled by then)."""
-        if not self.cache:
+        if not self.cache and not self.denials:
             return None
-        return min(exp for _, exp in self.cache.values()) - self.cfg.refresh_margin
+        return min(exp for _, exp in (*self.cache.values(), *self.denials.values())) - self.cfg.refresh_margin
 
 
 def _cdnskey(dnskey: dns.rdata.Rdata) -> dns.rdata.Rdata:
