@@ -223,6 +223,9 @@ def build_template(zones: Zones, compile_: Compiler, kwire: bytes, qtype: int, q
     if len(kwire) + 2 > 255:
         return None
     klabels, _ = dns.name.from_wire(kwire, 0)
+    zone = zones.find(klabels)
+    if zone is not None and zone.config.dnssec is not None:
+        return None  # signed: each name's denial is its own (compiling a sample would sign one)
     for label in _SAMPLE_LABELS:
         sample_wire = bytes((len(label),)) + label + kwire
         if sample_wire in stops:
