@@ -311,24 +311,77 @@ def install(responder: Any, cfg: Any) -> None:
     responder.asndb = getattr(cfg, "asndb", None)
     workers = getattr(cfg, "workers", 1)
     responder.abuse_share = workers if workers > 0 else (os.cpu_count() or 1)  # workers splitting the rates
+    _arm_steering(abuse, responder.abuse_share)
+
+
+def _arm_steering(abuse: AbuseConfig, workers: int) -> None:
+    """Steer UDP by client prefix when a limiter counts per prefix: the coarsest prefix either uses,
+    so each RRL and query-limit account lives in one worker (gslb/server/steering.py)."""
+    from gslb.server import steering
+
+    rrl, ql = abuse.rrl, abuse.query_limits
+    used = [(c.ipv4_prefix, c.ipv6_prefix) for c, on in ((rrl, rrl.enabled), (ql, ql.enabled)) if on]
+    if used:
+        steering.configure(workers, min(v4 for v4, _ in used), min(v6 for _, v6 in used))
+
+
+def _net_pairs(nets: tuple) -> tuple[tuple[bytes, int], ...]:
+    return tuple((n.network_address.packed, n.prefixlen) for n in nets)
+
+
+def native_limits(abuse: AbuseConfig, cookies: cookies_mod.Cookies, share: int) -> dict[str, Any] | None:
+    """The engine's `set_limits` config (gslb/server/rrl.h) for these settings, or None when the
+    engine cannot enforce them (per-ASN limits need the ASN database: Python does those)."""
+    rrl, ql = abuse.rrl, abuse.query_limits
+    if ql.asn_rate or ql.asn_rates:
+        return None
+    share = max(1, share)
+    return {"rrl": int(rrl.enabled), "log_only": int(rrl.log_only), "window": max(1, rrl.window),
+            "slip": rrl.slip, "ipv4_prefix": rrl.ipv4_prefix, "ipv6_prefix": rrl.ipv6_prefix,
+            "table_size": rrl.table_size, "rates": tuple(max(1, round(r / share)) for r in rrl.rates()),
+            "exempt": _net_pairs(rrl.exempt),
+            "query_limits": int(ql.enabled), "ql_refuse": int(ql.action == "refuse"),
+            "ql_ipv4_prefix": ql.ipv4_prefix, "ql_ipv6_prefix": ql.ipv6_prefix, "ql_table_size": ql.table_size,
+            "ql_rate": ql.prefix_rate and max(1, round(ql.prefix_rate / share)), "ql_exempt": _net_pairs(ql.exempt),
+            "secret": cookies.secret if cookies.enabled else None,
+            "previous_secret": cookies.previous if cookies.enabled else None,
+            "previous_valid_until": float(cookies.previous_until)}
+
+
+def _share(responder: Any) -> int:
+    """How many loops split a prefix's traffic: 1 when steering sends each prefix to one worker."""
+    from gslb.server import steering
+
+    return 1 if steering.active() else getattr(responder, "abuse_share", 1)
 
 
 def udp_guard(responder: Any) -> Any:
     """The per-query callable a UDP loop calls: `responder.answer` behind the query limits and RRL
-    (just `responder.answer` when both are off). One per loop: each keeps its own buckets."""
+    (just `responder.answer` when both are off). One per loop: each keeps its own buckets. With
+    the native engine the limits go into it (one limiter per worker, rrl.h) and the loop gets
+    `responder.answer`, so the engine serves and applies them in C."""
     abuse: AbuseConfig | None = getattr(responder, "abuse", None)
-    if abuse is None:
+    if abuse is None or not (abuse.rrl.enabled or abuse.query_limits.enabled):
         return responder.answer
+    engine = getattr(responder, "engine", None)
+    if engine is not None and hasattr(engine, "set_limits"):
+        if getattr(responder, "native_limits", None) is None:
+            cfg = native_limits(abuse, responder.cookies, _share(responder))
+            if cfg is not None:
+                engine.set_limits(cfg)
+                responder.native_limits = cfg
+        if getattr(responder, "native_limits", None) is not None:
+            return responder.answer
     rrl = None
     if abuse.rrl.enabled:
         cookies = responder.cookies
         rrl = Limiter(abuse.rrl, (lambda q, c: cookies_mod.has_valid_cookie(cookies, q, c))
-                      if cookies.enabled else None, share=getattr(responder, "abuse_share", 1))
+                      if cookies.enabled else None, share=_share(responder))
     limits = None
     if abuse.query_limits.enabled:
         asndb = getattr(responder, "asndb", None)
         limits = QueryLimiter(abuse.query_limits, asn_lookup(asndb) if asndb else None,
-                              share=getattr(responder, "abuse_share", 1))
+                              share=_share(responder))
     guards = getattr(responder, "guards", None)
     if guards is None:
         guards = responder.guards = []
@@ -365,6 +418,16 @@ def stats(responder: Any) -> dict[str, Any]:
                 out[f"query_limit_{key}"] += getattr(limits.stats, key)
             for asn, n in limits.stats.by_asn.items():
                 by_asn[asn] = by_asn.get(asn, 0) + n
+    engine = getattr(responder, "engine", None)
+    native = engine.limit_stats() if engine is not None and getattr(responder, "native_limits", None) else None
+    if native is not None:
+        for kind in ("limited", "dropped", "slipped", "would_limit"):
+            for i, name in enumerate(CLASS_NAMES):
+                out[f"rrl_{kind}_{name}"] += native[kind][i]
+        out["rrl_exempt"] += native["exempt"]
+        out["rrl_cookie_passed"] += native["cookie_passed"]
+        out["query_limit_prefix_refused"] += native["prefix_refused"]
+        out["query_limit_prefix_dropped"] += native["prefix_dropped"]
     out["query_limit_by_asn"] = by_asn
     tcp = getattr(responder, "tcp_stats", None)
     if tcp is not None:
