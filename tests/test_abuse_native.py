@@ -123,6 +123,7 @@ def test_native_rrl_makes_the_reference_decisions(seq, rate, slip, window, exemp
     ours = eng.limit_stats()
     for kind in ("limited", "dropped", "slipped", "would_limit"):
         assert ours[kind] == getattr(lim.stats, kind), kind
+        assert ours[kind + "6"] == getattr(lim.stats, kind + "6"), kind
     assert (ours["exempt"], ours["cookie_passed"]) == (lim.stats.exempt, lim.stats.cookie_passed)
 
 

@@ -389,8 +389,15 @@ def udp_guard(responder: Any) -> Any:
     return guard(responder.answer, rrl, limits)
 
 
+# RRL counters per class: every client, then the IPv6 clients' part ("limited6": of `limited`)
+RRL_KINDS = ("limited", "dropped", "slipped", "would_limit", "limited6", "dropped6", "slipped6", "would_limit6")
+
+
 def stats(responder: Any) -> dict[str, Any]:
-    """Every abuse counter of a worker, flat, for /metrics (names in the module docs of the report)."""
+    """Every abuse counter of a worker, flat, for /metrics (gslb/web/metrics.abuse_families):
+    cookies_<status>, rrl_<kind>_<class> (RRL_KINDS), rrl_exempt, rrl_cookie_passed,
+    query_limit_<prefix|asn>_<refused|dropped>, query_limit_by_asn, tcp_<counter>, and the
+    prefix lengths the RRL counts by (rrl_ipv4_prefix, rrl_ipv6_prefix)."""
     from gslb.server.cookies import STATUS_NAMES
     from gslb.server.rrl import CLASS_NAMES
 
@@ -399,7 +406,7 @@ def stats(responder: Any) -> dict[str, Any]:
     for i, name in enumerate(STATUS_NAMES[1:], 1):
         out[f"cookies_{name}"] = ck.seen[i]
     out["cookies_badcookie_sent"] = ck.badcookie_sent
-    for kind in ("limited", "dropped", "slipped", "would_limit"):
+    for kind in RRL_KINDS:
         for name in CLASS_NAMES:
             out[f"rrl_{kind}_{name}"] = 0
     out["rrl_exempt"] = out["rrl_cookie_passed"] = 0
@@ -408,7 +415,7 @@ def stats(responder: Any) -> dict[str, Any]:
     by_asn: dict[int, int] = {}
     for rrl, limits in getattr(responder, "guards", None) or ():
         if rrl is not None:
-            for kind in ("limited", "dropped", "slipped", "would_limit"):
+            for kind in RRL_KINDS:
                 for i, name in enumerate(CLASS_NAMES):
                     out[f"rrl_{kind}_{name}"] += getattr(rrl.stats, kind)[i]
             out["rrl_exempt"] += rrl.stats.exempt
@@ -421,19 +428,40 @@ def stats(responder: Any) -> dict[str, Any]:
     engine = getattr(responder, "engine", None)
     native = engine.limit_stats() if engine is not None and getattr(responder, "native_limits", None) else None
     if native is not None:
-        for kind in ("limited", "dropped", "slipped", "would_limit"):
+        for kind in RRL_KINDS:
             for i, name in enumerate(CLASS_NAMES):
                 out[f"rrl_{kind}_{name}"] += native[kind][i]
         out["rrl_exempt"] += native["exempt"]
         out["rrl_cookie_passed"] += native["cookie_passed"]
         out["query_limit_prefix_refused"] += native["prefix_refused"]
         out["query_limit_prefix_dropped"] += native["prefix_dropped"]
+    out["limiter_native"] = 1 if native is not None else 0  # summed: workers whose limits run in C
     out["query_limit_by_asn"] = by_asn
+    abuse: AbuseConfig | None = getattr(responder, "abuse", None)
+    if abuse is not None:
+        out["rrl_ipv4_prefix"], out["rrl_ipv6_prefix"] = abuse.rrl.ipv4_prefix, abuse.rrl.ipv6_prefix
     tcp = getattr(responder, "tcp_stats", None)
     if tcp is not None:
         out.update({f"tcp_{k}": v for k, v in tcp.items()})
     return out
 
 
-__all__ = ["KEYS", "AbuseConfig", "CookieConfig", "TcpLimits", "install", "parse", "stats", "udp_guard",
-           "warn_if_random"]
+def merge(parts: Any) -> dict[str, Any]:
+    """Workers' `stats` dicts summed (the supervisor's totals): counters add up, per-ASN counts
+    add up per AS, the configured prefix lengths are the same everywhere and are kept."""
+    total: dict[str, Any] = {}
+    for part in parts:
+        for key, value in (part or {}).items():
+            if key.endswith("_prefix"):
+                total[key] = value
+            elif isinstance(value, dict):
+                into = total.setdefault(key, {})
+                for k, n in value.items():
+                    into[k] = into.get(k, 0) + n
+            else:
+                total[key] = total.get(key, 0) + value
+    return total
+
+
+__all__ = ["KEYS", "AbuseConfig", "CookieConfig", "TcpLimits", "install", "merge", "native_limits", "parse", "stats",
+           "udp_guard", "warn_if_random"]

@@ -76,6 +76,8 @@ typedef struct {
     /* counters, as rrl.Stats and rrl.QueryStats */
     unsigned long long limited[RRL_CLASSES], dropped[RRL_CLASSES], slipped[RRL_CLASSES];
     unsigned long long would_limit[RRL_CLASSES], exempted, cookie_passed;
+    unsigned long long limited6[RRL_CLASSES], dropped6[RRL_CLASSES], slipped6[RRL_CLASSES]; /* IPv6 clients' part */
+    unsigned long long would_limit6[RRL_CLASSES];
     unsigned long long prefix_refused, prefix_dropped;
 } rrl_state;
 
@@ -469,20 +471,25 @@ rrl_filter_at(rrl_state *s, const unsigned char *q, size_t qn, const unsigned ch
         s->cookie_passed++;
         goto done;
     }
+    int v6 = p[plen - 1] == 6;
     s->limited[cls]++;
+    s->limited6[cls] += v6;
     if (s->log_only) {
         s->would_limit[cls]++;
+        s->would_limit6[cls] += v6;
         goto done;
     }
     if (s->slip) {
         if (++s->slip_count >= (unsigned long long)s->slip) {
             s->slip_count = 0;
             s->slipped[cls]++;
+            s->slipped6[cls] += v6;
             verdict = RRL_REPLACED;
             goto done;
         }
     }
     s->dropped[cls]++;
+    s->dropped6[cls] += v6;
     verdict = RRL_DROP;
 done:
     pthread_mutex_unlock(&s->mu);
@@ -715,18 +722,19 @@ rrl_py_stats(rrl_state *s)
     pthread_mutex_lock(&s->mu);
     rrl_state c = *s;
     pthread_mutex_unlock(&s->mu);
-    PyObject *l = rrl_list(c.limited), *d = rrl_list(c.dropped), *sl = rrl_list(c.slipped),
-             *w = rrl_list(c.would_limit);
-    PyObject *r = (l && d && sl && w)
-                      ? Py_BuildValue("{sOsOsOsOsKsKsKsKsisi}", "limited", l, "dropped", d, "slipped", sl,
-                                      "would_limit", w, "exempt", c.exempted, "cookie_passed", c.cookie_passed,
-                                      "prefix_refused", c.prefix_refused, "prefix_dropped", c.prefix_dropped,
-                                      "rrl", c.rrl_on, "query_limits", c.ql_on)
-                      : NULL;
-    Py_XDECREF(l);
-    Py_XDECREF(d);
-    Py_XDECREF(sl);
-    Py_XDECREF(w);
+    PyObject *r = Py_BuildValue("{sKsKsKsKsisi}", "exempt", c.exempted, "cookie_passed", c.cookie_passed,
+                                "prefix_refused", c.prefix_refused, "prefix_dropped", c.prefix_dropped, "rrl",
+                                c.rrl_on, "query_limits", c.ql_on);
+    const char *names[8] = {"limited", "dropped", "slipped", "would_limit", "limited6", "dropped6", "slipped6",
+                            "would_limit6"};
+    const unsigned long long *lists[8] = {c.limited, c.dropped, c.slipped, c.would_limit, c.limited6, c.dropped6,
+                                          c.slipped6, c.would_limit6};
+    for (int i = 0; r && i < 8; i++) {
+        PyObject *l = rrl_list(lists[i]);
+        if (!l || PyDict_SetItemString(r, names[i], l) < 0)
+            Py_CLEAR(r);
+        Py_XDECREF(l);
+    }
     return r;
 }
 
