@@ -233,3 +233,34 @@ def test_steering_index_matches_the_program_shape():
     assert len(same) == 1  # a /24 is one worker
     spread = {steering.index_of(bytes((192, 0, p, 1)), 4) for p in range(64)}
     assert spread == {0, 1, 2, 3}  # prefixes spread over the workers
+
+
+def test_steered_workers_enforce_the_whole_rate(monkeypatch):
+    """install arms steering when a limiter is on; once a socket is steered the limiters stop
+    dividing the rates by the worker count (each prefix reaches one worker)."""
+    monkeypatch.setattr(steering, "_state", {"workers": 0, "v4": 24, "v6": 56, "attached": 0})
+
+    class Cfg:
+        abuse = abuse_config.AbuseConfig(rrl=rrl.RrlConfig(enabled=True, rate=40, ipv4_prefix=22),
+                                         query_limits=rrl.QueryLimitConfig(prefix_rate=100, ipv4_prefix=24))
+        workers = 4
+        asndb = None
+
+    class Resp:
+        cookies = cookies.Cookies(SECRET)
+        engine = None
+
+    r = Resp()
+    abuse_config.install(r, Cfg())
+    assert steering._state["workers"] == 4 and steering._state["v4"] == 22  # the coarser prefix
+    assert abuse_config._share(r) == 4 and not steering.active()  # no socket steered yet: rate/4
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    s.bind(("127.0.0.1", 0))
+    try:
+        assert steering.attach(s) and steering.active()
+        assert abuse_config._share(r) == 1
+        spec = abuse_config.native_limits(Cfg.abuse, r.cookies, abuse_config._share(r))
+        assert spec is not None and spec["rates"][0] == 40 and spec["ql_rate"] == 100
+    finally:
+        s.close()
