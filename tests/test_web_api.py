@@ -452,7 +452,7 @@ def test_dns_node_panel_shows_the_limiter(store_url):
         nodes = (await (await client.get("/api/nodes")).json())["nodes"]
         lim = nodes["ns2"]["limiter"]
         assert lim["rrl_limited"] == 20 and lim["rrl_slipped"] + lim["rrl_dropped"] == 20
-        assert lim["cookies_valid"] == 4 and lim["cookies_bad"] == 2
+        assert lim["cookies_valid"] == 4 and lim["cookies_bad"] == 2 and lim["cookies_client_only"] == 6
         assert lim["tcp_refused"] == 3 and lim["tcp_closed"] == 6 and lim["query_limited"] == 0
         assert nodes["ns3"]["limiter"]["rrl_limited"] == 0
         js = await (await client.get("/static/app.js")).text()

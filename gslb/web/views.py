@@ -54,6 +54,7 @@ def limiter(a: dict[str, Any]) -> dict[str, int]:
     return {"rrl_limited": total("rrl_limited_"), "rrl_slipped": total("rrl_slipped_"),
             "rrl_dropped": total("rrl_dropped_"), "rrl_would_limit": total("rrl_would_limit_"),
             "rrl_passed": int(a.get("rrl_exempt", 0)) + int(a.get("rrl_cookie_passed", 0)),
+            "cookies_client_only": int(a.get("cookies_client_only", 0)),
             "cookies_valid": int(a.get("cookies_valid", 0)), "cookies_bad": int(a.get("cookies_bad", 0)),
             "query_limited": sum(int(a.get(f"query_limit_{w}_{x}", 0)) for w in ("prefix", "asn")
                                  for x in ("refused", "dropped")),

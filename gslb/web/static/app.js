@@ -319,7 +319,8 @@ function limiterText(l) {
   if (l.rrl_limited) parts.push(`RRL limited ${l.rrl_limited} (slipped ${l.rrl_slipped}, dropped ${l.rrl_dropped})`);
   if (l.rrl_would_limit) parts.push(`RRL would limit ${l.rrl_would_limit} (log only)`);
   if (l.rrl_passed) parts.push(`passed over rate ${l.rrl_passed}`);
-  if (l.cookies_valid || l.cookies_bad) parts.push(`cookies valid ${l.cookies_valid}, bad ${l.cookies_bad}`);
+  if (l.cookies_client_only || l.cookies_valid || l.cookies_bad)
+    parts.push(`cookies: client only ${l.cookies_client_only || 0}, valid ${l.cookies_valid}, bad ${l.cookies_bad}`);
   if (l.query_limited) parts.push(`query limits ${l.query_limited}`);
   if (l.tcp_refused || l.tcp_closed) parts.push(`TCP refused ${l.tcp_refused}, closed ${l.tcp_closed}`);
   return parts.length ? parts.map(esc).join("<br>") : '<span class="muted">quiet</span>';
