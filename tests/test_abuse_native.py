@@ -264,3 +264,18 @@ def test_steered_workers_enforce_the_whole_rate(monkeypatch):
         assert spec is not None and spec["rates"][0] == 40 and spec["ql_rate"] == 100
     finally:
         s.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.binary(min_size=0, max_size=80), st.integers(0, len(CLIENTS) - 1)), min_size=1,
+                max_size=40),
+       st.sampled_from(RESPONSES[:3]))
+def test_random_response_bytes_are_classified_alike(items, head):
+    """Arbitrary bytes after a valid header and question (broken names, pointer loops, short
+    packets): the C classifier puts each in the bucket rrl.py does (rate 1, no slip)."""
+    now, ck, lim, _, eng = _pair(rrl.RrlConfig(enabled=True, rate=1, slip=0))
+    for tail, ci in items:
+        out = head[:12] + tail if len(tail) % 2 else head[:len(head) - 10] + tail
+        now[0] += 0.001
+        q = _query(CLIENTS[ci], 0, ck)
+        assert eng.limit_one(q, CLIENTS[ci], out, now[0], WALL) == lim.filter(q, CLIENTS[ci], out)
