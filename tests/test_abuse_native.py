@@ -279,3 +279,26 @@ def test_random_response_bytes_are_classified_alike(items, head):
         now[0] += 0.001
         q = _query(CLIENTS[ci], 0, ck)
         assert eng.limit_one(q, CLIENTS[ci], out, now[0], WALL) == lim.filter(q, CLIENTS[ci], out)
+
+
+def test_native_counts_reach_stats_and_the_log(caplog):
+    """abuse_config.stats folds the engine's counters in (what the worker ships to /metrics) and
+    logs what the C limiter limited, since it cannot log from its loop."""
+    import logging
+
+    cfg = rrl.RrlConfig(enabled=True, rate=1, slip=2)
+    _, ck, _, _, eng = _pair(cfg)
+
+    class Resp:
+        cookies = ck
+        engine = eng
+        native_limits = abuse_config.native_limits(abuse_config.AbuseConfig(rrl=cfg), ck, 1)
+        abuse = abuse_config.AbuseConfig(rrl=cfg)
+
+    for i in range(5):
+        eng.limit_one(b"", CLIENTS[4], RESPONSES[4], 1.0 + i / 1000, WALL)  # IPv6, NXDOMAIN
+    with caplog.at_level(logging.INFO, logger="gslb.server.abuse_config"):
+        s = abuse_config.stats(Resp())
+    assert s["rrl_limited_nxdomain"] == 4 and s["rrl_limited6_nxdomain"] == 4 and s["limiter_native"] == 1
+    assert s["rrl_slipped_nxdomain"] + s["rrl_dropped_nxdomain"] == 4 and s["rrl_ipv6_prefix"] == 56
+    assert "rate limits: limited 4 more" in caplog.text and "4 nxdomain" in caplog.text

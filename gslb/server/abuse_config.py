@@ -38,6 +38,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -45,7 +46,7 @@ from gslb.conf import located
 from gslb.conf.collect import Problems, line_of
 from gslb.conf.problems import Problem
 from gslb.server import cookies as cookies_mod
-from gslb.server.rrl import Limiter, QueryLimitConfig, QueryLimiter, RrlConfig, asn_lookup, guard
+from gslb.server.rrl import CLASS_NAMES, Limiter, QueryLimitConfig, QueryLimiter, RrlConfig, asn_lookup, guard
 
 log = logging.getLogger(__name__)
 
@@ -399,7 +400,6 @@ def stats(responder: Any) -> dict[str, Any]:
     query_limit_<prefix|asn>_<refused|dropped>, query_limit_by_asn, tcp_<counter>, and the
     prefix lengths the RRL counts by (rrl_ipv4_prefix, rrl_ipv6_prefix)."""
     from gslb.server.cookies import STATUS_NAMES
-    from gslb.server.rrl import CLASS_NAMES
 
     out: dict[str, Any] = {}
     ck = responder.cookies
@@ -436,6 +436,8 @@ def stats(responder: Any) -> dict[str, Any]:
         out["query_limit_prefix_refused"] += native["prefix_refused"]
         out["query_limit_prefix_dropped"] += native["prefix_dropped"]
     out["limiter_native"] = 1 if native is not None else 0  # summed: workers whose limits run in C
+    if native is not None:
+        _log_native(responder, native)
     out["query_limit_by_asn"] = by_asn
     abuse: AbuseConfig | None = getattr(responder, "abuse", None)
     if abuse is not None:
@@ -444,6 +446,20 @@ def stats(responder: Any) -> dict[str, Any]:
     if tcp is not None:
         out.update({f"tcp_{k}": v for k, v in tcp.items()})
     return out
+
+
+def _log_native(responder: Any, native: dict[str, Any]) -> None:
+    """The C limiter cannot log from its loop: say here (at most every 10 s, as rrl.py does) what
+    it limited since the last line."""
+    limited = sum(native["limited"]) + native["prefix_refused"] + native["prefix_dropped"]
+    last, next_at = getattr(responder, "_native_logged", (0, 0.0))
+    now = time.monotonic()
+    if limited > last and now >= next_at:
+        totals = ", ".join(f"{n} {c}" for n, c in zip(native["limited"], CLASS_NAMES, strict=True) if n)
+        log.info("%s %d more since the last line (totals: RRL %s; query limits %d)",
+                 "RRL log-only: would limit" if any(native["would_limit"]) else "rate limits: limited",
+                 limited - last, totals or "0", native["prefix_refused"] + native["prefix_dropped"])
+        responder._native_logged = (limited, now + 10.0)
 
 
 def merge(parts: Any) -> dict[str, Any]:
