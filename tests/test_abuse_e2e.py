@@ -311,6 +311,31 @@ def test_per_prefix_and_per_asn_query_limits(tmp_path):
         assert 50 <= d.tally.answers <= 100 and d.tally.rcodes.get(dns.rcode.REFUSED, 0) == 200 - d.tally.answers
 
 
+@pytest.mark.parametrize("action", ["refuse", "drop"])
+def test_per_prefix_query_limit_with_rrl(action):
+    """Per-prefix query limits and RRL together (the native engine enforces both when built):
+    a /24 over its query cap gets REFUSED (or nothing) beyond it, the RRL behind it limits the
+    rest, and another /24 is answered in full."""
+    config = {"query_limits": {"prefix_rate": 40, "action": action}, "rrl": {"rate": 20, "slip": 0},
+              "cookies": {"secret": SECRET}}
+    q = cookie_query(None).to_wire()
+    with gslb_server(ZONES, config=config, workers=1) as srv:
+        flood = Background(srv.host, srv.port, [q], [f"127.0.5.{i}" for i in range(1, 30)], rate=100, seconds=2.0)
+        calm = Background(srv.host, srv.port, [q], ["127.0.6.1"], rate=10, seconds=2.0)
+        flood.start()
+        calm.start()
+        flood.join(10)
+        calm.join(10)
+        t = flood.tally
+        refused = t.rcodes.get(dns.rcode.REFUSED, 0)
+        assert 20 <= t.answers <= 60, t  # RRL: 20/s plus a second's credit, of the ~40/s the cap lets through
+        if action == "refuse":
+            assert 200 - 120 <= refused <= 200 - 60, t  # the cap: ~40/s (+ credit) pass, REFUSED beyond
+        else:
+            assert refused == 0 and t.received == t.answers
+        assert calm.tally.answers == calm.tally.sent == 20
+
+
 def test_metrics_count_the_limiter_summed_over_workers():
     """Two workers, a flood from one /24: /metrics (read back with prometheus-client's parser)
     counts what the clients saw: slipped = TC answers received, limited = everything not answered
