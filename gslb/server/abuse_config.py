@@ -38,6 +38,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -356,6 +357,9 @@ def _share(responder: Any) -> int:
     return 1 if steering.active() else getattr(responder, "abuse_share", 1)
 
 
+_INSTALLING = threading.Lock()
+
+
 def udp_guard(responder: Any) -> Any:
     """The per-query callable a UDP loop calls: `responder.answer` behind the query limits and RRL
     (just `responder.answer` when both are off). One per loop: each keeps its own buckets. With
@@ -366,11 +370,12 @@ def udp_guard(responder: Any) -> Any:
         return responder.answer
     engine = getattr(responder, "engine", None)
     if engine is not None and hasattr(engine, "set_limits"):
-        if getattr(responder, "native_limits", None) is None:
-            cfg = native_limits(abuse, responder.cookies, _share(responder))
-            if cfg is not None:
-                engine.set_limits(cfg)
-                responder.native_limits = cfg
+        with _INSTALLING:  # the first of a worker's loops configures the engine, once
+            if getattr(responder, "native_limits", None) is None:
+                cfg = native_limits(abuse, responder.cookies, _share(responder))
+                if cfg is not None:
+                    engine.set_limits(cfg)
+                    responder.native_limits = cfg
         if getattr(responder, "native_limits", None) is not None:
             return responder.answer
     rrl = None
