@@ -21,6 +21,7 @@ from typing import Any
 from gslb import ipc, worker
 from gslb.answers import Answers
 from gslb.config import ServerConfig
+from gslb.server import abuse_config
 
 log = logging.getLogger("gslb.node")
 
@@ -147,6 +148,7 @@ class WorkerPool:
             if latency:
                 total["latency"] = [a + b for a, b in zip(total["latency"] or [0] * len(latency), latency,
                                                           strict=True)]
+        total["abuse"] = abuse_config.merge(h.stats.get("abuse") for h in self.workers)  # RRL, cookies, TCP
         return total
 
     def stop(self) -> None:

@@ -32,7 +32,7 @@ async def publish_node(store: Store, identity: str, site: str, totals: Callable[
         doc = {"node": identity, "site": site, "time": time.time(), "expires_at": time.time() + 3 * NODE_INTERVAL,
                "qps": round(qps, 1), "queries": t["queries"],
                "by_rcode": {dns.rcode.to_text(dns.rcode.Rcode(int(k))): v for k, v in t["by_rcode"].items()},
-               "by_decision": t["decisions"], **about()}
+               "by_decision": t["decisions"], "abuse": t.get("abuse", {}), **about()}
         with contextlib.suppress(StoreError):
             await store.put(NODE, identity, doc, ttl=3 * NODE_INTERVAL)
 

@@ -146,7 +146,7 @@ def stats_message(responder: Responder, answers: Answers) -> dict[str, Any]:
             "counts": [[z, q, r, n] for (z, q, r), n in counts.items()],
             "latency": latency_histogram(),
             "decisions": dict(answers.decisions), "cpu": time.process_time(),
-            "dnssec_signatures": dnssec_signatures()}
+            "dnssec_signatures": dnssec_signatures(), "abuse": abuse_config.stats(responder)}
 
 
 def run(index: int, inbox: Connection, outbox: Connection, cfg: ServerConfig, answers: Answers,

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 import urllib.parse
 
+import dns.message
+import dns.rrset
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
@@ -13,6 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from gslb.health import Verdict
 from gslb.policy.checks import CheckSpec
 from gslb.probe.agent import ProbeAgent
+from gslb.server import abuse_config, cookies, rrl
+from gslb.server.abuse_config import merge
 from gslb.store import CONTROL, DATAPLANE, DRAIN, NODE, OVERRIDE, PROBE, REGION, SITE, open_store
 from gslb.web import make_app
 from gslb.web.metrics import dns_families, render
@@ -389,3 +394,68 @@ def test_quorum_timeline_follows_the_quorum_rule_and_overrides():
     stale = _bands([{"t": 0, "up": True, "exp": 5}, {"t": 20, "up": True, "exp": 40}], 0, 30)
     assert stale == [[0, 5, "up"], [5, 20, "stale"], [20, 30, "up"]]
     assert [b[2] for b in _quorum({"eu": stale}, [], "c", 0, 30)] == ["up", "unknown", "up"]
+
+
+def _worker_abuse(limited_v4: int, limited_v6: int, tcp_refused: int) -> dict:
+    """One worker's abuse counters, as gslb.server.abuse_config.stats reports them, from a real
+    limiter that saw a flood (IPv4 and IPv6 clients) and made those counts."""
+    lim = rrl.Limiter(rrl.RrlConfig(enabled=True, rate=1, slip=2), clock=lambda: 1.0)
+    q = dns.message.make_query("www.example.com", "A")
+    out = dns.message.make_response(q)
+    out.answer.append(dns.rrset.from_text("www.example.com.", 60, "IN", "A", "192.0.2.1"))
+    wire = out.to_wire()
+    for client, n in ((socket.inet_aton("192.0.2.1"), limited_v4), (socket.inet_pton(socket.AF_INET6, "2001:db8::1"),
+                                                                   limited_v6)):
+        for _ in range(n + 1):  # the first passes
+            lim.filter(q.to_wire(), client, wire)
+
+    jar = cookies.Cookies(bytes(16))
+    jar.seen = [0, 3, 2, 1]
+
+    class Worker:  # what abuse_config.stats reads off a Responder
+        cookies = jar
+        guards = [(lim, None)]
+        tcp_stats = {"accepted": 5, "refused_total": 0, "refused_per_client": tcp_refused, "closed_idle_evicted": 1,
+                     "closed_idle_timeout": 0, "closed_message_timeout": 2}
+        abuse = abuse_config.AbuseConfig(rrl=rrl.RrlConfig(enabled=True, ipv6_prefix=48))
+
+    return abuse_config.stats(Worker())
+
+
+def test_abuse_metrics_are_summed_over_workers_and_parse():
+    totals = {"queries": 100, "abuse": merge([_worker_abuse(10, 4, 1), _worker_abuse(6, 0, 2), None])}
+    families = _scrape(totals, [])
+    rrl = {(s.labels["action"], s.labels["class"], s.labels["family"], s.labels["prefix_length"]): s.value
+           for s in families["gslb_dns_rrl_responses"].samples}
+    assert rrl[("limited", "positive", "ipv4", "24")] == 16
+    assert rrl[("limited", "positive", "ipv6", "48")] == 4
+    assert rrl[("slipped", "positive", "ipv4", "24")] + rrl[("dropped", "positive", "ipv4", "24")] == 16
+    assert rrl[("limited", "nxdomain", "ipv4", "24")] == 0
+    assert families["gslb_dns_rrl_responses"].type == "counter"
+    seen = {s.labels["status"]: s.value for s in families["gslb_dns_cookies"].samples}
+    assert seen == {"client_only": 6, "valid": 4, "bad": 2, "none": 88}
+    tcp = {(s.labels["event"], s.labels["reason"]): s.value for s in families["gslb_dns_tcp_connections"].samples}
+    assert tcp[("refused", "per_client")] == 3 and tcp[("closed", "message_timeout")] == 4
+    assert tcp[("accepted", "")] == 10
+    hits = {(s.labels["limit"], s.labels["action"]): s.value for s in families["gslb_dns_query_limit_hits"].samples}
+    assert hits == {("prefix", "refused"): 0, ("prefix", "dropped"): 0, ("asn", "refused"): 0, ("asn", "dropped"): 0}
+    assert "gslb_dns_rrl_responses" not in _scrape({}, [])  # a server without the counters shows none
+
+
+def test_dns_node_panel_shows_the_limiter(store_url):
+    async def body(client, store):
+        now = time.time()
+        abuse = merge([_worker_abuse(10, 4, 1), _worker_abuse(6, 0, 2)])
+        await store.put(NODE, "ns2", {"node": "ns2", "time": now, "qps": 1.0, "queries": 50, "by_rcode": {},
+                                      "by_decision": {}, "abuse": abuse}, ttl=30)
+        await store.put(NODE, "ns3", {"node": "ns3", "time": now, "qps": 1.0, "queries": 50}, ttl=30)  # older node
+        nodes = (await (await client.get("/api/nodes")).json())["nodes"]
+        lim = nodes["ns2"]["limiter"]
+        assert lim["rrl_limited"] == 20 and lim["rrl_slipped"] + lim["rrl_dropped"] == 20
+        assert lim["cookies_valid"] == 4 and lim["cookies_bad"] == 2 and lim["cookies_client_only"] == 6
+        assert lim["tcp_refused"] == 3 and lim["tcp_closed"] == 6 and lim["query_limited"] == 0
+        assert nodes["ns3"]["limiter"]["rrl_limited"] == 0
+        js = await (await client.get("/static/app.js")).text()
+        assert "limiterText(d.limiter)" in js  # the DNS node panel renders it
+
+    run(store_url, body)

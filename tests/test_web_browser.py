@@ -269,3 +269,23 @@ def test_the_running_servers_metrics_are_a_proper_histogram(setup):
     assert 0 < samples["gslb_dns_processing_seconds_sum"].value / inf.value < 0.1  # a mean of well under 100 ms
     records = {(s.labels["record"], s.labels["type"]) for s in families["gslb_dns_decisions"].samples}
     assert any(r.startswith("www.gslb.example") and t == "A" for r, t in records), records
+
+
+def test_dns_node_panel_shows_the_limiter(setup, page):
+    """The DNS node panel's limiter column, filled from the node's report: cookie queries the real
+    server counted show up there (RRL is off on this server, so it reports cookies only)."""
+    import dns.edns
+    import dns.message
+    import dns.query
+
+    server = setup["server"]
+    for _ in range(3):
+        q = dns.message.make_query("www.gslb.example", "A", use_edns=0,
+                                   options=[dns.edns.GenericOption(10, os.urandom(8))])
+        dns.query.udp(q, server.host, port=server.port, timeout=2)
+    page.goto(f"http://{setup['web']}/")
+    page.wait_for_selector("#nodes td.limiter", timeout=15000)
+    page.wait_for_function("[...document.querySelectorAll('#nodes td.limiter')].some("
+                           "(td) => /client only [1-9]/.test(td.textContent))", timeout=15000)
+    header = page.locator("#nodes tr").first.inner_text()
+    assert "limiter" in header

@@ -39,6 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rrl.h" /* RRL and query limits: rrl.py in C, hooked in serve() */
 #include "udp_common.h"
 
 #define BATCH 64
@@ -244,6 +245,7 @@ typedef struct {
     unsigned long long native, fallback, truncated, picks;
     PyObject *s_hits, *s_answer, *s_pick;
     pthread_mutex_t mu;
+    rrl_state *limits; /* RRL + query limits (rrl.h), NULL until set_limits */
 } Engine;
 
 #define LOCK(e) pthread_mutex_lock(&(e)->mu)
@@ -745,6 +747,7 @@ Engine_dealloc(Engine *e)
         free(e->ids.b);
         pthread_mutex_destroy(&e->mu);
     }
+    rrl_free(e->limits);
     Py_XDECREF(e->s_hits);
     Py_XDECREF(e->s_answer);
     Py_XDECREF(e->s_pick);
@@ -1063,6 +1066,7 @@ Engine_serve(Engine *e, PyObject *args)
     size_t lens[BATCH];
     const unsigned char *raws[BATCH];
     size_t rawlens[BATCH], qlens[BATCH];
+    unsigned char gated[BATCH]; /* answered (REFUSED) or dropped by the query limits: no RRL */
     PyThreadState *ts = PyEval_SaveThread(); /* the loop runs without the GIL */
     for (;;) {
         for (int i = 0; i < batch; i++) {
@@ -1113,6 +1117,12 @@ Engine_serve(Engine *e, PyObject *args)
             qlens[i] = rmsg[i].msg_len;
             if (rmsg[i].msg_hdr.msg_flags & MSG_TRUNC)
                 qlens[i] = BUFSIZE; /* larger than our buffer: Python sees the cut packet and says FORMERR */
+            gated[i] = rrl_gate(e->limits, bufs[i], qlens[i], raws[i], rawlens[i], obufs[i], &lens[i]);
+            if (gated[i]) {
+                if (!lens[i])
+                    rawlens[i] = 0; /* dropped */
+                continue;
+            }
             long long t0 = now_ns();
             lens[i] = answer_native(e, NULL, bufs[i], qlens[i], raws[i], rawlens[i], obufs[i]);
             if (lens[i]) {
@@ -1165,6 +1175,11 @@ Engine_serve(Engine *e, PyObject *args)
         }
         int nout = 0;
         for (int i = 0; i < n; i++) {
+            if (rawlens[i] && !gated[i] && (lens[i] || outs[i])
+                && rrl_filter(e->limits, bufs[i], qlens[i], raws[i], rawlens[i],
+                              lens[i] ? obufs[i] : (const unsigned char *)PyBytes_AS_STRING(outs[i]),
+                              lens[i] ? lens[i] : (size_t)PyBytes_GET_SIZE(outs[i]), obufs[i], &lens[i]) == RRL_DROP)
+                continue;
             if (lens[i]) {
                 siov[nout].iov_base = obufs[i];
                 siov[nout].iov_len = lens[i];
@@ -1211,6 +1226,24 @@ out:
     return result;
 }
 
+static PyObject *
+Engine_set_limits(Engine *e, PyObject *cfg)
+{
+    return rrl_py_set(&e->limits, cfg);
+}
+
+static PyObject *
+Engine_limit_stats(Engine *e, PyObject *unused)
+{
+    return rrl_py_stats(e->limits);
+}
+
+static PyObject *
+Engine_limit_one(Engine *e, PyObject *args)
+{
+    return rrl_py_one(e->limits, args);
+}
+
 static PyMethodDef Engine_methods[] = {
     {"load", (PyCFunction)Engine_load, METH_O, "load(table): replace every table with this dict[bytes, Entry]."},
     {"insert", (PyCFunction)Engine_insert, METH_VARARGS, "insert(key, entry): a miss Python compiled."},
@@ -1228,6 +1261,11 @@ static PyMethodDef Engine_methods[] = {
      "answer_one(query, client, responder): the reply serve() would send (None: nothing)."},
     {"serve", (PyCFunction)Engine_serve, METH_VARARGS,
      "serve(fd, responder, batch=64, pktinfo=0): answer UDP datagrams until the socket closes."},
+    {"set_limits", (PyCFunction)Engine_set_limits, METH_O,
+     "set_limits(cfg | None): RRL and query limits for serve() (abuse_config.native_limits builds cfg)."},
+    {"limit_stats", (PyCFunction)Engine_limit_stats, METH_NOARGS, "The limiter's counters (None: never set)."},
+    {"limit_one", (PyCFunction)Engine_limit_one, METH_VARARGS,
+     "limit_one(query, client, response|None, now, wall): one limiter decision at these clocks (tests)."},
     {NULL, NULL, 0, NULL},
 };
 

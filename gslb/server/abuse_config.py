@@ -38,6 +38,8 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import threading
+import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -45,7 +47,7 @@ from gslb.conf import located
 from gslb.conf.collect import Problems, line_of
 from gslb.conf.problems import Problem
 from gslb.server import cookies as cookies_mod
-from gslb.server.rrl import Limiter, QueryLimitConfig, QueryLimiter, RrlConfig, asn_lookup, guard
+from gslb.server.rrl import CLASS_NAMES, Limiter, QueryLimitConfig, QueryLimiter, RrlConfig, asn_lookup, guard
 
 log = logging.getLogger(__name__)
 
@@ -311,24 +313,81 @@ def install(responder: Any, cfg: Any) -> None:
     responder.asndb = getattr(cfg, "asndb", None)
     workers = getattr(cfg, "workers", 1)
     responder.abuse_share = workers if workers > 0 else (os.cpu_count() or 1)  # workers splitting the rates
+    _arm_steering(abuse, responder.abuse_share)
+
+
+def _arm_steering(abuse: AbuseConfig, workers: int) -> None:
+    """Steer UDP by client prefix when a limiter counts per prefix: the coarsest prefix either uses,
+    so each RRL and query-limit account lives in one worker (gslb/server/steering.py)."""
+    from gslb.server import steering
+
+    rrl, ql = abuse.rrl, abuse.query_limits
+    used = [(c.ipv4_prefix, c.ipv6_prefix) for c, on in ((rrl, rrl.enabled), (ql, ql.enabled)) if on]
+    if used:
+        steering.configure(workers, min(v4 for v4, _ in used), min(v6 for _, v6 in used))
+
+
+def _net_pairs(nets: tuple) -> tuple[tuple[bytes, int], ...]:
+    return tuple((n.network_address.packed, n.prefixlen) for n in nets)
+
+
+def native_limits(abuse: AbuseConfig, cookies: cookies_mod.Cookies, share: int) -> dict[str, Any] | None:
+    """The engine's `set_limits` config (gslb/server/rrl.h) for these settings, or None when the
+    engine cannot enforce them (per-ASN limits need the ASN database: Python does those)."""
+    rrl, ql = abuse.rrl, abuse.query_limits
+    if ql.asn_rate or ql.asn_rates:
+        return None
+    share = max(1, share)
+    return {"rrl": int(rrl.enabled), "log_only": int(rrl.log_only), "window": max(1, rrl.window),
+            "slip": rrl.slip, "ipv4_prefix": rrl.ipv4_prefix, "ipv6_prefix": rrl.ipv6_prefix,
+            "table_size": rrl.table_size, "rates": tuple(max(1, round(r / share)) for r in rrl.rates()),
+            "exempt": _net_pairs(rrl.exempt),
+            "query_limits": int(ql.enabled), "ql_refuse": int(ql.action == "refuse"),
+            "ql_ipv4_prefix": ql.ipv4_prefix, "ql_ipv6_prefix": ql.ipv6_prefix, "ql_table_size": ql.table_size,
+            "ql_rate": ql.prefix_rate and max(1, round(ql.prefix_rate / share)), "ql_exempt": _net_pairs(ql.exempt),
+            "secret": cookies.secret if cookies.enabled else None,
+            "previous_secret": cookies.previous if cookies.enabled else None,
+            "previous_valid_until": float(cookies.previous_until)}
+
+
+def _share(responder: Any) -> int:
+    """How many loops split a prefix's traffic: 1 when steering sends each prefix to one worker."""
+    from gslb.server import steering
+
+    return 1 if steering.active() else getattr(responder, "abuse_share", 1)
+
+
+_INSTALLING = threading.Lock()
 
 
 def udp_guard(responder: Any) -> Any:
     """The per-query callable a UDP loop calls: `responder.answer` behind the query limits and RRL
-    (just `responder.answer` when both are off). One per loop: each keeps its own buckets."""
+    (just `responder.answer` when both are off). One per loop: each keeps its own buckets. With
+    the native engine the limits go into it (one limiter per worker, rrl.h) and the loop gets
+    `responder.answer`, so the engine serves and applies them in C."""
     abuse: AbuseConfig | None = getattr(responder, "abuse", None)
-    if abuse is None:
+    if abuse is None or not (abuse.rrl.enabled or abuse.query_limits.enabled):
         return responder.answer
+    engine = getattr(responder, "engine", None)
+    if engine is not None and hasattr(engine, "set_limits"):
+        with _INSTALLING:  # the first of a worker's loops configures the engine, once
+            if getattr(responder, "native_limits", None) is None:
+                cfg = native_limits(abuse, responder.cookies, _share(responder))
+                if cfg is not None:
+                    engine.set_limits(cfg)
+                    responder.native_limits = cfg
+        if getattr(responder, "native_limits", None) is not None:
+            return responder.answer
     rrl = None
     if abuse.rrl.enabled:
         cookies = responder.cookies
         rrl = Limiter(abuse.rrl, (lambda q, c: cookies_mod.has_valid_cookie(cookies, q, c))
-                      if cookies.enabled else None, share=getattr(responder, "abuse_share", 1))
+                      if cookies.enabled else None, share=_share(responder))
     limits = None
     if abuse.query_limits.enabled:
         asndb = getattr(responder, "asndb", None)
         limits = QueryLimiter(abuse.query_limits, asn_lookup(asndb) if asndb else None,
-                              share=getattr(responder, "abuse_share", 1))
+                              share=_share(responder))
     guards = getattr(responder, "guards", None)
     if guards is None:
         guards = responder.guards = []
@@ -336,17 +395,23 @@ def udp_guard(responder: Any) -> Any:
     return guard(responder.answer, rrl, limits)
 
 
+# RRL counters per class: every client, then the IPv6 clients' part ("limited6": of `limited`)
+RRL_KINDS = ("limited", "dropped", "slipped", "would_limit", "limited6", "dropped6", "slipped6", "would_limit6")
+
+
 def stats(responder: Any) -> dict[str, Any]:
-    """Every abuse counter of a worker, flat, for /metrics (names in the module docs of the report)."""
+    """Every abuse counter of a worker, flat, for /metrics (gslb/web/metrics.abuse_families):
+    cookies_<status>, rrl_<kind>_<class> (RRL_KINDS), rrl_exempt, rrl_cookie_passed,
+    query_limit_<prefix|asn>_<refused|dropped>, query_limit_by_asn, tcp_<counter>, and the
+    prefix lengths the RRL counts by (rrl_ipv4_prefix, rrl_ipv6_prefix)."""
     from gslb.server.cookies import STATUS_NAMES
-    from gslb.server.rrl import CLASS_NAMES
 
     out: dict[str, Any] = {}
     ck = responder.cookies
     for i, name in enumerate(STATUS_NAMES[1:], 1):
         out[f"cookies_{name}"] = ck.seen[i]
     out["cookies_badcookie_sent"] = ck.badcookie_sent
-    for kind in ("limited", "dropped", "slipped", "would_limit"):
+    for kind in RRL_KINDS:
         for name in CLASS_NAMES:
             out[f"rrl_{kind}_{name}"] = 0
     out["rrl_exempt"] = out["rrl_cookie_passed"] = 0
@@ -355,7 +420,7 @@ def stats(responder: Any) -> dict[str, Any]:
     by_asn: dict[int, int] = {}
     for rrl, limits in getattr(responder, "guards", None) or ():
         if rrl is not None:
-            for kind in ("limited", "dropped", "slipped", "would_limit"):
+            for kind in RRL_KINDS:
                 for i, name in enumerate(CLASS_NAMES):
                     out[f"rrl_{kind}_{name}"] += getattr(rrl.stats, kind)[i]
             out["rrl_exempt"] += rrl.stats.exempt
@@ -365,12 +430,59 @@ def stats(responder: Any) -> dict[str, Any]:
                 out[f"query_limit_{key}"] += getattr(limits.stats, key)
             for asn, n in limits.stats.by_asn.items():
                 by_asn[asn] = by_asn.get(asn, 0) + n
+    engine = getattr(responder, "engine", None)
+    native = engine.limit_stats() if engine is not None and getattr(responder, "native_limits", None) else None
+    if native is not None:
+        for kind in RRL_KINDS:
+            for i, name in enumerate(CLASS_NAMES):
+                out[f"rrl_{kind}_{name}"] += native[kind][i]
+        out["rrl_exempt"] += native["exempt"]
+        out["rrl_cookie_passed"] += native["cookie_passed"]
+        out["query_limit_prefix_refused"] += native["prefix_refused"]
+        out["query_limit_prefix_dropped"] += native["prefix_dropped"]
+    out["limiter_native"] = 1 if native is not None else 0  # summed: workers whose limits run in C
+    if native is not None:
+        _log_native(responder, native)
     out["query_limit_by_asn"] = by_asn
+    abuse: AbuseConfig | None = getattr(responder, "abuse", None)
+    if abuse is not None:
+        out["rrl_ipv4_prefix"], out["rrl_ipv6_prefix"] = abuse.rrl.ipv4_prefix, abuse.rrl.ipv6_prefix
     tcp = getattr(responder, "tcp_stats", None)
     if tcp is not None:
         out.update({f"tcp_{k}": v for k, v in tcp.items()})
     return out
 
 
-__all__ = ["KEYS", "AbuseConfig", "CookieConfig", "TcpLimits", "install", "parse", "stats", "udp_guard",
-           "warn_if_random"]
+def _log_native(responder: Any, native: dict[str, Any]) -> None:
+    """The C limiter cannot log from its loop: say here (at most every 10 s, as rrl.py does) what
+    it limited since the last line."""
+    limited = sum(native["limited"]) + native["prefix_refused"] + native["prefix_dropped"]
+    last, next_at = getattr(responder, "_native_logged", (0, 0.0))
+    now = time.monotonic()
+    if limited > last and now >= next_at:
+        totals = ", ".join(f"{n} {c}" for n, c in zip(native["limited"], CLASS_NAMES, strict=True) if n)
+        log.info("%s %d more since the last line (totals: RRL %s; query limits %d)",
+                 "RRL log-only: would limit" if any(native["would_limit"]) else "rate limits: limited",
+                 limited - last, totals or "0", native["prefix_refused"] + native["prefix_dropped"])
+        responder._native_logged = (limited, now + 10.0)
+
+
+def merge(parts: Any) -> dict[str, Any]:
+    """Workers' `stats` dicts summed (the supervisor's totals): counters add up, per-ASN counts
+    add up per AS, the configured prefix lengths are the same everywhere and are kept."""
+    total: dict[str, Any] = {}
+    for part in parts:
+        for key, value in (part or {}).items():
+            if key.endswith("_prefix"):
+                total[key] = value
+            elif isinstance(value, dict):
+                into = total.setdefault(key, {})
+                for k, n in value.items():
+                    into[k] = into.get(k, 0) + n
+            else:
+                total[key] = total.get(key, 0) + value
+    return total
+
+
+__all__ = ["KEYS", "AbuseConfig", "CookieConfig", "TcpLimits", "install", "merge", "native_limits", "parse", "stats",
+           "udp_guard", "warn_if_random"]

@@ -146,15 +146,21 @@ def classify(out: bytes) -> tuple[int, bytes]:
 
 
 class Stats:
-    """Counters for /metrics, by response class where it applies."""
+    """Counters for /metrics, by response class where it applies; the `*6` lists are the IPv6
+    clients' part of each (so /metrics can say which prefix length, ipv4_prefix or ipv6_prefix)."""
 
-    __slots__ = ("cookie_passed", "dropped", "exempt", "limited", "slipped", "would_limit")
+    __slots__ = ("cookie_passed", "dropped", "dropped6", "exempt", "limited", "limited6", "slipped", "slipped6",
+                 "would_limit", "would_limit6")
 
     def __init__(self) -> None:
         self.limited = [0] * 5  # responses over the rate (dropped + slipped, or would_limit in log-only)
         self.dropped = [0] * 5
         self.slipped = [0] * 5
         self.would_limit = [0] * 5
+        self.limited6 = [0] * 5
+        self.dropped6 = [0] * 5
+        self.slipped6 = [0] * 5
+        self.would_limit6 = [0] * 5
         self.exempt = 0  # over the rate but from an exempt prefix
         self.cookie_passed = 0  # over the rate but carrying a valid server cookie
 
@@ -246,21 +252,30 @@ class Limiter:
             self.stats.cookie_passed += 1
             return out
         stats = self.stats
+        v6 = prefix[-1] == 6
         stats.limited[cls] += 1
+        if v6:
+            stats.limited6[cls] += 1
         if now >= self._next_log:
             self._next_log = now + 10.0
             log.info("RRL %s %s responses to %s (%s)", "would limit" if self.cfg.log_only else "limiting",
                      CLASS_NAMES[cls], _prefix_text(prefix, self.v4, self.v6), name_text(name))
         if self.cfg.log_only:
             stats.would_limit[cls] += 1
+            if v6:
+                stats.would_limit6[cls] += 1
             return out
         if self.slip:
             self._slip_count += 1
             if self._slip_count >= self.slip:
                 self._slip_count = 0
                 stats.slipped[cls] += 1
+                if v6:
+                    stats.slipped6[cls] += 1
                 return _truncated(out)
         stats.dropped[cls] += 1
+        if v6:
+            stats.dropped6[cls] += 1
         return None
 
 

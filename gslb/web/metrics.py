@@ -137,6 +137,7 @@ def dns_families(totals: dict[str, Any], zones_by_rcode: list[list], latency: li
                                "distinct RRset and key; a never-seen name's denial costs one)")
     sigs.add_metric([], totals.get("dnssec_signatures", 0))
     families: list[Metric] = [q, d, t, tcp, sigs]
+    families += abuse_families(totals.get("abuse") or {}, totals.get("queries", 0))
     if latency:
         buckets, estimate = latency_buckets(latency)
         exact = totals.get("latency_sum")
@@ -145,6 +146,61 @@ def dns_families(totals: dict[str, Any], zones_by_rcode: list[list], latency: li
         h.add_metric([], buckets, sum_value=float(exact) if exact is not None else estimate)
         families.append(h)
     return families
+
+
+RRL_CLASSES = ("positive", "nxdomain", "nodata", "referral", "error")  # gslb.server.rrl.CLASS_NAMES
+RRL_ACTIONS = ("limited", "slipped", "dropped", "would_limit")
+TCP_REASONS = {"refused_total": ("refused", "max_connections"), "refused_per_client": ("refused", "per_client"),
+               "closed_idle_evicted": ("closed", "evicted_for_new"), "closed_idle_timeout": ("closed", "idle_timeout"),
+               "closed_message_timeout": ("closed", "message_timeout")}
+
+
+def abuse_families(a: dict[str, Any], queries: int) -> list[Metric]:
+    """RRL, cookies, query limits and TCP limits (gslb.server.abuse_config.stats, summed over the
+    workers) as metric families. RRL counts carry the class and the prefix length they were
+    counted by (family ipv4 or ipv6 and its configured bits)."""
+    if not a:
+        return []
+    rrl = CounterMetricFamily("gslb_dns_rrl_responses", "responses over the RRL rate: limited = slipped + dropped "
+                              "(or would_limit in log-only mode)",
+                              labels=["action", "class", "family", "prefix_length"])
+    v4, v6 = str(a.get("rrl_ipv4_prefix", 24)), str(a.get("rrl_ipv6_prefix", 56))
+    for action in RRL_ACTIONS:
+        for cls in RRL_CLASSES:
+            total, six = a.get(f"rrl_{action}_{cls}", 0), a.get(f"rrl_{action}6_{cls}", 0)
+            rrl.add_metric([action, cls, "ipv4", v4], total - six)
+            rrl.add_metric([action, cls, "ipv6", v6], six)
+    passed = CounterMetricFamily("gslb_dns_rrl_passed", "responses over the RRL rate sent anyway", labels=["reason"])
+    passed.add_metric(["exempt"], a.get("rrl_exempt", 0))
+    passed.add_metric(["valid_cookie"], a.get("rrl_cookie_passed", 0))
+    seen = CounterMetricFamily("gslb_dns_cookies", "queries by what their COOKIE option said (none: no option)",
+                               labels=["status"])
+    counted = 0
+    for status in ("client_only", "valid", "bad"):
+        n = a.get(f"cookies_{status}", 0)
+        counted += n
+        seen.add_metric([status], n)
+    seen.add_metric(["none"], max(0, queries - counted))
+    badcookie = CounterMetricFamily("gslb_dns_cookies_badcookie_sent",
+                                    "BADCOOKIE answers sent (UDP, bad server cookie)")
+    badcookie.add_metric([], a.get("cookies_badcookie_sent", 0))
+    limits = CounterMetricFamily("gslb_dns_query_limit_hits", "queries beyond a query limit",
+                                 labels=["limit", "action"])
+    for limit in ("prefix", "asn"):
+        for action in ("refused", "dropped"):
+            limits.add_metric([limit, action], a.get(f"query_limit_{limit}_{action}", 0))
+    by_asn = CounterMetricFamily("gslb_dns_query_limit_asn_hits", "queries beyond an AS number's cap", labels=["asn"])
+    for asn, n in sorted((a.get("query_limit_by_asn") or {}).items()):
+        by_asn.add_metric([str(asn)], n)
+    tcp = CounterMetricFamily("gslb_dns_tcp_connections", "TCP connections accepted, refused or closed, by reason",
+                              labels=["event", "reason"])
+    tcp.add_metric(["accepted", ""], a.get("tcp_accepted", 0))
+    for key, (event, reason) in TCP_REASONS.items():
+        tcp.add_metric([event, reason], a.get(f"tcp_{key}", 0))
+    native = GaugeMetricFamily("gslb_dns_limiter_native_workers", "workers whose RRL and query limits run in the "
+                               "native engine (the rest: in Python)")
+    native.add_metric([], a.get("limiter_native", 0))
+    return [rrl, passed, seen, badcookie, limits, by_asn, tcp, native]
 
 
 def render(families: list[Metric]) -> bytes:

@@ -39,7 +39,28 @@ async def sites(store: Store) -> dict[str, Any]:
 
 
 async def nodes(store: Store) -> dict[str, Any]:
-    return {"time": time.time(), "nodes": await store.scan(NODE)}
+    docs = await store.scan(NODE)
+    for doc in docs.values():
+        doc["limiter"] = limiter(doc.get("abuse") or {})
+    return {"time": time.time(), "nodes": docs}
+
+
+def limiter(a: dict[str, Any]) -> dict[str, int]:
+    """A node's abuse counters (abuse_config.stats, summed over its workers) in the few figures the
+    DNS node panel shows: what RRL limited and how, what passed anyway, cookies, query limits, TCP."""
+    def total(prefix: str) -> int:
+        return sum(int(v) for k, v in a.items() if k.startswith(prefix) and k[len(prefix):].isalpha())
+
+    return {"rrl_limited": total("rrl_limited_"), "rrl_slipped": total("rrl_slipped_"),
+            "rrl_dropped": total("rrl_dropped_"), "rrl_would_limit": total("rrl_would_limit_"),
+            "rrl_passed": int(a.get("rrl_exempt", 0)) + int(a.get("rrl_cookie_passed", 0)),
+            "cookies_client_only": int(a.get("cookies_client_only", 0)),
+            "cookies_valid": int(a.get("cookies_valid", 0)), "cookies_bad": int(a.get("cookies_bad", 0)),
+            "query_limited": sum(int(a.get(f"query_limit_{w}_{x}", 0)) for w in ("prefix", "asn")
+                                 for x in ("refused", "dropped")),
+            "tcp_refused": int(a.get("tcp_refused_total", 0)) + int(a.get("tcp_refused_per_client", 0)),
+            "tcp_closed": sum(int(a.get(f"tcp_closed_{r}", 0)) for r in ("idle_evicted", "idle_timeout",
+                                                                        "message_timeout"))}
 
 
 async def answers(store: Store) -> dict[str, Any]:

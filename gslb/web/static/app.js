@@ -312,13 +312,27 @@ async function renderBgp() {
   showNotes();
 }
 
+// RRL, cookies, query and TCP limits of one node (views.limiter): the counters that moved
+function limiterText(l) {
+  if (!l) return "";
+  const parts = [];
+  if (l.rrl_limited) parts.push(`RRL limited ${l.rrl_limited} (slipped ${l.rrl_slipped}, dropped ${l.rrl_dropped})`);
+  if (l.rrl_would_limit) parts.push(`RRL would limit ${l.rrl_would_limit} (log only)`);
+  if (l.rrl_passed) parts.push(`passed over rate ${l.rrl_passed}`);
+  if (l.cookies_client_only || l.cookies_valid || l.cookies_bad)
+    parts.push(`cookies: client only ${l.cookies_client_only || 0}, valid ${l.cookies_valid}, bad ${l.cookies_bad}`);
+  if (l.query_limited) parts.push(`query limits ${l.query_limited}`);
+  if (l.tcp_refused || l.tcp_closed) parts.push(`TCP refused ${l.tcp_refused}, closed ${l.tcp_closed}`);
+  return parts.length ? parts.map(esc).join("<br>") : '<span class="muted">quiet</span>';
+}
+
 async function renderNodes() {
   const n = await getJSON("/api/nodes");
-  let rows = "<tr><th>node</th><th>qps</th><th>queries</th><th>answer mix (rcode)</th><th>GSLB decisions</th><th>seen</th></tr>";
+  let rows = "<tr><th>node</th><th>qps</th><th>queries</th><th>answer mix (rcode)</th><th>GSLB decisions</th><th>limiter</th><th>seen</th></tr>";
   for (const [node, d] of Object.entries(n.nodes).sort()) {
     const mix = Object.entries(d.by_rcode || {}).map(([k, v]) => `${esc(k)} ${v}`).join(", ");
     const dec = Object.entries(d.by_decision || {}).map(([k, v]) => `${esc(k)} ${v}`).join(", ");
-    rows += `<tr><td>${esc(node)}</td><td>${Number(d.qps || 0).toFixed(1)}</td><td>${d.queries || 0}</td><td>${mix}</td><td>${dec}</td><td>${ago(d.time)}</td></tr>`;
+    rows += `<tr><td>${esc(node)}</td><td>${Number(d.qps || 0).toFixed(1)}</td><td>${d.queries || 0}</td><td>${mix}</td><td>${dec}</td><td class="limiter">${limiterText(d.limiter)}</td><td>${ago(d.time)}</td></tr>`;
   }
   $("nodes").innerHTML = Object.keys(n.nodes).length ? rows : "<tr><td>no DNS node reports yet</td></tr>";
 }
