@@ -1,12 +1,16 @@
-"""Listening sockets: one UDP and one TCP socket per `--listen ADDR:PORT`, SO_REUSEPORT shared."""
+"""Listening sockets: UDP and TCP per `--listen ADDR:PORT`, SO_REUSEPORT shared by the workers
+(`SocketSet`: made by the supervisor, steered to the serving generation)."""
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import ipaddress
 import os
 import socket
+import struct
 import sys
+from dataclasses import dataclass, field
 
 from gslb.conf.listen import ListenError, parse_listen
 
@@ -227,3 +231,90 @@ def _holder_of_claim(host: str, port: int) -> str:
     except OSError:
         return ""
     return _describe(pids)
+
+
+# -- the node's listening sockets, made once by the supervisor -------------------------------
+
+SO_ATTACH_REUSEPORT_CBPF = 51
+_SKF_AD_RANDOM = 0xFFFFF000 + 56  # SKF_AD_OFF + SKF_AD_RANDOM: `ld rand`
+
+
+def _steering_program(base: int, count: int) -> bytes:
+    """Classic BPF for a SO_REUSEPORT group: every new packet (or connection) goes to a random one
+    of the `count` sockets from index `base` (the group's sockets in the order they joined)."""
+    return b"".join(struct.pack("=HBBI", code, 0, 0, k) for code, k in (
+        (0x20, _SKF_AD_RANDOM),  # ld rand
+        (0x94, count),           # A %= count
+        (0x04, base),            # A += base
+        (0x16, 0)))              # ret A
+
+
+def steer(sock: socket.socket, base: int, count: int) -> None:
+    """Attach (or replace: one program per group) the steering program through any group member."""
+    program = ctypes.create_string_buffer(_steering_program(base, count))
+    fprog = struct.pack("HxxxxxxQ", len(program.raw) // 8, ctypes.addressof(program))
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, fprog)
+
+
+@dataclass
+class Listener:
+    """One `--listen` address: `banks` x `slots` UDP and TCP sockets, index bank * slots + slot."""
+
+    text: str
+    host: str
+    port: int
+    udp: list[socket.socket] = field(default_factory=list)
+    tcp: list[socket.socket] = field(default_factory=list)
+
+    @property
+    def wildcard(self) -> bool:
+        return is_wildcard(self.host)
+
+
+class SocketSet:
+    """Every listening socket of a node, made by the supervisor before any worker and kept for its
+    life: per listen address, two banks of one UDP and one TCP socket per worker slot.
+
+    Why: a worker that is replaced (a reload's new generation, a respawn) inherits its slot's
+    socket, so the kernel queue it drains is never closed. A reuseport program sends every new
+    packet and connection to the active bank only; a reload's new workers start on the idle bank,
+    the program flips when they are ready, and the old workers answer what they already queued
+    and leave. Nothing is dropped and no old worker competes for new queries."""
+
+    BANKS = 2
+
+    def __init__(self, listen: list[str], slots: int) -> None:
+        self.slots = slots
+        self.bank = 0
+        self.listeners: list[Listener] = []
+        try:
+            for text in listen:
+                host, port = parse_listen(text)
+                self.listeners.append(Listener(text, host, port))
+            for listener in self.listeners:  # join order = group index: bank-major, then slot
+                for _ in range(self.BANKS * slots):
+                    listener.udp.append(udp_socket(listener.host, listener.port))
+                    listener.tcp.append(tcp_socket(listener.host, listener.port))
+            self.steer(0)
+        except OSError:
+            self.close()
+            raise
+
+    def steer(self, bank: int) -> None:
+        """New packets and connections to `bank` from now on (what is queued elsewhere stays)."""
+        for listener in self.listeners:
+            for group in (listener.udp, listener.tcp):
+                steer(group[0], bank * self.slots, self.slots)
+        self.bank = bank
+
+    def idle_bank(self) -> int:
+        return 1 - self.bank
+
+    def for_worker(self, bank: int, slot: int) -> list[tuple[Listener, socket.socket, socket.socket]]:
+        i = bank * self.slots + slot
+        return [(listener, listener.udp[i], listener.tcp[i]) for listener in self.listeners]
+
+    def close(self) -> None:
+        for listener in self.listeners:
+            for sock in (*listener.udp, *listener.tcp):
+                sock.close()
