@@ -62,9 +62,10 @@ class Generation:
 
 
 def build(number: int, cfg: ServerConfig, zones: list[Zone], locator: Locator | None,
-          sites: dict[str, tuple[float, float]] | None) -> Generation:
-    """Compile `zones` once (the slow part; safe off the event loop: nothing shared is touched)."""
-    answers = Answers(zones, locator, sites)
+          sites: dict[str, tuple[float, float]] | None, previous: Generation | None = None) -> Generation:
+    """Compile `zones` once (the slow part; safe off the event loop: the previous generation is
+    only read). Zones unchanged since `previous` keep their compiled entries."""
+    answers = Answers(zones, locator, sites, previous.answers if previous is not None else None)
     responder = Responder(answers.snapshot, cfg.identity, cfg.version, cfg.edns_udp_size)
     share(responder.table)
     return Generation(number, cfg, answers, responder)

@@ -40,7 +40,7 @@ from gslb.publish import AnswersPublisher, publish_node
 from gslb.regions import load_regions
 from gslb.server import sockets
 from gslb.store import CONTROL, Store, StoreError, event, open_store
-from gslb.zone.load import load_zones, zone_files
+from gslb.zone.load import ZoneCache, load_zones, zone_files
 from gslb.zone.model import Zone
 
 log = logging.getLogger("gslb.node")
@@ -68,6 +68,7 @@ class Node:
         self._serving = 0
         self.zones: list[Zone] = []
         self.gen: Generation | None = None  # what the serving workers were forked from
+        self._parsed = ZoneCache()  # a reload parses only the files that changed
         self._files = FileWatch(lambda: zone_files(self.cfg.zones_dir))
         self._reload_lock: asyncio.Lock | None = None
         self.generation = 0
@@ -92,7 +93,7 @@ class Node:
         return self.serial
 
     def _load(self) -> tuple[list[Zone], list[Problem]]:
-        return load_zones(self.cfg.zones_dir, self.cfg, self._next_serial())
+        return load_zones(self.cfg.zones_dir, self.cfg, self._next_serial(), self._parsed)
 
     def load_initial(self) -> list[Problem]:
         zones, problems = self._load()
@@ -128,7 +129,7 @@ class Node:
             started = time.monotonic()
             try:  # compiled once, here, beside the generation the workers serve
                 gen = await loop.run_in_executor(None, generation.build, self.generation + 1, self.cfg, zones,
-                                                 self.locator, self.sites)
+                                                 self.locator, self.sites, self.gen)
             except ConfigError as exc:  # DNSSEC keys unusable: nothing changed
                 for p in exc.problems:
                     log.error("reload (%s) rejected: %s", reason, p)
