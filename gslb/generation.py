@@ -60,6 +60,14 @@ class Generation:
     answers: Answers
     responder: Responder
 
+    def release(self) -> None:
+        """The supervisor's copy of a generation no worker serves any more: break its reference
+        cycles (the answers hold their own compile method; GSLB entries decide through them), or
+        it would stay for good, frozen out of the collector's reach. Zones and entries a later
+        generation reuses live on through it."""
+        self.responder.__dict__.clear()  # the native engine goes with it (C memory freed)
+        self.answers.__dict__.clear()
+
 
 def build(number: int, cfg: ServerConfig, zones: list[Zone], locator: Locator | None,
           sites: dict[str, tuple[float, float]] | None, previous: Generation | None = None) -> Generation:

@@ -139,7 +139,9 @@ class Node:
             if not await self.pool.roll(gen):
                 return ReloadResult(False, f"{reason}: the new workers did not start", len(self.zones),
                                     self._serving)
-            self.generation, self.gen, self.zones = gen.number, gen, zones
+            old, self.generation, self.gen, self.zones = self.gen, gen.number, gen, zones
+            if old is not None:
+                old.release()
             previous, self._serving = self._serving, self.serial
             if self.agent is not None:
                 self.agent.update_checks(zone_checks(zones).values())
