@@ -179,16 +179,20 @@ class WorkerPool:
             message = handle.from_worker.recv()
         except (EOFError, OSError):
             serving = handle in self.workers
+            handle.ready = False
             self._discard(handle)
             if serving and not self.stopping:
                 log.error("worker %d (pid %s) died (exit %s); restarting it", handle.index, handle.process.pid,
                           handle.process.exitcode)
+                self._steer_live()  # its share goes to the others meanwhile
                 asyncio.get_running_loop().call_later(0.2, self._restart, handle)
             handle.process.join(0)
             return
         if isinstance(message, ipc.Ready):
             handle.ready = True
             handle.applied = message.generation
+            if handle in self.workers:  # a respawned worker: its slot gets queries again
+                self._steer_live()
         elif isinstance(message, ipc.HealthApplied):
             handle.health_applied = message.generation
         elif isinstance(message, ipc.Stats):
@@ -197,6 +201,13 @@ class WorkerPool:
             log.error("worker %d: %s", message.index, message.reason)
         else:
             log.error("worker %d sent an unknown message %r", handle.index, message)
+
+    def _steer_live(self) -> None:
+        """Steer the active bank to the slots whose worker is up (all, if none is)."""
+        assert self.sockets is not None
+        live = [h.index for h in self.workers if h.ready and h.process.is_alive()]
+        with contextlib.suppress(OSError):
+            self.sockets.steer(self.sockets.bank, live)
 
     def _restart(self, dead: WorkerHandle) -> None:
         """A serving worker died: its slot gets a new one, from the current generation, on the

@@ -239,19 +239,21 @@ SO_ATTACH_REUSEPORT_CBPF = 51
 _SKF_AD_RANDOM = 0xFFFFF000 + 56  # SKF_AD_OFF + SKF_AD_RANDOM: `ld rand`
 
 
-def _steering_program(base: int, count: int) -> bytes:
+def _steering_program(targets: list[int]) -> bytes:
     """Classic BPF for a SO_REUSEPORT group: every new packet (or connection) goes to a random one
-    of the `count` sockets from index `base` (the group's sockets in the order they joined)."""
-    return b"".join(struct.pack("=HBBI", code, 0, 0, k) for code, k in (
-        (0x20, _SKF_AD_RANDOM),  # ld rand
-        (0x94, count),           # A %= count
-        (0x04, base),            # A += base
-        (0x16, 0)))              # ret A
+    of the sockets at `targets` (indexes in the group: the order its sockets joined)."""
+    code = [(0x20, 0, 0, _SKF_AD_RANDOM),  # ld rand
+            (0x94, 0, 0, len(targets))]    # A %= n
+    for j, target in enumerate(targets):
+        code += [(0x15, 0, 1, j),          # jeq #j, next, skip
+                 (0x06, 0, 0, target)]     # ret #target
+    code.append((0x06, 0, 0, targets[0]))
+    return b"".join(struct.pack("=HBBI", *insn) for insn in code)
 
 
-def steer(sock: socket.socket, base: int, count: int) -> None:
+def steer(sock: socket.socket, targets: list[int]) -> None:
     """Attach (or replace: one program per group) the steering program through any group member."""
-    program = ctypes.create_string_buffer(_steering_program(base, count))
+    program = ctypes.create_string_buffer(_steering_program(targets))
     fprog = struct.pack("HxxxxxxQ", len(program.raw) // 8, ctypes.addressof(program))
     sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, fprog)
 
@@ -300,11 +302,13 @@ class SocketSet:
             self.close()
             raise
 
-    def steer(self, bank: int) -> None:
-        """New packets and connections to `bank` from now on (what is queued elsewhere stays)."""
+    def steer(self, bank: int, slots: list[int] | None = None) -> None:
+        """New packets and connections to `bank` from now on (what is queued elsewhere stays),
+        to the given slots only (default: all; a dead worker's slot is left out until it is back)."""
+        targets = [bank * self.slots + slot for slot in (slots if slots else range(self.slots))]
         for listener in self.listeners:
             for group in (listener.udp, listener.tcp):
-                steer(group[0], bank * self.slots, self.slots)
+                steer(group[0], targets)
         self.bank = bank
 
     def idle_bank(self) -> int:
