@@ -11,6 +11,7 @@ counts an answer, and a worker's counters visit only those.
 
 from __future__ import annotations
 
+import ctypes
 import gc
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -67,6 +68,17 @@ class Generation:
         generation reuses live on through it."""
         self.responder.__dict__.clear()  # the native engine goes with it (C memory freed)
         self.answers.__dict__.clear()
+        gc.collect()  # what was made since the last freeze, cycles included
+        trim()
+
+
+def trim() -> None:
+    """Give the freed heap back to the system (glibc keeps it otherwise, and a big zone's old
+    generation is hundreds of MB)."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def build(number: int, cfg: ServerConfig, zones: list[Zone], locator: Locator | None,

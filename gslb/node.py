@@ -141,7 +141,7 @@ class Node:
                                     self._serving)
             old, self.generation, self.gen, self.zones = self.gen, gen.number, gen, zones
             if old is not None:
-                old.release()
+                await loop.run_in_executor(None, old.release)
             previous, self._serving = self._serving, self.serial
             if self.agent is not None:
                 self.agent.update_checks(zone_checks(zones).values())
