@@ -27,17 +27,29 @@ from gslb.policy.select import Decision, RecordPolicy
 from gslb.server import wire
 from gslb.server.fastpath import Snapshot
 from gslb.server.resolve import Answer, Zones, negative_soa
-from gslb.server.table import Entry, compile_answer, compile_sections
+from gslb.server.table import Entry, compile_answer, compile_sections, compile_table
 from gslb.zone.model import Zone
 
 DECISION_CACHE_MAX = 1_000_000
+
+
+class _Only(Zones):
+    """All the served zones for lookups, but one of them to compile."""
+
+    def __init__(self, zones: Zones, zone: Zone) -> None:  # not super().__init__: that would index again
+        self.__dict__.update(zones.__dict__)
+        self._only = zone
+
+    def __iter__(self):
+        return iter([self._only])
 
 
 class Answers:
     """Zones + health → the entries workers answer from; GSLB names decide per client prefix."""
 
     def __init__(self, zones: list[Zone], locator: Locator | None = None,
-                 site_coordinates: dict[str, tuple[float, float]] | None = None) -> None:
+                 site_coordinates: dict[str, tuple[float, float]] | None = None,
+                 previous: Answers | None = None) -> None:
         self.locator = locator or Locator()
         self.site_coordinates = site_coordinates or {}
         self.health: HealthMap = {}
@@ -45,11 +57,14 @@ class Answers:
         self.decision_cache: dict[tuple[int, bytes], tuple[Entry | None, int, str, Decision, dict]] = {}
         self.answer_cache: dict[tuple, Entry] = {}
         self.random = random.Random()
-        self.load(zones)
+        self.reusable: dict[dns.name.Name, Zone] = {}  # zones whose entries a next load may take as they are
+        self.load(zones, previous)
 
     # -- inputs ---------------------------------------------------------------------------
 
-    def load(self, zones: list[Zone]) -> None:
+    def load(self, zones: list[Zone], previous: Answers | None = None) -> None:
+        """Compile `zones`; with `previous` (the generation before), a zone parsed from an
+        unchanged file (the same object) keeps the entries compiled for it then."""
         dnssec.prepare(zones)  # keys, apex DNSKEY/CDS/CDNSKEY; ConfigError (nothing changed) when unusable
         self._fit_locator(zones)
         policies: dict[tuple[dns.name.Name, int], RecordPolicy] = {}
@@ -63,8 +78,50 @@ class Answers:
         self.decision_cache = {}
         self.answer_cache = {}
         with gctools.paused():  # compiling makes millions of long-lived objects (see gctools)
-            self.snapshot = Snapshot.build(self.zones, self.compile)
+            self.snapshot = Snapshot(self.zones, self._table(zones, previous), self.compile)
         gctools.settle()
+
+    def _table(self, zones: list[Zone], previous: Answers | None) -> dict[bytes, Entry]:
+        """The compiled table, zone by zone, taking unchanged zones' entries from `previous`.
+
+        A zone's entries are reused only when they cannot depend on anything else: no GSLB names
+        (their entries decide through this object's policies), not signed (signatures are
+        refreshed by reloading), no served zone above or below it, every answer made of its own
+        records only, and the same set of zones served."""
+        origins = [z.origin for z in zones]
+        same_set = previous is not None and set(origins) == {z.origin for z in previous.zones}
+        reuse = {z.name for z in zones if same_set and previous is not None and previous.reusable.get(z.origin) is z}
+        table: dict[bytes, Entry] = {}
+        if reuse and previous is not None:
+            table = {key: entry for key, entry in previous.snapshot.table.items() if entry.zone in reuse}
+        self.reusable = {}
+        for zone in zones:
+            eligible = (not zone.dynamic and not dnssec.is_signed(zone)
+                        and not any(o != zone.origin and (o.is_subdomain(zone.origin) or zone.origin.is_subdomain(o))
+                                    for o in origins))
+            if zone.name in reuse:
+                self.reusable[zone.origin] = zone
+                continue
+            part, contained = self._compile_zone(zone, check=eligible and len(zones) > 1)
+            table.update(part)
+            if eligible and contained:
+                self.reusable[zone.origin] = zone
+        return table
+
+    def _compile_zone(self, zone: Zone, check: bool) -> tuple[dict[bytes, Entry], bool]:
+        """One zone's entries, and (when `check`) whether every answer stayed inside the zone."""
+        origin = zone.origin
+        contained = True
+        compile_ = self.compile
+
+        def compile_checked(qname: dns.name.Name, qtype: int, ans: Answer) -> Entry:
+            nonlocal contained
+            if contained and (ans.zone is not zone or not all(
+                    r.name.is_subdomain(origin) for part in (ans.answer, ans.authority, ans.additional) for r in part)):
+                contained = False
+            return compile_(qname, qtype, ans)
+
+        return compile_table(_Only(self.zones, zone), compile_checked if check else compile_), contained
 
     def _fit_locator(self, zones: list[Zone]) -> None:
         """Client prefixes must be at least as fine as the finest subnet rule."""

@@ -1,7 +1,8 @@
 """What the supervisor and its workers say to each other over their pipes: typed messages.
 
-Down (supervisor → worker) messages are pickled once per broadcast; up messages carry the
-sending worker's index. A worker that cannot understand a message logs it and goes on.
+Zones never travel here: a worker starts from the generation the supervisor built (fork). Down
+(supervisor → worker) messages are pickled once per broadcast; up messages carry the sending
+worker's index. A worker that cannot understand a message logs it and goes on.
 """
 
 from __future__ import annotations
@@ -10,17 +11,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gslb.health.model import HealthMap
-from gslb.zone.model import Zone
 
 # -- supervisor → worker ----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class LoadZones:
-    """A complete, validated zone set: compile it and answer from it (generation `generation`)."""
+class Retire:
+    """A newer generation serves this worker's slot now: answer what is queued, finish the open
+    TCP connections (at most `bound` seconds), send the last counters and leave."""
 
-    zones: list[Zone]
-    generation: int
+    bound: float
 
 
 @dataclass(frozen=True)
@@ -42,12 +42,7 @@ class Stop:
 @dataclass(frozen=True)
 class Ready:
     index: int
-
-
-@dataclass(frozen=True)
-class ZonesApplied:
-    index: int
-    generation: int
+    generation: int  # the zone generation it serves
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@ Its parts each do one job: `pool` forks and talks to the workers, `control` is t
 `gslb reload` uses, `publish` tells the dashboard about this node, `health.follower` pushes
 health decisions. What stays here is the orchestration: a reload (SIGHUP, changed files,
 `gslb reload`, the store's `control/reload` key) re-reads gslb.yaml, loads and validates every
-zone, and hands workers only complete, validated zone sets, so a broken file never reaches them.
+zone, compiles the new generation once (`gslb.generation`) and has the pool fork its workers and
+retire the old ones: a broken file never reaches a worker, and the old generation answers until
+the new one is ready.
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import geodb
-from gslb import ipc
+from gslb import generation, ipc
 from gslb.answers import Answers
 from gslb.conf.problems import ConfigError, Problem
 from gslb.conf.watch import FileWatch
 from gslb.config import ServerConfig
 from gslb.control import ControlSocket
+from gslb.generation import Generation
 from gslb.geo import locator_for
 from gslb.health.follower import HealthFollower
 from gslb.health.model import HealthMap
@@ -37,7 +40,7 @@ from gslb.publish import AnswersPublisher, publish_node
 from gslb.regions import load_regions
 from gslb.server import sockets
 from gslb.store import CONTROL, Store, StoreError, event, open_store
-from gslb.zone.load import load_zones, zone_files
+from gslb.zone.load import ZoneCache, load_zones, zone_files
 from gslb.zone.model import Zone
 
 log = logging.getLogger("gslb.node")
@@ -64,7 +67,8 @@ class Node:
         self.serial = 0
         self._serving = 0
         self.zones: list[Zone] = []
-        self.answers: Answers | None = None
+        self.gen: Generation | None = None  # what the serving workers were forked from
+        self._parsed = ZoneCache()  # a reload parses only the files that changed
         self._files = FileWatch(lambda: zone_files(self.cfg.zones_dir))
         self._reload_lock: asyncio.Lock | None = None
         self.generation = 0
@@ -72,12 +76,15 @@ class Node:
         self.store: Store | None = None
         self.agent: ProbeAgent | None = None
         self.follower: HealthFollower | None = None
-        self.pool = WorkerPool(cfg, lambda: (self._answers(), self.generation))
+        self.pool = WorkerPool(cfg, self._generation)
         self.publisher: AnswersPublisher | None = None
 
+    def _generation(self) -> Generation:
+        assert self.gen is not None, "load_initial() first"
+        return self.gen
+
     def _answers(self) -> Answers:
-        assert self.answers is not None, "load_initial() first"
-        return self.answers
+        return self._generation().answers
 
     # -- zones --------------------------------------------------------------------------------
 
@@ -86,7 +93,7 @@ class Node:
         return self.serial
 
     def _load(self) -> tuple[list[Zone], list[Problem]]:
-        return load_zones(self.cfg.zones_dir, self.cfg, self._next_serial())
+        return load_zones(self.cfg.zones_dir, self.cfg, self._next_serial(), self._parsed)
 
     def load_initial(self) -> list[Problem]:
         zones, problems = self._load()
@@ -94,9 +101,10 @@ class Node:
             log.warning("%s", p)
         self.zones = zones
         self._serving = self.serial
-        locator, sites = locator_for(self.cfg.geodb, self.cfg.asndb, self.cfg.regions)
+        self.locator, self.sites = locator_for(self.cfg.geodb, self.cfg.asndb, self.cfg.regions)
         self.regions = load_regions(self.cfg.regions or geodb.REGIONS)
-        self.answers = Answers(zones, locator, sites)
+        self.generation = 1
+        self.gen = generation.build(self.generation, self.cfg, zones, self.locator, self.sites)
         self._files.accept()
         log.info("loaded %d zone(s) from %s, serial %d", len(zones), self.cfg.zones_dir, self.serial)
         return problems
@@ -118,25 +126,40 @@ class Node:
                 await self._log_zone_event(f"serial {self._serving}", "reload rejected",
                                            f"{reason}: {exc.problems[0]}{more}")
                 return ReloadResult(False, reason, len(self.zones), self._serving, [str(p) for p in exc.problems])
-            self.zones = zones
-            await loop.run_in_executor(None, self._answers().load, zones)
+            started = time.monotonic()
+            try:  # compiled once, here, beside the generation the workers serve
+                gen = await loop.run_in_executor(None, generation.build, self.generation + 1, self.cfg, zones,
+                                                 self.locator, self.sites, self.gen)
+            except ConfigError as exc:  # DNSSEC keys unusable: nothing changed
+                for p in exc.problems:
+                    log.error("reload (%s) rejected: %s", reason, p)
+                return ReloadResult(False, reason, len(self.zones), self._serving, [str(p) for p in exc.problems])
+            gen.answers.set_health(self._answers().health)  # the latest: pushes after this reach its workers
+            built = time.monotonic()
+            if not await self.pool.roll(gen):
+                return ReloadResult(False, f"{reason}: the new workers did not start", len(self.zones),
+                                    self._serving)
+            old, self.generation, self.gen, self.zones = self.gen, gen.number, gen, zones
+            if old is not None:
+                await loop.run_in_executor(None, old.release)
             previous, self._serving = self._serving, self.serial
             if self.agent is not None:
                 self.agent.update_checks(zone_checks(zones).values())
-            self.generation += 1
             if self.publisher is not None:
                 self.publisher.due()
-            await self.pool.broadcast(ipc.LoadZones(zones, self.generation))
-            await self.pool.wait_applied(self.generation)
-            log.info("reload (%s): %d zone(s), serial %d", reason, len(zones), self.serial)
+            log.info("reload (%s): %d zone(s), serial %d, generation %d (compiled in %.2fs, workers switched "
+                     "in %.3fs)", reason, len(zones), self.serial, gen.number, built - started,
+                     time.monotonic() - built)
             await self._log_zone_event(f"serial {previous}", f"serial {self.serial}", reason)
             return ReloadResult(True, reason, len(zones), self.serial, [str(p) for p in problems])
 
     def _reread_config(self) -> bool:
-        """gslb.yaml is read again on every reload: zone settings and the quorum apply at once;
-        listen addresses and worker counts only on a restart (said so). True if the quorum changed."""
+        """gslb.yaml is read again on every reload: zone settings, the quorum and the workers'
+        settings (abuse limits, TCP, identity: each generation's workers start with them) apply at
+        once; listen addresses, worker counts, web and control only on a restart (said so). True if
+        the quorum changed."""
         new = self.cfg.reread()
-        for name in ("listen", "workers", "web", "control", "abuse"):  # abuse: the workers' limiters
+        for name in ("listen", "workers", "web", "control"):
             if getattr(new, name) != getattr(self.cfg, name):
                 log.warning("%s: %s changed; it takes effect when the server restarts", self.cfg.path, name)
                 new = replace(new, **{name: getattr(self.cfg, name)})
@@ -274,7 +297,13 @@ class Node:
         if control is not None:  # before the workers: once DNS answers, `gslb reload` must work
             await control.open()
         count = self.cfg.workers or os.cpu_count() or 1
-        self.pool.start(count)
+        try:
+            self.pool.start(count)
+        except OSError as exc:
+            log.error("cannot listen: %s", exc)
+            if control is not None:
+                control.close()
+            return 2
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload("SIGHUP")))
         loop.add_signal_handler(signal.SIGTERM, stopping.set)
         loop.add_signal_handler(signal.SIGINT, stopping.set)

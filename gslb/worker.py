@@ -1,14 +1,17 @@
-"""A worker process: its own SO_REUSEPORT sockets, a `Responder`, and a pipe to the supervisor.
+"""A worker process: its slot's SO_REUSEPORT sockets and the `Responder` of its generation (both
+made by the supervisor, inherited by fork), and a pipe to the supervisor.
 
 Threads: one blocking recvfrom/sendto loop per UDP socket (the fast path), one asyncio loop for
 all TCP listeners, and the main thread applying updates from the supervisor (new zones, new
-health) and reporting counters once a second.
+health), reporting counters once a second, and, when a newer generation has taken over its
+slot, finishing what is queued and open before leaving.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import gc
 import importlib
 import logging
@@ -16,16 +19,17 @@ import os
 import signal
 import socket
 import sys
+import termios
 import threading
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-from gslb import ipc
+from gslb import generation, ipc
 from gslb.answers import Answers
-from gslb.config import ServerConfig
 from gslb.dnssec.serve import signatures as dnssec_signatures
+from gslb.generation import Generation, SharedEntry
 from gslb.server import abuse_config, native, sockets
 from gslb.server.fastpath import Responder
 from gslb.server.tcp import TcpServer
@@ -33,6 +37,7 @@ from gslb.server.tcp import TcpServer
 log = logging.getLogger(__name__)
 
 STATS_INTERVAL = 1.0
+RETIRE_SETTLE = 0.05  # seconds between a retiring worker's checks that it has nothing left
 
 
 _udpbatch: Any
@@ -42,15 +47,6 @@ except ImportError:
     _udpbatch = None
 if os.environ.get("GSLB_NO_NATIVE"):  # force the pure-Python loops (debugging, tests)
     _udpbatch = None
-
-
-def quiet_gc() -> None:
-    """Keep the collector off the answer path: the zones are long-lived and cycle-free, so move
-    them out of its reach (freeze) and collect rarely. Answers themselves are freed by
-    reference counting."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 50, 100)
 
 
 def udp_loop(sock: socket.socket, responder: Responder, wildcard: bool = False) -> None:
@@ -137,7 +133,7 @@ def latency_histogram() -> list[int]:
 
 def stats_message(responder: Responder, answers: Answers) -> dict[str, Any]:
     s = responder.stats
-    counts = responder.counts([answers.answer_cache])
+    counts = generation.counts(responder, [answers.answer_cache])
     by_rcode: dict[int, int] = {}
     for (_zone, _qtype, rcode), n in counts.items():
         by_rcode[rcode] = by_rcode.get(rcode, 0) + n
@@ -149,48 +145,62 @@ def stats_message(responder: Responder, answers: Answers) -> dict[str, Any]:
             "dnssec_signatures": dnssec_signatures(), "abuse": abuse_config.stats(responder)}
 
 
-def run(index: int, inbox: Connection, outbox: Connection, cfg: ServerConfig, answers: Answers,
-        inherited_fds: list[int]) -> None:
-    """Worker entry point (after fork): bind, serve, follow the supervisor until the pipe closes."""
+def drained(udp: list[socket.socket], tcp: TcpServer) -> bool:
+    """Nothing queued on our UDP sockets (steering sends new queries elsewhere) and no TCP
+    connection open: a retiring worker may leave without dropping anything."""
+    for sock in udp:
+        if int.from_bytes(fcntl.ioctl(sock.fileno(), termios.FIONREAD, bytes(4)), sys.byteorder):
+            return False
+    return tcp.connections == 0
+
+
+def retire(udp: list[socket.socket], tcp: TcpServer, bound: float) -> None:
+    """Wait (at most `bound` seconds) until drained, twice in a row RETIRE_SETTLE apart: a query
+    taken from the queue just before is answered within microseconds."""
+    deadline = time.monotonic() + bound
+    quiet = 0
+    while time.monotonic() < deadline and quiet < 2:
+        quiet = quiet + 1 if drained(udp, tcp) else 0
+        time.sleep(RETIRE_SETTLE)
+
+
+def run(index: int, inbox: Connection, outbox: Connection, gen: Generation,
+        listeners: list[tuple[sockets.Listener, socket.socket, socket.socket]], inherited_fds: list[int]) -> None:
+    """Worker entry point (after fork): serve the supervisor's sockets from the generation it built,
+    follow the supervisor until told to retire or the pipe closes."""
     for fd in inherited_fds:  # siblings' pipes: holding them would hide the supervisor's death
         with contextlib.suppress(OSError):
             os.close(fd)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-    responder = Responder(answers.snapshot, cfg.identity, cfg.version, cfg.edns_udp_size)
+    cfg, answers, responder = gen.cfg, gen.answers, gen.responder
+    SharedEntry.counted = {}  # this process's own
     abuse_config.install(responder, cfg)  # cookies secret, RRL/query limits for udp_loop, TCP limits
-    quiet_gc()
+    gc.set_threshold(50_000, 50, 100)  # the shared part was frozen before the fork
     tcp = TcpServer(responder, cfg.tcp_idle_timeout, cfg.tcp_max_connections)
-    tcp_socks = []
-    try:
-        for text in cfg.listen:
-            host, port = sockets.parse_listen(text)
-            udp = sockets.udp_socket(host, port)
-            threading.Thread(target=udp_loop, args=(udp, responder, sockets.is_wildcard(host)), daemon=True,
-                             name=f"udp {text}").start()
-            tcp_socks.append(sockets.tcp_socket(host, port))
-    except OSError as exc:
-        outbox.send(ipc.Failed(index, f"cannot listen: {exc}"))
-        sys.exit(1)
-    threading.Thread(target=tcp_thread, args=(tcp_socks, tcp), daemon=True, name="tcp").start()
-    outbox.send(ipc.Ready(index))
+    udp_socks = []
+    for listener, udp, _tcp in listeners:
+        threading.Thread(target=udp_loop, args=(udp, responder, listener.wildcard), daemon=True,
+                         name=f"udp {listener.text}").start()
+        udp_socks.append(udp)
+    threading.Thread(target=tcp_thread, args=([t for _l, _u, t in listeners], tcp), daemon=True,
+                     name="tcp").start()
+    outbox.send(ipc.Ready(index, gen.number))
     next_stats = time.monotonic() + STATS_INTERVAL
     while True:
         timeout = max(0.0, next_stats - time.monotonic())
         try:
             if inbox.poll(timeout):
                 message = inbox.recv()
-                if isinstance(message, ipc.LoadZones):
-                    responder._retire([answers.answer_cache])  # keep the counts of answers about to go
-                    answers.load(message.zones)
-                    responder.swap(answers.snapshot)
-                    quiet_gc()
-                    outbox.send(ipc.ZonesApplied(index, message.generation))
-                elif isinstance(message, ipc.SetHealth):
+                if isinstance(message, ipc.SetHealth):
                     if answers.set_health(message.health):  # decisions re-made on each prefix's next query
                         responder.invalidate()  # the native engine's decisions too
                     outbox.send(ipc.HealthApplied(index, message.generation))
+                elif isinstance(message, ipc.Retire):
+                    retire(udp_socks, tcp, message.bound)
+                    outbox.send(ipc.Stats(index, stats_message(responder, answers)))
+                    break
                 elif isinstance(message, ipc.Stop):
                     break
                 else:

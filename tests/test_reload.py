@@ -153,3 +153,64 @@ def test_no_query_fails_or_stalls_during_reloads(zones_dir):
         assert failures == []
         assert latencies[-1] < 0.5
         assert a_record(server) == "192.0.2.17"
+
+
+def _workers(server) -> list[int]:
+    with open(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children") as f:
+        return [int(pid) for pid in f.read().split()]
+
+
+def _query_flood(server, stop: threading.Event, failures: list[str], answered: list[int]) -> None:
+    while not stop.is_set():
+        try:
+            r = server.query("www.example.org", "A", timeout=1.0)
+            if r.rcode() != dns.rcode.NOERROR or not r.answer:
+                failures.append(f"rcode {r.rcode()}")
+            answered[0] += 1
+        except dns.exception.Timeout:
+            failures.append("timeout")
+
+
+def test_reload_replaces_every_worker_and_the_old_ones_leave(zones_dir):
+    """A reload forks the new generation's workers and retires the old ones once they drained."""
+    with gslb_server(zones_dir, config={"watch": False}, workers=2) as server:
+        before = set(_workers(server))
+        write_zone(zones_dir, "192.0.2.9")
+        assert gslb_reload(server).returncode == 0
+        assert a_record(server) == "192.0.2.9"
+        wait_until(lambda: len(_workers(server)) == 2 and not set(_workers(server)) & before, timeout=20,
+                   what="the old workers gone, two new ones serving")
+        assert "takes effect" not in server.log()
+
+
+def test_a_killed_worker_is_replaced_while_the_others_serve(zones_dir):
+    """Its slot's share of queries goes to the others until the new worker (same socket, the
+    current generation) is up; queries queued on its socket wait for it instead of being lost."""
+    import signal
+
+    with gslb_server(zones_dir, config={"watch": False}, workers=2) as server:
+        write_zone(zones_dir, "192.0.2.5")
+        assert gslb_reload(server).returncode == 0  # the respawn must come from generation 2
+        wait_until(lambda: len(_workers(server)) == 2, timeout=20, what="two workers")
+        victim = _workers(server)[0]
+        failures: list[str] = []
+        answered = [0]
+        stop = threading.Event()
+        threads = [threading.Thread(target=_query_flood, args=(server, stop, failures, answered)) for _ in range(2)]
+        for t in threads:
+            t.start()
+        try:
+            time.sleep(0.3)
+            os.kill(victim, signal.SIGKILL)
+            wait_until(lambda: len(_workers(server)) == 2 and victim not in _workers(server), timeout=20,
+                       what="the killed worker replaced")
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        # at most the one batch the killed worker held when it died
+        assert len(failures) <= 1, failures
+        assert answered[0] > 50
+        assert a_record(server) == "192.0.2.5"
+        assert "died" in server.log() and "restarting it" in server.log()

@@ -316,15 +316,21 @@ def install(responder: Any, cfg: Any) -> None:
     _arm_steering(abuse, responder.abuse_share)
 
 
-def _arm_steering(abuse: AbuseConfig, workers: int) -> None:
-    """Steer UDP by client prefix when a limiter counts per prefix: the coarsest prefix either uses,
-    so each RRL and query-limit account lives in one worker (gslb/server/steering.py)."""
-    from gslb.server import steering
-
+def steering_prefixes(abuse: AbuseConfig) -> tuple[int, int] | None:
+    """The prefix lengths (v4, v6) UDP is steered by when a limiter counts per prefix: the
+    coarsest either uses, so each RRL and query-limit account lives in one worker; None when no
+    limiter is on (gslb/server/steering.py)."""
     rrl, ql = abuse.rrl, abuse.query_limits
     used = [(c.ipv4_prefix, c.ipv6_prefix) for c, on in ((rrl, rrl.enabled), (ql, ql.enabled)) if on]
-    if used:
-        steering.configure(workers, min(v4 for v4, _ in used), min(v6 for _, v6 in used))
+    return (min(v4 for v4, _ in used), min(v6 for _, v6 in used)) if used else None
+
+
+def _arm_steering(abuse: AbuseConfig, workers: int) -> None:
+    from gslb.server import steering
+
+    prefixes = steering_prefixes(abuse)
+    if prefixes:
+        steering.configure(workers, *prefixes)
 
 
 def _net_pairs(nets: tuple) -> tuple[tuple[bytes, int], ...]:

@@ -1,4 +1,5 @@
-"""Listening sockets: one UDP and one TCP socket per `--listen ADDR:PORT`, SO_REUSEPORT shared."""
+"""Listening sockets: UDP and TCP per `--listen ADDR:PORT`, SO_REUSEPORT shared by the workers
+(`SocketSet`: made by the supervisor, steered to the serving generation)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import ipaddress
 import os
 import socket
 import sys
+from dataclasses import dataclass, field
 
 from gslb.conf.listen import ListenError, parse_listen
+from gslb.server import steering
 
 __all__ = ["ListenError", "parse_listen"]
 
@@ -227,3 +230,74 @@ def _holder_of_claim(host: str, port: int) -> str:
     except OSError:
         return ""
     return _describe(pids)
+
+
+# -- the node's listening sockets, made once by the supervisor -------------------------------
+
+@dataclass
+class Listener:
+    """One `--listen` address: `banks` x `slots` UDP and TCP sockets, index bank * slots + slot."""
+
+    text: str
+    host: str
+    port: int
+    udp: list[socket.socket] = field(default_factory=list)
+    tcp: list[socket.socket] = field(default_factory=list)
+
+    @property
+    def wildcard(self) -> bool:
+        return is_wildcard(self.host)
+
+
+class SocketSet:
+    """Every listening socket of a node, made by the supervisor before any worker and kept for its
+    life: per listen address, two banks of one UDP and one TCP socket per worker slot.
+
+    Why: a worker that is replaced (a reload's new generation, a respawn) inherits its slot's
+    socket, so the kernel queue it drains is never closed. A reuseport program sends every new
+    packet and connection to the active bank only; a reload's new workers start on the idle bank,
+    the program flips when they are ready, and the old workers answer what they already queued
+    and leave. Nothing is dropped and no old worker competes for new queries."""
+
+    BANKS = 2
+
+    def __init__(self, listen: list[str], slots: int, by_prefix: tuple[int, int] | None = None) -> None:
+        self.slots = slots
+        self.bank = 0
+        self.by_prefix = by_prefix  # (v4, v6 bits): UDP steered by client prefix (RRL, query limits)
+        self.listeners: list[Listener] = []
+        try:
+            for text in listen:
+                host, port = parse_listen(text)
+                self.listeners.append(Listener(text, host, port))
+            for listener in self.listeners:  # join order = group index: bank-major, then slot
+                for _ in range(self.BANKS * slots):
+                    listener.udp.append(udp_socket(listener.host, listener.port))
+                    listener.tcp.append(tcp_socket(listener.host, listener.port))
+            self.steer(0)
+        except OSError:
+            self.close()
+            raise
+
+    def steer(self, bank: int, slots: list[int] | None = None) -> None:
+        """New packets and connections to `bank` from now on (what is queued elsewhere stays),
+        to the given slots only (default: all; a dead worker's slot is left out until it is back).
+        UDP goes by client prefix when `by_prefix` is set (each limiter account in one worker),
+        else at random; TCP connections at random."""
+        targets = [bank * self.slots + slot for slot in (slots if slots else range(self.slots))]
+        for listener in self.listeners:
+            steering.steer(listener.udp[0], targets, self.by_prefix)
+            steering.steer(listener.tcp[0], targets)
+        self.bank = bank
+
+    def idle_bank(self) -> int:
+        return 1 - self.bank
+
+    def for_worker(self, bank: int, slot: int) -> list[tuple[Listener, socket.socket, socket.socket]]:
+        i = bank * self.slots + slot
+        return [(listener, listener.udp[i], listener.tcp[i]) for listener in self.listeners]
+
+    def close(self) -> None:
+        for listener in self.listeners:
+            for sock in (*listener.udp, *listener.tcp):
+                sock.close()

@@ -40,6 +40,9 @@ _ALU_MUL_K = 0x24
 _ALU_MOD_K = 0x94
 _MISC_TAX = 0x07
 _RET_A = 0x16
+_RET_K = 0x06
+_JMP_JEQ_K = 0x15
+_SKF_AD_RANDOM = -0x1000 + 56  # SKF_AD_OFF + SKF_AD_RANDOM: `ld rand`
 
 _MIX = 0x9E3779B1  # Fibonacci hashing: neighbouring prefixes land on different workers
 
@@ -54,10 +57,8 @@ def _insn(code: int, k: int = 0) -> bytes:
     return struct.pack("=HBBI", code, 0, 0, k & 0xFFFFFFFF)
 
 
-def program(family: int, workers: int, v4_bits: int = 24, v6_bits: int = 56) -> bytes:
-    """The classic BPF instructions (struct sock_filter[]) for one address family."""
-    if workers < 1:
-        raise ValueError("workers >= 1")
+def _prefix_hash(family: int, v4_bits: int, v6_bits: int) -> list[bytes]:
+    """Instructions leaving in A a well-mixed hash of the source address's first bits."""
     out = []
     if family == socket.AF_INET:
         out.append(_insn(_LD_W_ABS, SKF_NET_OFF + 12))  # the source address
@@ -76,9 +77,41 @@ def program(family: int, workers: int, v4_bits: int = 24, v6_bits: int = 56) -> 
         out.append(_insn(_ALU_XOR_X))
     out.append(_insn(_ALU_MUL_K, _MIX))
     out.append(_insn(_ALU_RSH_K, 8))  # the multiply's well-mixed middle bits
-    out.append(_insn(_ALU_MOD_K, workers))
-    out.append(_insn(_RET_A))
-    return b"".join(out)
+    return out
+
+
+def program(family: int, workers: int, v4_bits: int = 24, v6_bits: int = 56) -> bytes:
+    """The classic BPF instructions (struct sock_filter[]) for one address family: the group's
+    socket `index_of(client, workers)`."""
+    if workers < 1:
+        raise ValueError("workers >= 1")
+    return b"".join([*_prefix_hash(family, v4_bits, v6_bits), _insn(_ALU_MOD_K, workers), _insn(_RET_A)])
+
+
+def to_targets(family: int, targets: list[int], by_prefix: tuple[int, int] | None) -> bytes:
+    """A program sending each packet (or new connection) to one of the group's sockets at
+    `targets` (indexes in join order): `targets[index_of(client, len(targets))]` by client prefix
+    when `by_prefix` gives (v4 bits, v6 bits), else a random one."""
+    if not targets:
+        raise ValueError("at least one target socket")
+    pick = _prefix_hash(family, *by_prefix) if by_prefix else [_insn(_LD_W_ABS, _SKF_AD_RANDOM)]
+    code = [*pick, _insn(_ALU_MOD_K, len(targets))]
+    for j, target in enumerate(targets):
+        code.append(struct.pack("=HBBI", _JMP_JEQ_K, 0, 1, j))  # A == j: the next insn, else skip it
+        code.append(_insn(_RET_K, target))
+    code.append(_insn(_RET_K, targets[0]))
+    return b"".join(code)
+
+
+def steer(sock: socket.socket, targets: list[int], by_prefix: tuple[int, int] | None = None) -> None:
+    """Attach (or replace: one program per group) `to_targets` through any member of the group.
+    With `by_prefix`, this process's limiters may enforce whole rates (`active`)."""
+    code = to_targets(sock.family, targets, by_prefix)
+    buf = ctypes.create_string_buffer(code, len(code))
+    prog = _SockFprog(len(code) // 8, ctypes.cast(buf, ctypes.c_void_p).value)
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, bytes(memoryview(prog)))
+    if by_prefix:
+        _state["attached"] += 1
 
 
 def index_of(client: bytes, workers: int, v4_bits: int = 24, v6_bits: int = 56) -> int:

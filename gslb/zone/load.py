@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import time
 from collections.abc import Callable, Collection
@@ -322,17 +323,55 @@ def known_sites(regions_path: str | None) -> frozenset[str] | None:
         return None
 
 
-def load_zone(path: str, cfg: ServerConfig, serial: int | None = None) -> tuple[Zone | None, list[Problem]]:
+class ZoneCache:
+    """The zones parsed last time, by file: a reload parses again only the files whose text (or
+    whose settings in gslb.yaml) changed; an unchanged zone is the same object, serial included,
+    so what was compiled from it can be reused too. Signed zones are always parsed again (their
+    keys live outside the file)."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, tuple[bytes, Any, Zone, list[Problem]]] = {}
+
+    def get(self, path: str, text: str, cfg: ServerConfig) -> tuple[bytes, Any, tuple[Zone, list[Problem]] | None]:
+        digest = hashlib.blake2b(text.encode(), digest_size=16).digest()
+        key = (cfg.zone(zone_name_from_path(path)), cfg.regions)
+        hit = self.entries.get(path)
+        if hit is not None and hit[0] == digest and hit[1] == key:
+            return digest, key, (hit[2], hit[3])
+        return digest, key, None
+
+    def put(self, path: str, digest: bytes, key: Any, zone: Zone, problems: list[Problem]) -> None:
+        if zone.config.dnssec is None:
+            self.entries[path] = (digest, key, zone, problems)
+
+    def keep_only(self, paths: Collection[str]) -> None:
+        for path in set(self.entries) - set(paths):
+            del self.entries[path]
+
+
+def load_zone(path: str, cfg: ServerConfig, serial: int | None = None,
+              cache: ZoneCache | None = None) -> tuple[Zone | None, list[Problem]]:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return None, [Problem(path, 1, "file", f"cannot read: {exc}")]
+    if cache is None:
+        with gctools.paused():
+            return load_zone_text(text, path, cfg, serial)
+    digest, key, hit = cache.get(path, text, cfg)
+    if hit is not None:
+        return hit
     with gctools.paused():
-        return load_zone_text(text, path, cfg, serial)
+        zone, problems = load_zone_text(text, path, cfg, serial)
+    if zone is not None:
+        cache.put(path, digest, key, zone, problems)
+    return zone, problems
 
 
-def load_zones(directory: str, cfg: ServerConfig, serial: int | None = None) -> tuple[list[Zone], list[Problem]]:
-    """Every zone file of a folder; raises ConfigError when any file has an error."""
+def load_zones(directory: str, cfg: ServerConfig, serial: int | None = None,
+               cache: ZoneCache | None = None) -> tuple[list[Zone], list[Problem]]:
+    """Every zone file of a folder; raises ConfigError when any file has an error. With a
+    `cache`, unchanged files give the zones parsed before."""
     try:
         files = zone_files(directory)
     except OSError as exc:
@@ -340,7 +379,7 @@ def load_zones(directory: str, cfg: ServerConfig, serial: int | None = None) -> 
     zones, problems = [], []
     seen: dict[dns.name.Name, str] = {}
     for path in files:
-        zone, found = load_zone(path, cfg, serial)
+        zone, found = load_zone(path, cfg, serial, cache)
         problems.extend(found)
         if zone is not None:
             if zone.origin in seen:
@@ -360,5 +399,7 @@ def load_zones(directory: str, cfg: ServerConfig, serial: int | None = None) -> 
                                 f"configured but {directory} has no {name}.yaml: nothing is served for it", "warning"))
     if any(p.severity == "error" for p in problems):
         raise ConfigError(problems)
+    if cache is not None:
+        cache.keep_only(files)
     return zones, problems
 
