@@ -364,6 +364,11 @@ assert type(pair.engine).__module__ == "gslb.server._engine" and pair.engine.__c
 for packet in t.fuzz_packets(23, 6000):
     nat, py = pair.both(packet, t.CLIENTS[len(packet) % len(t.CLIENTS)])
     assert nat == py, packet.hex()
+from tests import test_templates as tt
+for packet in tt.flood(3000, 5) * 2:  # random names: answered from templates
+    nat, py = pair.both(packet, t.CLIENTS[0])
+    assert nat == py, packet.hex()
+assert pair.engine.stats()["templates"] > 0
 for round_ in range(3):
     for packet, client in t.gslb_queries() * 2:
         nat, py = pair.both(packet, client)

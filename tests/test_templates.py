@@ -85,6 +85,7 @@ www:
 # labels that collide with names the answers write (SOA mname/rname, MX exchange, glue) and
 # with the sample labels templates are compiled for
 LABELS = ["hostmaster", "ns1", "mail", "www", "ns", "del", "0", "1", "7", "*", "c", "b", "dn", "apps", "x-y"]
+SERIAL = 2026120101
 QTYPES = [1, 28, 5, 15, 16, 2, 6, 33, 43, 255, 12, 99, 65, 257, 46, 48]
 
 
@@ -106,11 +107,10 @@ def zone_dir() -> str:
 @pytest.fixture(scope="module")
 def sides(zone_dir: str) -> tuple[Pair | None, Responder, Responder, list[str]]:
     dirs = [zone_dir, os.path.join(ROOT, "zones"), os.path.join(ROOT, "tests/data/zones")]
-    serial = 2026120101  # one serial for every side: a default one comes from the clock
-    pair = Pair(dirs, serial) if native._engine is not None else None
+    pair = Pair(dirs, SERIAL) if native._engine is not None else None
     zones = []
     for d in dirs:
-        zones += load_zones(d, ServerConfig(), serial)[0]
+        zones += load_zones(d, ServerConfig(), SERIAL)[0]  # one serial: the SOAs are the same bytes
     out = []
     for cls in (Responder, PerName):
         locator, site_list = locator_for(None, None, None)
@@ -232,3 +232,25 @@ def test_template_cases(sides) -> None:
     below_dname = dns.message.make_query("q.dn.t.example.net", "A").to_wire()
     key = below_dname[12:-4].lower() + below_dname[-4:]
     assert key in templated.misses  # not templated: the CNAME it synthesises depends on the name
+
+
+@pytest.mark.skipif(native._engine is None, reason="the native engine (_engine.c) was not built")
+def test_template_caches_are_bounded(zone_dir: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many types and prefix lengths: the templates and their relocated answers are capped
+    (8 and 50 here) and emptied when full, on both sides, and the answers and counts still agree."""
+    from gslb.server import fastpath
+    monkeypatch.setattr(fastpath, "TEMPLATE_MAX", 8)
+    monkeypatch.setattr(fastpath, "RELOCATED_MAX", 50)
+    pair = Pair([zone_dir])
+    rng = random.Random(4)
+    for i in range(3000):
+        name = "r" * rng.randint(1, 60) + rng.choice([".t.example.net", ".x.cn.t.example.net", ".nope.t.example.net"])
+        packet = struct.pack(">HHHHHH", i, 0x0100, 1, 0, 0, 0) + to_wire(name) + struct.pack(
+            ">HH", rng.choice([1, 15, 16, 28, 99]) if i % 2 else rng.randint(1, 400), 1)
+        for _ in range(2):
+            nat, py = pair.both(packet, CLIENTS[0])
+            assert nat == py, packet.hex()
+        for side in (pair.nat, pair.py):
+            assert len(side.templates) <= 8 and side._relocated <= 50 and not side.misses
+        assert pair.engine.stats()["templates"] <= 8
+    pair.check_counters()

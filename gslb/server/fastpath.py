@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 MISS_CACHE_MAX = 200_000  # compiled odd-type (and DNAME, GSLB wildcard, signed) answers kept per snapshot
 TEMPLATE_MAX = 50_000  # templates (closest encloser x type x class) kept per snapshot
+RELOCATED_MAX = 200_000  # their answers for other prefix lengths (each template has at most 255)
 _WALKS = 8  # template builds one miss may cause (each adds stop names, so the walk only deepens)
 _ONE_Q_NO_AR = b"\x00\x01\x00\x00\x00\x00\x00\x00"
 _ONE_Q_ONE_AR = b"\x00\x01\x00\x00\x00\x00\x00\x01"
@@ -121,6 +122,7 @@ class Responder:
         self.snapshot = snapshot
         self.misses: dict[bytes, Entry] = {}
         self.templates: dict[bytes, Template | None] = {}  # None: answered per name instead
+        self._relocated = 0  # answers the templates hold for prefix lengths other than the sample's
         self._stops = set(snapshot.stop_names())
         self.table = table  # last: the hot path reads only this reference
         if self.engine is not None:
@@ -308,16 +310,31 @@ class Responder:
             tkey = key[pos:]
             if tkey in self.templates:
                 template = self.templates[tkey]
-                return None if template is None else template.entry_for(pos)
+                if template is None:
+                    return None
+                if not template.pointers:
+                    return template.entry
+                entry = template.by_plen.get(pos)
+                if entry is None:
+                    if self._relocated >= RELOCATED_MAX:
+                        self._clear_templates()  # bounded whatever lengths arrive: start over
+                        continue
+                    self._relocated += 1
+                    entry = template.entry_for(pos)
+                return entry
             self._add_template(tkey)  # may add stop names below K: walk again
         return None
 
+    def _clear_templates(self) -> None:
+        self._retire()  # their counts go to the running totals first
+        self.templates = {}
+        self._relocated = 0
+        if self.engine is not None:
+            self.engine.clear_templates()
+
     def _add_template(self, tkey: bytes) -> None:
         if len(self.templates) >= TEMPLATE_MAX:
-            self._retire()  # their counts go to the running totals first
-            self.templates = {}
-            if self.engine is not None:
-                self.engine.clear_templates()
+            self._clear_templates()
         template = build_template(self.snapshot.zones, self.snapshot.compile, tkey[:-4],
                                   int.from_bytes(tkey[-4:-2], "big"), int.from_bytes(tkey[-2:], "big"),
                                   self._stops)

@@ -223,9 +223,6 @@ def build_template(zones: Zones, compile_: Compiler, kwire: bytes, qtype: int, q
     if len(kwire) + 2 > 255:
         return None
     klabels, _ = dns.name.from_wire(kwire, 0)
-    zone = zones.find(klabels)
-    if zone is not None and zone.config.dnssec is not None:
-        return None  # signed: each name's denial is its own (compiling a sample would sign one)
     for label in _SAMPLE_LABELS:
         sample_wire = bytes((len(label),)) + label + kwire
         if sample_wire in stops:
@@ -237,6 +234,9 @@ def build_template(zones: Zones, compile_: Compiler, kwire: bytes, qtype: int, q
         if ans.dynamic is not None or ans.rcode == dns.rcode.YXDOMAIN or any(
                 r.rdtype == RdataType.DNAME for r in ans.answer):
             return None
+        from gslb.dnssec import serve as dnssec  # here, not at the top: it imports this module
+        if dnssec.is_signed(ans.zone):
+            return None  # a denial is signed per name (NSEC): compiled for each, never for a sample
         entry = compile_(sample, qtype, ans)
         if entry.pick is not None or entry.signed is not None:
             return None
