@@ -9,7 +9,12 @@ Inception is rounded down to the hour before backdating, and ECDSA signatures ar
 (RFC 6979), so every worker and every node of a fleet signing the same RRset in the same hour
 produces the same bytes.
 
-Denial of existence is "compact" (RFC 9824): one NSEC per answer, at the query name.
+Denial of existence is "compact" (RFC 9824): one NSEC per answer, at the query name. NSEC
+signatures are kept apart and bounded (`DENIALS_MAX`): in a random-name flood each name is new,
+and its signed answer already sits in the responder's bounded miss cache.
+
+RRSIGs and NSECs are built as wire bytes (`WireRdata`), not as dnspython's typed rdata: the
+signature is the same (tests compare them byte for byte), for a fraction of the Python work.
 """
 
 from __future__ import annotations
