@@ -410,7 +410,7 @@ def test_signing_operations_are_exposed_in_metrics():
     ("Mixed.Example.com.", "MX", ["10 MX.example.com."]),
 ])
 def test_our_rrsig_is_dnspythons_byte_for_byte(algorithm, owner, rdtype, values):
-    """The signer builds RRSIGs itself (a fifth of dnspython's per-call cost); the bytes must be
+    """The signer builds RRSIGs itself (under half of dnspython's per-call cost); the bytes must be
     exactly what `dns.dnssec.sign(deterministic=True)` makes, and validate."""
     from gslb.dnssec.signer import rrsig
 
