@@ -30,7 +30,7 @@ from gslb.server.sockets import SocketSet
 
 log = logging.getLogger("gslb.node")
 
-COUNTERS = ("queries", "tcp", "truncated", "dropped", "formerr", "cpu", "dnssec_signatures")
+COUNTERS = ("queries", "tcp", "truncated", "dropped", "formerr", "cpu", "dnssec_signatures", "latency_sum_ns")
 RETIRE_GRACE = 5.0  # seconds past its TCP bound before a retiring worker is killed
 
 
@@ -244,6 +244,7 @@ class WorkerPool:
         total["decisions"] = dict(s.get("decisions", {}))
         total["counts"] = {(zone, int(qtype), int(rcode)): n for zone, qtype, rcode, n in s.get("counts", [])}
         total["latency"] = list(s.get("latency", []))
+        total["latency_sum"] = total["latency_sum_ns"] / 1e9  # the histogram's exact _sum, seconds
         total["abuse"] = dict(s.get("abuse", {}))  # RRL, cookies, query limits, TCP
         total["abuse"]["limiter_native"] = sum(h.stats.get("abuse", {}).get("limiter_native", 0)
                                                for h in self._live())  # a gauge: live workers only

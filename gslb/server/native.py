@@ -27,6 +27,11 @@ def histogram() -> list[int]:
     return list(_engine.histogram()) if _engine is not None else []
 
 
+def histogram_sum_ns() -> int:
+    """The exact total of those times in nanoseconds (the histogram's `_sum`)."""
+    return int(_engine.histogram_sum_ns()) if _engine is not None else 0
+
+
 def new_engine(udp_size: int, opt_head: bytes, opt_head_do: bytes) -> Any:
     if not enabled():
         return None
