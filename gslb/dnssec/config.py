@@ -75,8 +75,6 @@ def parse_dnssec(value: Any, base: DnssecConfig | None, where: str, path: str, l
 
     `base` is what the zone inherits (the defaults' setting); problems are appended, never
     raised. A relative `keys_dir` is taken relative to the config file's folder."""
-    from gslb.dnssec.keys import parse_algorithm
-
     if value is False or value is None:
         return None
     if value is True:
@@ -88,40 +86,44 @@ def parse_dnssec(value: Any, base: DnssecConfig | None, where: str, path: str, l
     out = base or DnssecConfig()
     for key, val in value.items():
         kline = value.line_of(key) if isinstance(value, located.Located) else line
-        field = f"{where}.{key}"
-        if key == "algorithm":
-            try:
-                out = replace(out, algorithm=parse_algorithm(val))
-            except ValueError as exc:
-                problems.append(Problem(path, kline, field, str(exc)))
-        elif key == "scheme":
-            text = str(val).lower().replace(" ", "")
-            if text in ("csk", "combined"):
-                out = replace(out, scheme="csk")
-            elif text in ("ksk+zsk", "kskzsk", "split"):
-                out = replace(out, scheme="ksk+zsk")
-            else:
-                problems.append(Problem(path, kline, field, f"expected csk or ksk+zsk, got {val!r}"))
-        elif key == "keys_dir":
-            if not isinstance(val, str) or not val:
-                problems.append(Problem(path, kline, field, "expected a folder path"))
-            else:
-                out = replace(out, keys_dir=val)
-        elif key in _DURATIONS:
-            secs = duration(val)
-            if secs is None or secs > MAX_TTL:
-                problems.append(Problem(path, kline, field, f"expected a duration (seconds, or 1h/14d…), got {val!r}"))
-            else:
-                changes: dict[str, Any] = {key: secs}  # key is one of the int _DURATIONS fields
-                out = replace(out, **changes)
-        else:
-            problems.append(Problem(path, kline, field, f"unknown DNSSEC setting (one of {', '.join(KEYS)})"))
+        out, error = _setting(out, str(key), val)
+        if error:
+            problems.append(Problem(path, kline, f"{where}.{key}", error))
     if out.refresh_margin >= out.signature_validity:
         problems.append(Problem(path, line, f"{where}.refresh_margin",
                                 "must be shorter than signature_validity (signatures would be re-made at once)"))
     if out.signature_validity < 3600:
         problems.append(Problem(path, line, f"{where}.signature_validity", "must be at least 1h"))
     return _absolute_keys_dir(out, path)
+
+
+def _setting(out: DnssecConfig, key: str, val: Any) -> tuple[DnssecConfig, str | None]:
+    """One `dnssec:` key applied to `out`, or `out` unchanged and what is wrong with it."""
+    from gslb.dnssec.keys import parse_algorithm
+
+    if key == "algorithm":
+        try:
+            return replace(out, algorithm=parse_algorithm(val)), None
+        except ValueError as exc:
+            return out, str(exc)
+    if key == "scheme":
+        text = str(val).lower().replace(" ", "")
+        if text in ("csk", "combined"):
+            return replace(out, scheme="csk"), None
+        if text in ("ksk+zsk", "kskzsk", "split"):
+            return replace(out, scheme="ksk+zsk"), None
+        return out, f"expected csk or ksk+zsk, got {val!r}"
+    if key == "keys_dir":
+        if not isinstance(val, str) or not val:
+            return out, "expected a folder path"
+        return replace(out, keys_dir=val), None
+    if key in _DURATIONS:
+        secs = duration(val)
+        if secs is None or secs > MAX_TTL:
+            return out, f"expected a duration (seconds, or 1h/14d…), got {val!r}"
+        changes: dict[str, Any] = {key: secs}  # key is one of the int _DURATIONS fields
+        return replace(out, **changes), None
+    return out, f"unknown DNSSEC setting (one of {', '.join(KEYS)})"
 
 
 def _absolute_keys_dir(cfg: DnssecConfig, path: str) -> DnssecConfig:

@@ -423,6 +423,24 @@ def stats(responder: Any) -> dict[str, Any]:
     out["rrl_exempt"] = out["rrl_cookie_passed"] = 0
     for key in ("prefix_refused", "prefix_dropped", "asn_refused", "asn_dropped"):
         out[f"query_limit_{key}"] = 0
+    out["query_limit_by_asn"] = _python_limiter_counts(responder, out)
+    engine = getattr(responder, "engine", None)
+    native = engine.limit_stats() if engine is not None and getattr(responder, "native_limits", None) else None
+    if native is not None:
+        _add_native_counts(native, out)
+        _log_native(responder, native)
+    out["limiter_native"] = 1 if native is not None else 0  # summed: workers whose limits run in C
+    abuse: AbuseConfig | None = getattr(responder, "abuse", None)
+    if abuse is not None:
+        out["rrl_ipv4_prefix"], out["rrl_ipv6_prefix"] = abuse.rrl.ipv4_prefix, abuse.rrl.ipv6_prefix
+    tcp = getattr(responder, "tcp_stats", None)
+    if tcp is not None:
+        out.update({f"tcp_{k}": v for k, v in tcp.items()})
+    return out
+
+
+def _python_limiter_counts(responder: Any, out: dict[str, Any]) -> dict[int, int]:
+    """Add the Python limiters' counters to `out`; returns the per-ASN query-limit hits."""
     by_asn: dict[int, int] = {}
     for rrl, limits in getattr(responder, "guards", None) or ():
         if rrl is not None:
@@ -436,27 +454,18 @@ def stats(responder: Any) -> dict[str, Any]:
                 out[f"query_limit_{key}"] += getattr(limits.stats, key)
             for asn, n in limits.stats.by_asn.items():
                 by_asn[asn] = by_asn.get(asn, 0) + n
-    engine = getattr(responder, "engine", None)
-    native = engine.limit_stats() if engine is not None and getattr(responder, "native_limits", None) else None
-    if native is not None:
-        for kind in RRL_KINDS:
-            for i, name in enumerate(CLASS_NAMES):
-                out[f"rrl_{kind}_{name}"] += native[kind][i]
-        out["rrl_exempt"] += native["exempt"]
-        out["rrl_cookie_passed"] += native["cookie_passed"]
-        out["query_limit_prefix_refused"] += native["prefix_refused"]
-        out["query_limit_prefix_dropped"] += native["prefix_dropped"]
-    out["limiter_native"] = 1 if native is not None else 0  # summed: workers whose limits run in C
-    if native is not None:
-        _log_native(responder, native)
-    out["query_limit_by_asn"] = by_asn
-    abuse: AbuseConfig | None = getattr(responder, "abuse", None)
-    if abuse is not None:
-        out["rrl_ipv4_prefix"], out["rrl_ipv6_prefix"] = abuse.rrl.ipv4_prefix, abuse.rrl.ipv6_prefix
-    tcp = getattr(responder, "tcp_stats", None)
-    if tcp is not None:
-        out.update({f"tcp_{k}": v for k, v in tcp.items()})
-    return out
+    return by_asn
+
+
+def _add_native_counts(native: dict[str, Any], out: dict[str, Any]) -> None:
+    """Add the C limiter's counters (the engine's `limit_stats`) to `out`."""
+    for kind in RRL_KINDS:
+        for i, name in enumerate(CLASS_NAMES):
+            out[f"rrl_{kind}_{name}"] += native[kind][i]
+    out["rrl_exempt"] += native["exempt"]
+    out["rrl_cookie_passed"] += native["cookie_passed"]
+    out["query_limit_prefix_refused"] += native["prefix_refused"]
+    out["query_limit_prefix_dropped"] += native["prefix_dropped"]
 
 
 def _log_native(responder: Any, native: dict[str, Any]) -> None:

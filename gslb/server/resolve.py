@@ -149,8 +149,23 @@ def _follow(zones: Zones, target: Name, qtype: int, tcp: bool, ans: Answer, seen
     _lookup(zones, next_zone, target, qtype, tcp, ans, seen)
 
 
+def _synthesise(zones: Zones, zone: Zone, dname_owner: Name, qname: Name, qtype: int, tcp: bool, ans: Answer,
+                seen: set[Name]) -> None:
+    """RFC 6672: the DNAME, the CNAME it makes for `qname`, and the chain from its target."""
+    dname = zone.nodes[dname_owner][RdataType.DNAME]
+    ans.answer.append(dname)
+    try:
+        target = qname.relativize(dname_owner).derelativize(dname[0].target)
+    except dns.name.NameTooLong:
+        ans.rcode = dns.rcode.YXDOMAIN
+        return
+    cname = dns.rrset.from_text(qname, dname.ttl, dns.rdataclass.IN, RdataType.CNAME, target.to_text())
+    ans.answer.append(cname)
+    ans.wildcard = True
+    _follow(zones, target, qtype, tcp, ans, seen)
+
+
 def _lookup(zones: Zones, zone: Zone, qname: Name, qtype: int, tcp: bool, ans: Answer, seen: set[Name]) -> None:
-    cname: dns.rrset.RRset | None  # declaration only (no code): a DNAME's CNAME, or the node's
     seen.add(qname)
     cut = zone.cut_above(qname, qtype)
     if cut is not None:
@@ -158,17 +173,7 @@ def _lookup(zones: Zones, zone: Zone, qname: Name, qtype: int, tcp: bool, ans: A
         return
     dname_owner = _dname_above(zone, qname)
     if dname_owner is not None:
-        dname = zone.nodes[dname_owner][RdataType.DNAME]
-        ans.answer.append(dname)
-        try:
-            target = qname.relativize(dname_owner).derelativize(dname[0].target)
-        except dns.name.NameTooLong:
-            ans.rcode = dns.rcode.YXDOMAIN
-            return
-        cname = dns.rrset.from_text(qname, dname.ttl, dns.rdataclass.IN, RdataType.CNAME, target.to_text())
-        ans.answer.append(cname)
-        ans.wildcard = True
-        _follow(zones, target, qtype, tcp, ans, seen)
+        _synthesise(zones, zone, dname_owner, qname, qtype, tcp, ans, seen)
         return
     node = zone.nodes.get(qname)
     source = qname

@@ -38,6 +38,11 @@ async def store_families(store: Store, store_ok: bool, last_ok: float) -> list[M
         return families
     up.add_metric([store.url], 1 if store_ok else 0)
     age.add_metric([store.url], 0)
+    return [*families, *_health_families(health), *_bgp_families(sites), *_node_families(nodes),
+            *_dataplane_families(dataplane)]
+
+
+def _health_families(health: dict[str, Any]) -> list[Metric]:
     probe_up = GaugeMetricFamily("gslb_probe_up", "a region's verdict on a check (after rise/fall)",
                                  labels=["region", "check"])
     probe_fresh = GaugeMetricFamily("gslb_probe_fresh", "1 while the region's verdict counts",
@@ -55,6 +60,10 @@ async def store_families(store: Store, store_ok: bool, last_ok: float) -> list[M
     agent_up = GaugeMetricFamily("gslb_probe_agent_alive", "1 while a region's heartbeat is fresh", labels=["region"])
     for region, a in health["agents"].items():
         agent_up.add_metric([region], 1 if a["alive"] else 0)
+    return [probe_up, probe_fresh, probe_rtt, check_up, agent_up]
+
+
+def _bgp_families(sites: dict[str, Any]) -> list[Metric]:
     bgp = GaugeMetricFamily("gslb_bgp_prefix_state", "1 for the state a site's prefix is in",
                             labels=["site", "prefix", "state"])
     peer = GaugeMetricFamily("gslb_bgp_peer_up", "1 when the BGP session is up", labels=["site", "peer"])
@@ -64,6 +73,10 @@ async def store_families(store: Store, store_ok: bool, last_ok: float) -> list[M
                 bgp.add_metric([site, prefix, state], 1 if st.get("state") == state else 0)
         for addr, state in doc.get("peers", {}).items():
             peer.add_metric([site, addr], 1 if state == "up" else 0)
+    return [bgp, peer]
+
+
+def _node_families(nodes: dict[str, Any]) -> list[Metric]:
     queries = CounterMetricFamily("gslb_node_queries", "answers sent by a DNS node", labels=["node", "rcode"])
     decisions = CounterMetricFamily("gslb_node_decisions", "GSLB decisions by record and kind",
                                     labels=["node", "record", "type", "decision"])
@@ -74,6 +87,10 @@ async def store_families(store: Store, store_ok: bool, last_ok: float) -> list[M
             queries.add_metric([node, str(rcode)], n)
         for key, n in doc.get("by_decision", {}).items():
             decisions.add_metric([node, *split_decision(key)], n)
+    return [queries, decisions, qps]
+
+
+def _dataplane_families(dataplane: dict[str, Any]) -> list[Metric]:
     xdp_p = CounterMetricFamily("gslb_xdp_packets", "packets balanced by XDP", labels=["node", "vip", "backend"])
     xdp_b = CounterMetricFamily("gslb_xdp_bytes", "bytes balanced by XDP", labels=["node", "vip", "backend"])
     for node, doc in dataplane["nodes"].items():
@@ -81,9 +98,7 @@ async def store_families(store: Store, store_ok: bool, last_ok: float) -> list[M
             for backend, b in v.get("backends", {}).items():
                 xdp_p.add_metric([node, vip, backend], b.get("packets", 0))
                 xdp_b.add_metric([node, vip, backend], b.get("bytes", 0))
-    families += [probe_up, probe_fresh, probe_rtt, check_up, agent_up, bgp, peer, queries, decisions, qps, xdp_p,
-                 xdp_b]
-    return families
+    return [xdp_p, xdp_b]
 
 
 def split_decision(key: str) -> tuple[str, str, str]:
