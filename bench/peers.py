@@ -159,6 +159,19 @@ class Running:
         except (OSError, ValueError):
             return None
 
+    def cpus_used(self) -> str:
+        """The CPUs the server's threads may run on, as `taskset` lists them (a pin check)."""
+        found: set[str] = set()
+        for pid in self.tree():
+            try:
+                for tid in os.listdir(f"/proc/{pid}/task"):
+                    with open(f"/proc/{pid}/task/{tid}/status") as f:
+                        found.update(line.split(":", 1)[1].strip() for line in f
+                                     if line.startswith("Cpus_allowed_list"))
+            except OSError:
+                pass
+        return ",".join(sorted(found))
+
     def cpu_seconds(self) -> float:
         return sum(self.cpu_split())
 
@@ -171,6 +184,9 @@ class Running:
                 self.proc.kill()
                 self.proc.wait()
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+REPIN = True  # bench/dns_qps --no-repin: leave servers' own thread pinning as it is (to show its effect)
 
 
 def _start(name: str, cmd: list[str], workdir: str, port: int, cpus: str | None, probe: str,
@@ -187,7 +203,7 @@ def _start(name: str, cmd: list[str], workdir: str, port: int, cpus: str | None,
                 raise RuntimeError(f"{name} did not start:\n{f.read()[-3000:]}")
         time.sleep(0.1)
     running = Running(name, port, proc, workdir)
-    if cpus:
+    if cpus and REPIN:
         running.pin(cpus)
     return running
 
