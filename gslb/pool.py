@@ -202,7 +202,7 @@ class WorkerPool:
                           handle.process.exitcode)
                 self._steer_live()  # its share goes to the others meanwhile
                 asyncio.get_running_loop().call_later(0.2, self._restart, handle)
-            handle.process.join(0)
+            self._join(handle)
             return
         if isinstance(message, ipc.Ready):
             handle.ready = True
@@ -217,6 +217,12 @@ class WorkerPool:
             log.error("worker %d: %s", message.index, message.reason)
         else:
             log.error("worker %d sent an unknown message %r", handle.index, message)
+
+    def _join(self, handle: WorkerHandle, tries: int = 100) -> None:
+        """Reap a worker whose pipe closed (it may take a moment more to exit): no zombies."""
+        handle.process.join(0)
+        if handle.process.exitcode is None and tries > 0:
+            asyncio.get_running_loop().call_later(0.05, self._join, handle, tries - 1)
 
     def _steer_live(self) -> None:
         """Steer the active bank to the slots whose worker is up (all, if none is)."""
