@@ -44,6 +44,8 @@ class WorkerHandle:
     applied: int = 0  # the zone generation this worker serves
     health_applied: int = 0  # the health generation this worker answers from
     retiring: bool = False
+    bank: int = 0  # which bank of sockets it reads
+    deadline: float = 0.0  # when retiring: killed if still there by then
     stats: dict[str, Any] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -115,6 +117,7 @@ class WorkerPool:
         the previous ones. False (nothing changed, the old ones serve on) if they do not start."""
         assert self.sockets is not None, "start() first"
         bank = self.sockets.idle_bank()
+        await self._wait_retired(bank)  # a previous reload's workers still draining these sockets
         by_prefix = self._by_prefix(gen, len(self.workers))
         if by_prefix != self.sockets.by_prefix:  # limiter settings changed: steer by the new prefixes
             self.sockets.by_prefix = by_prefix
@@ -141,10 +144,23 @@ class WorkerPool:
             self.others.remove(h)
         for h in old:
             h.retiring = True
+            h.deadline = time.monotonic() + bound + RETIRE_GRACE
             self.others.append(h)
             h.send_bytes(payload)
             loop.call_later(bound + RETIRE_GRACE, self._reap, h)
         return True
+
+    async def _wait_retired(self, bank: int) -> None:
+        """Until no retiring worker reads `bank` (they are killed past their bound)."""
+        while True:
+            left = [h for h in self.others if h.retiring and h.bank == bank and h.process.is_alive()]
+            if not left:
+                return
+            if time.monotonic() > min(h.deadline for h in left):
+                for h in left:
+                    self._reap(h)
+                return
+            await asyncio.sleep(0.005)
 
     def _reap(self, handle: WorkerHandle) -> None:
         if handle.process.is_alive():
@@ -163,7 +179,7 @@ class WorkerPool:
         proc.start()
         down_r.close()
         up_w.close()
-        handle = WorkerHandle(index, proc, down_w, up_r, applied=gen.number)
+        handle = WorkerHandle(index, proc, down_w, up_r, applied=gen.number, bank=bank)
         asyncio.get_running_loop().add_reader(up_r.fileno(), self._from_worker, handle)
         return handle
 
@@ -192,7 +208,7 @@ class WorkerPool:
                           handle.process.exitcode)
                 self._steer_live()  # its share goes to the others meanwhile
                 asyncio.get_running_loop().call_later(0.2, self._restart, handle)
-            handle.process.join(0)
+            self._join(handle)
             return
         if isinstance(message, ipc.Ready):
             handle.ready = True
@@ -216,6 +232,12 @@ class WorkerPool:
         if prefixes:
             steering.configure(workers, *prefixes)
         return prefixes
+
+    def _join(self, handle: WorkerHandle, tries: int = 100) -> None:
+        """Reap a worker whose pipe closed (it may take a moment more to exit): no zombies."""
+        handle.process.join(0)
+        if handle.process.exitcode is None and tries > 0:
+            asyncio.get_running_loop().call_later(0.05, self._join, handle, tries - 1)
 
     def _steer_live(self) -> None:
         """Steer the active bank to the slots whose worker is up (all, if none is)."""
