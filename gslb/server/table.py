@@ -234,9 +234,8 @@ def build_template(zones: Zones, compile_: Compiler, kwire: bytes, qtype: int, q
         if ans.dynamic is not None or ans.rcode == dns.rcode.YXDOMAIN or any(
                 r.rdtype == RdataType.DNAME for r in ans.answer):
             return None
-        from gslb.dnssec import serve as dnssec  # here, not at the top: it imports this module
-        if dnssec.is_signed(ans.zone):
-            return None  # a denial is signed per name (NSEC): compiled for each, never for a sample
+        if ans.zone is not None and ans.zone.config.dnssec is not None:
+            return None  # signed: a denial is signed per name (NSEC), compiled for each, never for a sample
         entry = compile_(sample, qtype, ans)
         if entry.pick is not None or entry.signed is not None:
             return None
