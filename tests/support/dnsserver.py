@@ -64,7 +64,8 @@ def answers(server: Server) -> bool:
     try:
         r = server.query("id.server.", "TXT", rdclass=dns.rdataclass.CH, timeout=0.3)
         return bool(r.answer)
-    except (dns.exception.Timeout, OSError):
+    except (dns.exception.Timeout, dns.query.BadResponse, OSError):
+        # BadResponse: a late answer to an earlier probe that timed out, reaching a reused port
         return False
 
 
