@@ -13,6 +13,7 @@ new signatures.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import struct
 import tempfile
@@ -170,6 +171,25 @@ def test_signed_answers_truncate_as_python_does(fresh: Pair) -> None:
     assert tc.flags & dns.flags.TC and not tc.answer and tc.ednsflags & dns.flags.DO
     pair.check_counters()
     assert pair.nat.stats.truncated > before
+
+
+def test_health_change_reaches_signed_gslb_answers(fresh: Pair) -> None:
+    """Health moves the decisions; the engine's DO answers follow (each decision's signed twin)."""
+    rng = random.Random(9)
+    battery = []
+    for name in GSLB_NAMES:
+        for client in CLIENTS:
+            for do in (True, False):
+                battery.append((query(name, do=do), client))
+                net = f"{rng.choice(['192.0.2', '198.51.100', '203.0.113'])}.0"
+                option = dns.edns.ECSOption(net, rng.choice([0, 16, 24])).to_wire()
+                battery.append((query(name, do=do, ecs=struct.pack(">HH", 8, len(option)) + option), client))
+    checks = fresh.checks()
+    for _round in range(8):
+        assert _native_delta(fresh, battery) > len(battery) // 2
+        fresh.set_health({key: (rng.random() < 0.6, {"ams": rng.uniform(1, 90), "nyc": rng.uniform(1, 90)})
+                          for key in checks})
+    fresh.check_counters()
 
 
 def test_refreshed_signatures_reach_the_engine(fresh: Pair) -> None:
