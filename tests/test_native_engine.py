@@ -65,9 +65,9 @@ class Pair:
     """Two identical responders: `nat` answers through the engine, `py` in pure Python."""
 
     def __init__(self, zone_dirs: list[str], serial: int | None = None, udp_size: int = UDP_SIZE,
-                 decision_cap: int = 1000) -> None:
+                 decision_cap: int = 1000, cfg: ServerConfig | None = None) -> None:
         unshuffled()
-        cfg = ServerConfig()
+        cfg = cfg or ServerConfig()  # a gslb.yaml's config: signed zones (test_native_dnssec.py)
         zones = []
         for d in zone_dirs:
             zones += load_zones(d, cfg, serial)[0]

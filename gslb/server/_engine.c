@@ -11,7 +11,10 @@
  * answer writes), keyed by that name, qtype and qclass: wildcard synthesis, NXDOMAIN, referrals,
  * REFUSED, with the compression pointers past the question moved (table.Template); for GSLB
  * names, the decision cache (question entry x client address, or x raw ECS option when its
- * source prefix is not 0) filled by Python on a miss.
+ * source prefix is not 0) filled by Python on a miss. DO queries get the signed twin
+ * (Entry.signed, mirrored beside the entry at load/insert time; a GSLB entry's DO answer is its
+ * decision target's twin), truncated exactly like the unsigned answers. A signature refresh is
+ * a reload: the new table's entries (and twins) come in through `load`.
  *
  * Everything else, and every first query of a key, is answered by `responder.answer(data,
  * client)` unchanged: Python stays the complete reference.
@@ -210,7 +213,9 @@ typedef struct centry {
     unsigned long long hits;
     long refs;                    /* tables and pins holding it */
     int pick;                     /* a GSLB entry: answered through the decision cache */
-    int is_signed;                /* has a DNSSEC twin (Entry.signed): DO queries go to Python */
+    int is_signed;                /* has a DNSSEC twin (Entry.signed): DO queries get it */
+    struct centry *twin;          /* that twin mirrored (holding a reference); NULL for a GSLB
+                                   * entry, whose DO answers are its decision target's twin */
 } centry;
 
 typedef struct {
@@ -251,6 +256,8 @@ typedef struct {
 #define LOCK(e) pthread_mutex_lock(&(e)->mu)
 #define UNLOCK(e) pthread_mutex_unlock(&(e)->mu)
 
+static void centry_release(Engine *e, centry *c);
+
 static void
 centry_free(Engine *e, centry *c)
 {
@@ -270,6 +277,8 @@ centry_free(Engine *e, centry *c)
         PyErr_Clear();
     }
     Py_DECREF(c->entry);
+    if (c->twin)
+        centry_release(e, c->twin);
     free(c->tail);
     free(c);
 }
@@ -279,6 +288,34 @@ centry_release(Engine *e, centry *c)
 {
     if (--c->refs <= 0)
         centry_free(e, c);
+}
+
+static centry *centry_of(Engine *e, PyObject *entry);
+
+/*
+ * Mirror the signed twin of `c` (Entry.signed) so DO queries are answered natively. A GSLB entry's
+ * twin is not mirrored: Python's twin picks as the entry does and sends the target's twin
+ * (dnssec.serve.twin_for_pick), so the engine decides with the entry and takes the target's twin.
+ * A twin that cannot be mirrored (or that picks by itself) leaves `twin` NULL: DO goes to Python.
+ */
+static void
+mirror_twin(Engine *e, centry *c, PyObject *signed_twin)
+{
+    c->is_signed = signed_twin != NULL && signed_twin != Py_None;
+    if (!c->is_signed || c->pick)
+        return;
+    centry *t = centry_of(e, signed_twin);
+    if (!t) {
+        PyErr_Clear();
+        return;
+    }
+    if (t->pick) {
+        if (t->refs <= 0)
+            centry_free(e, t);
+        return;
+    }
+    t->refs++;
+    c->twin = t;
 }
 
 /* The centry for a Python Entry (made on first sight); NULL with an exception on a bad object. */
@@ -331,7 +368,6 @@ centry_of(Engine *e, PyObject *entry)
     }
     memcpy(c->tail, PyBytes_AS_STRING(tail), (size_t)c->tail_len);
     c->pick = pick != Py_None;
-    c->is_signed = signed_twin != NULL && signed_twin != Py_None;
     c->entry = entry;
     Py_INCREF(entry);
     int err = 0;
@@ -342,6 +378,8 @@ centry_of(Engine *e, PyObject *entry)
         free(c);
         c = NULL;
         PyErr_NoMemory();
+    } else {
+        mirror_twin(e, c, signed_twin);
     }
 done:
     Py_XDECREF(hdr);
@@ -549,8 +587,11 @@ answer_native(Engine *e, PyObject *responder, const unsigned char *q, size_t n, 
                 return 0;
         }
         opt_do = (o[7] & 0x80) != 0;
-        if (opt_do && c->is_signed)
-            return 0; /* the signed twin is assembled by the Python responder */
+        if (opt_do && c->is_signed && !c->pick) {
+            if (!c->twin || tm)
+                return 0; /* not mirrored (templates are never signed): Python answers */
+            c = c->twin; /* DO: the signed twin, as fastpath's `entry = entry.signed` */
+        }
         size_t payload = ((size_t)o[3] << 8) | o[4];
         size_t lim = payload > 512 ? payload : 512;
         if ((size_t)e->udp_size < lim)
@@ -562,6 +603,7 @@ answer_native(Engine *e, PyObject *responder, const unsigned char *q, size_t n, 
     }
     int scope = 0;
     centry *pinned = NULL;
+    int want_twin = c->is_signed; /* a GSLB entry with a signed twin */
     if (c->pick) {
         const unsigned char *ck = (ecs && ecs[2]) ? ecs : client;
         size_t cklen = (ecs && ecs[2]) ? ecs_len : clen;
@@ -640,6 +682,15 @@ answer_native(Engine *e, PyObject *responder, const unsigned char *q, size_t n, 
             Py_DECREF(r);
             centry_release(e, src);
             c = pinned = t; /* released once the answer is built */
+        }
+        if (opt_do && want_twin) { /* the target's twin (serve.twin_for_pick: `chosen.signed or chosen`) */
+            if (c->twin)
+                c = c->twin; /* held by the target, which the decision or the pin holds */
+            else if (c->is_signed) {
+                if (pinned)
+                    centry_release(e, pinned);
+                return 0;
+            }
         }
     }
     int rdcd = (q[2] & 1) | ((q[3] >> 3) & 2);
