@@ -17,9 +17,11 @@ import json
 import logging
 import os
 import signal
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import geodb
 from gslb import generation, ipc
@@ -44,6 +46,7 @@ from gslb.zone.load import ZoneCache, load_zones, zone_files
 from gslb.zone.model import Zone
 
 log = logging.getLogger("gslb.node")
+T = TypeVar("T")
 
 WATCH_INTERVAL = 0.5
 
@@ -58,6 +61,36 @@ class ReloadResult:
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__)
+
+
+BACKGROUND_NICE = 10  # reload work yields the CPU to the workers answering (and to the event loop)
+
+
+async def in_background(fn: Callable[..., T], *args: Any) -> T:
+    """Run `fn` in a thread of its own at a lower CPU priority (Linux: nice is per thread), so a
+    reload's parse and compile of a large zone never compete on equal terms with answering."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if not done.done():
+            if error is not None:
+                done.set_exception(error)
+            else:
+                done.set_result(result)
+
+    def run() -> None:
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
+        try:
+            result = fn(*args)
+        except BaseException as exc:  # handed to the awaiting coroutine
+            loop.call_soon_threadsafe(settle, None, exc)
+        else:
+            loop.call_soon_threadsafe(settle, result, None)
+
+    threading.Thread(target=run, name="gslb-reload", daemon=True).start()
+    return await done
 
 
 class Node:
@@ -112,12 +145,11 @@ class Node:
     async def reload(self, reason: str) -> ReloadResult:
         assert self._reload_lock is not None
         async with self._reload_lock:
-            loop = asyncio.get_running_loop()
             self._files.accept()
             try:
                 if self._reread_config():
                     await self._publish_quorum()
-                zones, problems = await loop.run_in_executor(None, self._load)
+                zones, problems = await in_background(self._load)
             except ConfigError as exc:
                 for p in exc.problems:
                     log.error("reload (%s) rejected: %s", reason, p)
@@ -128,8 +160,8 @@ class Node:
                 return ReloadResult(False, reason, len(self.zones), self._serving, [str(p) for p in exc.problems])
             started = time.monotonic()
             try:  # compiled once, here, beside the generation the workers serve
-                gen = await loop.run_in_executor(None, generation.build, self.generation + 1, self.cfg, zones,
-                                                 self.locator, self.sites, self.gen)
+                gen = await in_background(generation.build, self.generation + 1, self.cfg, zones, self.locator,
+                                          self.sites, self.gen)
             except ConfigError as exc:  # DNSSEC keys unusable: nothing changed
                 for p in exc.problems:
                     log.error("reload (%s) rejected: %s", reason, p)
@@ -141,7 +173,7 @@ class Node:
                                     self._serving)
             old, self.generation, self.gen, self.zones = self.gen, gen.number, gen, zones
             if old is not None:
-                await loop.run_in_executor(None, old.release)
+                await in_background(old.release)
             previous, self._serving = self._serving, self.serial
             if self.agent is not None:
                 self.agent.update_checks(zone_checks(zones).values())
