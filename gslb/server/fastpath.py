@@ -406,29 +406,12 @@ class Responder:
         question = data[12:qend]
         if opcode != 0:
             return self._not_a_query(data, qend, question, arcount and not ancount and not nscount)
-        pos = qend
-        if ancount or nscount:
-            # Only IXFR carries a record there: the client's SOA, in the authority section (RFC 1995).
-            if ancount or nscount != 1 or data[qend - 4:qend] != _IXFR + IN:
-                return self._error(data, wire.RCODE_FORMERR, question)
-            try:
-                pos = _ixfr_soa_end(data, qend)
-            except (wire.FormErr, IndexError, struct.error, dns.exception.DNSException):
-                return self._error(data, wire.RCODE_FORMERR, question)
-        edns = None
+        pos = _authority_end(data, qend, ancount, nscount)
+        if pos is None:
+            return self._error(data, wire.RCODE_FORMERR, question)
+        edns, well_formed = _additional(data, pos, arcount)
         opt = b""
-        try:
-            for _ in range(arcount):
-                if pos < len(data) and data[pos] == 0 and data[pos + 1:pos + 3] == b"\x00\x29":
-                    if edns is not None:
-                        raise wire.FormErr("more than one OPT record")
-                    edns, pos = wire.parse_opt(data, pos)
-                else:
-                    # TSIG and anything else: we do not sign, so say so rather than guess.
-                    raise wire.FormErr("unsupported additional record (only OPT is accepted)")
-            if pos != len(data):
-                raise wire.FormErr("trailing bytes after the message")
-        except (wire.FormErr, IndexError):
+        if not well_formed:
             if edns is not None:
                 opt = wire.opt_record(self.udp_size, edns.do)
             return self._error(data, wire.RCODE_FORMERR, question, opt)
@@ -522,6 +505,37 @@ class Responder:
             out = data[:2] + entry.truncated().hdr[4 + rdcd] + data[12:qend] + opt
         return out
 
+
+
+def _authority_end(data: bytes, qend: int, ancount: int, nscount: int) -> int | None:
+    """Where the additional section starts, or None (FORMERR): only IXFR carries a record before
+    it, the client's SOA in the authority section (RFC 1995)."""
+    if not (ancount or nscount):
+        return qend
+    if ancount or nscount != 1 or data[qend - 4:qend] != _IXFR + IN:
+        return None
+    try:
+        return _ixfr_soa_end(data, qend)
+    except (wire.FormErr, IndexError, struct.error, dns.exception.DNSException):
+        return None
+
+
+def _additional(data: bytes, pos: int, arcount: int) -> tuple[wire.Edns | None, bool]:
+    """The OPT record (if any) and whether the rest of the message is well formed: one OPT at
+    most, nothing else (TSIG included: we do not sign, so say so rather than guess), no trailing
+    bytes. The OPT is returned even when what follows it is bad, so FORMERR can carry one."""
+    edns = None
+    try:
+        for _ in range(arcount):
+            if pos < len(data) and data[pos] == 0 and data[pos + 1:pos + 3] == b"\x00\x29":
+                if edns is not None:
+                    return edns, False  # more than one OPT record
+                edns, pos = wire.parse_opt(data, pos)
+            else:
+                return edns, False
+        return edns, pos == len(data)
+    except (wire.FormErr, IndexError):
+        return edns, False
 
 
 def _ixfr_soa_end(data: bytes, offset: int) -> int:

@@ -77,52 +77,16 @@ def _parse_record(name: str, doc: Any, line: int, origin: dns.name.Name, zcfg: Z
                 f"unknown or unsupported record type {rtype!r} (supported: {', '.join(sorted(CONVERTERS))})")
         return None
     where = f"{where}.{rtype}"
-    ttl = doc.get("ttl", zcfg.ttl)
-    if isinstance(ttl, str) and ttl.strip().isdigit():  # octoDNS takes int(ttl): "300" is 300
-        ttl = int(ttl)
-    if isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 <= ttl <= MAX_TTL:
-        out.add(doc.line_of("ttl"), f"{where}.ttl", f"TTL must be an integer 0..{MAX_TTL}, got {ttl!r}")
-        ok = False
-    if "value" in doc and "values" in doc:
-        out.add(doc.line_of("values"), where, "give value or values, not both")
-        return None
-    if "values" in doc:
-        values = doc["values"]
-        vline = doc.line_of("values")
-        if not isinstance(values, list):
-            values = located.LocatedList([values])
-            values.line, values.item_lines = vline, [vline]
-    elif "value" in doc:
-        values = located.LocatedList([doc["value"]])
-        values.line, values.item_lines = doc.line_of("value"), [doc.line_of("value")]
-    else:
-        out.add(doc.line, where, "missing value or values")
-        return None
-    if not values:
-        out.add(doc.line_of("values"), where, "values is empty")
+    ttl = _ttl(doc, zcfg, where, out)
+    ok = ok and ttl is not None
+    values = _values(doc, where, out)
+    if values is None:
         return None
     if rtype in SINGLE_VALUE_TYPES and len(values) > 1:
         out.add(doc.line_of("values"), f"{where}.values", f"{rtype} takes exactly one value")
         ok = False
-    rdatas = []
-    seen = set()
-    for i, value in enumerate(values):
-        vline = values.line_of(i) if isinstance(values, located.LocatedList) else doc.line
-        try:
-            rdata = to_rdata(rtype, value, origin)
-        except ValueProblem as exc:
-            field = f"{where}.value" + (f"[{i}]" if len(values) > 1 else "") + (f".{exc.field}" if exc.field else "")
-            if isinstance(value, located.Located) and exc.field in value:
-                vline = value.line_of(exc.field)
-            out.add(vline, field, str(exc))
-            ok = False
-            continue
-        if len(values) > 1:
-            if rdata in seen:
-                out.add(vline, f"{where}.values", f"duplicate value {rdata.to_text()!r}", "warning")
-                continue
-            seen.add(rdata)
-        rdatas.append(rdata)
+    rdatas, values_ok = _rdatas(rtype, values, doc, origin, where, out)
+    ok = ok and values_ok
     octodns = doc.get("octodns") or {}
     if not isinstance(octodns, dict):
         out.add(doc.line_of("octodns"), f"{where}.octodns", "expected a mapping")
@@ -142,7 +106,68 @@ def _parse_record(name: str, doc: Any, line: int, origin: dns.name.Name, zcfg: Z
         dynamic = parse_dynamic(Owner(owner, rtype, doc.line, name or "''"), doc, out, sites)
     else:
         _check_static_options(octodns, f"{where}.octodns", doc.line_of("octodns"), out)
-    return Record(owner, rtype, ttl if ok else zcfg.ttl, rdatas, doc.line, options=octodns, dynamic=dynamic)
+    return Record(owner, rtype, ttl if ok and ttl is not None else zcfg.ttl, rdatas, doc.line, options=octodns,
+                  dynamic=dynamic)
+
+
+def _ttl(doc: located.Located, zcfg: ZoneConfig, where: str, out: Problems) -> int | None:
+    """The record's TTL (the zone's default when absent); None, reported, when it is not one."""
+    ttl = doc.get("ttl", zcfg.ttl)
+    if isinstance(ttl, str) and ttl.strip().isdigit():  # octoDNS takes int(ttl): "300" is 300
+        ttl = int(ttl)
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 <= ttl <= MAX_TTL:
+        out.add(doc.line_of("ttl"), f"{where}.ttl", f"TTL must be an integer 0..{MAX_TTL}, got {ttl!r}")
+        return None
+    return ttl
+
+
+def _values(doc: located.Located, where: str, out: Problems) -> located.LocatedList | None:
+    """`value` or `values` as one located list; None, reported, when neither or both are there."""
+    if "value" in doc and "values" in doc:
+        out.add(doc.line_of("values"), where, "give value or values, not both")
+        return None
+    if "values" in doc:
+        values = doc["values"]
+        vline = doc.line_of("values")
+        if not isinstance(values, list):
+            values = located.LocatedList([values])
+            values.line, values.item_lines = vline, [vline]
+    elif "value" in doc:
+        values = located.LocatedList([doc["value"]])
+        values.line, values.item_lines = doc.line_of("value"), [doc.line_of("value")]
+    else:
+        out.add(doc.line, where, "missing value or values")
+        return None
+    if not values:
+        out.add(doc.line_of("values"), where, "values is empty")
+        return None
+    return values
+
+
+def _rdatas(rtype: str, values: Any, doc: located.Located, origin: dns.name.Name, where: str,
+            out: Problems) -> tuple[list[dns.rdata.Rdata], bool]:
+    """Each value as rdata (duplicates dropped with a warning); whether every value was good."""
+    rdatas = []
+    seen = set()
+    ok = True
+    for i, value in enumerate(values):
+        vline = values.line_of(i) if isinstance(values, located.LocatedList) else doc.line
+        try:
+            rdata = to_rdata(rtype, value, origin)
+        except ValueProblem as exc:
+            field = f"{where}.value" + (f"[{i}]" if len(values) > 1 else "") + (f".{exc.field}" if exc.field else "")
+            if isinstance(value, located.Located) and exc.field in value:
+                vline = value.line_of(exc.field)
+            out.add(vline, field, str(exc))
+            ok = False
+            continue
+        if len(values) > 1:
+            if rdata in seen:
+                out.add(vline, f"{where}.values", f"duplicate value {rdata.to_text()!r}", "warning")
+                continue
+            seen.add(rdata)
+        rdatas.append(rdata)
+    return rdatas, ok
 
 
 # Keys under `octodns` that only mean something on a dynamic record; octoDNS's own keys
@@ -199,6 +224,54 @@ def _check_types(name: dns.name.Name, recs: list[Record], origin: dns.name.Name,
                 out.add(alias.line, f"{rel(name)}.ALIAS", "ALIAS cannot sit beside A or AAAA at the apex")
 
 
+def _check_dnames(by_name: dict[dns.name.Name, list[Record]], origin: dns.name.Name,
+                  rel: Callable[[dns.name.Name], str], out: Problems) -> None:
+    """RFC 6672 2.4: no names below a DNAME owner (found by walking each name's ancestors)."""
+    depth = len(origin.labels)
+    dnames = [name for name, recs in by_name.items() if name != origin and any(r.rtype == "DNAME" for r in recs)]
+    if not dnames:
+        return
+    below: dict[dns.name.Name, dns.name.Name] = {}  # an ancestor → one name under it
+    for name in by_name:
+        for i in range(1, len(name.labels) - depth):
+            below.setdefault(dns.name.Name(name.labels[i:]), name)
+    for name in dnames:
+        if name in below:
+            dname = next(r for r in by_name[name] if r.rtype == "DNAME")
+            out.add(dname.line, f"{rel(name)}.DNAME",
+                    f"DNAME owner has names below it ({below[name].relativize(origin)}) (RFC 6672 2.4)")
+
+
+def _check_below_cuts(r: Record, cuts: set[dns.name.Name], depth: int, origin: dns.name.Name,
+                      rel: Callable[[dns.name.Name], str], out: Problems) -> None:
+    """Occlusion below a delegation, and what may sit at one."""
+    labels = r.name.labels
+    above = None
+    for i in range(len(labels) - depth - 1, 0, -1):  # the highest cut strictly above
+        candidate = dns.name.Name(labels[i:])
+        if candidate in cuts:
+            above = candidate
+            break
+    if above is not None and r.rtype not in ("A", "AAAA"):
+        out.add(r.line, f"{rel(r.name)}.{r.rtype}", f"occluded by the delegation at {above.relativize(origin)}")
+    if r.name in cuts and r.rtype not in ("NS", "DS", "A", "AAAA"):
+        out.add(r.line, f"{rel(r.name)}.{r.rtype}", "only NS and DS (and glue) may sit at a delegation point")
+
+
+def _check_targets(r: Record, addresses: set[dns.name.Name], origin: dns.name.Name,
+                   rel: Callable[[dns.name.Name], str], out: Problems) -> None:
+    """In-zone name servers need glue; SRV owners look like _service._proto."""
+    if r.rtype == "NS":
+        for rdata in r.rdatas:
+            target = cast(NS, rdata).target
+            if target.is_subdomain(origin) and target not in addresses:
+                out.add(r.line, f"{rel(r.name)}.NS", f"name server {target} is inside the zone but has no A/AAAA "
+                                                     "record (glue-less in-zone NS)")
+    elif r.rtype == "SRV" and r.name != origin and not (
+            len(r.name.labels) >= 2 and r.name.labels[0].startswith(b"_") and r.name.labels[1].startswith(b"_")):
+        out.add(r.line, f"{rel(r.name)}.SRV", "SRV names are _service._proto.name (RFC 2782)", "warning")
+
+
 def _check_zone(zone: Zone, out: Problems) -> None:
     """Rules that need the whole zone: CNAME exclusivity, occlusion, glue, ALIAS placement.
 
@@ -213,47 +286,17 @@ def _check_zone(zone: Zone, out: Problems) -> None:
     by_name: dict[dns.name.Name, list[Record]] = {}
     for r in zone.records:
         by_name.setdefault(r.name, []).append(r)
-    dnames = [name for name, recs in by_name.items() if name != origin and any(r.rtype == "DNAME" for r in recs)]
-    below: dict[dns.name.Name, dns.name.Name] = {}  # an ancestor → one name under it (for DNAME owners)
-    if dnames:
-        for name in by_name:
-            for i in range(1, len(name.labels) - depth):
-                below.setdefault(dns.name.Name(name.labels[i:]), name)
     for name, recs in by_name.items():
         _check_types(name, recs, origin, rel, out)
         if b"*" in name.labels[1:len(name.labels) - depth]:
             out.add(recs[0].line, rel(name), "'*' is only a wildcard as the leftmost label (RFC 4592)", "warning")
-    for name in dnames:
-        if name in below:
-            recs = by_name[name]
-            dname = next(r for r in recs if r.rtype == "DNAME")
-            out.add(dname.line, f"{rel(name)}.DNAME",
-                    f"DNAME owner has names below it ({below[name].relativize(origin)}) (RFC 6672 2.4)")
+    _check_dnames(by_name, origin, rel, out)
     cuts = {r.name for r in zone.records if r.rtype == "NS" and r.name != origin}
     addresses = {r.name for r in zone.records if r.rtype in ("A", "AAAA")}
     for r in zone.records:
-        rtype = r.rtype
         if cuts:
-            labels = r.name.labels
-            above = None
-            for i in range(len(labels) - depth - 1, 0, -1):  # the highest cut strictly above
-                candidate = dns.name.Name(labels[i:])
-                if candidate in cuts:
-                    above = candidate
-                    break
-            if above is not None and rtype not in ("A", "AAAA"):
-                out.add(r.line, f"{rel(r.name)}.{rtype}", f"occluded by the delegation at {above.relativize(origin)}")
-            if r.name in cuts and rtype not in ("NS", "DS", "A", "AAAA"):
-                out.add(r.line, f"{rel(r.name)}.{rtype}", "only NS and DS (and glue) may sit at a delegation point")
-        if rtype == "NS":
-            for rdata in r.rdatas:
-                target = cast(NS, rdata).target
-                if target.is_subdomain(origin) and target not in addresses:
-                    out.add(r.line, f"{rel(r.name)}.NS", f"name server {target} is inside the zone but has no A/AAAA "
-                                                         "record (glue-less in-zone NS)")
-        elif rtype == "SRV" and r.name != origin and not (
-                len(r.name.labels) >= 2 and r.name.labels[0].startswith(b"_") and r.name.labels[1].startswith(b"_")):
-            out.add(r.line, f"{rel(r.name)}.SRV", "SRV names are _service._proto.name (RFC 2782)", "warning")
+            _check_below_cuts(r, cuts, depth, origin, rel, out)
+        _check_targets(r, addresses, origin, rel, out)
     if not any(r.name == origin and r.rtype == "NS" for r in by_name.get(origin, ())):
         out.add(1, "''.NS", "no NS records at the apex: resolvers will still use the parent's, but "
                             "secondaries and `dig NS` will find none", "warning")
@@ -301,8 +344,9 @@ def load_zone_text(text: str, path: str, cfg: ServerConfig, serial: int | None =
             record = _parse_record(rname.lower(), item, iline, origin, zcfg, out, sites)
             if record is not None:
                 records.append(record)
-    zone = Zone(origin=origin, file=path, config=zcfg, serial=serial or int(time.time()), records=records,
-                soa=_soa(origin, zcfg, records, serial or int(time.time())))
+    serial = serial or int(time.time())  # read once: the zone's serial and its SOA's must agree
+    zone = Zone(origin=origin, file=path, config=zcfg, serial=serial, records=records,
+                soa=_soa(origin, zcfg, records, serial))
     _check_zone(zone, out)
     if any(p.severity == "error" for p in out.items):
         return None, sorted(out.items)
