@@ -459,3 +459,45 @@ def test_dns_node_panel_shows_the_limiter(store_url):
         assert "limiterText(d.limiter)" in js  # the DNS node panel renders it
 
     run(store_url, body)
+
+
+_AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+async def _two_sites(store) -> None:
+    now = time.time()
+    for site in ("ams", "fra"):
+        await store.put(SITE, site, {"site": site, "time": now, "expires_at": now + 30, "healthy": True,
+                                     "prefixes": {}, "peers": {}, "signals": {}}, ttl=30)
+
+
+def test_drain_of_an_unknown_site_is_404_listing_the_known_ones():
+    async def body(client, store):
+        await _two_sites(store)
+        for method in (client.post, client.delete):
+            r = await method("/api/sites/amss/drain", json={"reason": "typo"}, headers=_AUTH)
+            assert r.status == 404
+            doc = await r.json()
+            assert "unknown site 'amss'" in doc["error"] and doc["known"] == ["ams", "fra"]
+        assert await store.get(DRAIN, "amss") is None
+        assert not [e for e in await store.recent(10) if e["kind"] == "drain"]
+
+    run("memory://", body)
+
+
+def test_a_repeated_drain_changes_nothing_and_says_so():
+    async def body(client, store):
+        await _two_sites(store)
+        first = await client.post("/api/sites/ams/drain", json={"reason": "maintenance"}, headers=_AUTH)
+        assert first.status == 200 and (await first.json())["changed"] is True
+        again = await client.post("/api/sites/ams/drain", json={"reason": "maintenance"}, headers=_AUTH)
+        doc = await again.json()
+        assert again.status == 200 and doc["changed"] is False and "already drained" in doc["message"]
+        forced = await (await client.post("/api/sites/ams/drain", json={"force": True}, headers=_AUTH)).json()
+        assert forced["changed"] is True and (await store.get(DRAIN, "ams"))["force"] is True
+        assert (await (await client.delete("/api/sites/ams/drain", headers=_AUTH)).json())["changed"] is True
+        assert (await (await client.delete("/api/sites/ams/drain", headers=_AUTH)).json())["changed"] is False
+        kinds = [(e["kind"], e["new"]) for e in await store.recent(20) if e["kind"] == "drain"]
+        assert sorted(kinds) == [("drain", "draining"), ("drain", "draining"), ("drain", "undrained")]
+
+    run("memory://", body)
