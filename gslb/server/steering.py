@@ -14,9 +14,12 @@ ipv6_prefix, the first 64 bits at most for IPv6), mixes them and returns (mix % 
 index into the group (the sockets in the order they joined). An index past the group's size
 (a worker restarting) makes the kernel fall back to its hash for that packet: service goes on.
 
-`configure(workers, v4, v6)` (abuse_config.install, when RRL or query limits are on) arms it;
-`attach(sock)` (after bind, in gslb/server/sockets.udp_socket) then installs it; `active()` tells
-the limiters whether they may enforce the whole rate.
+The supervisor's `SocketSet.steer` (gslb/server/sockets.py) installs one program per group with
+`steer`: the active bank's sockets, by client prefix for UDP when a limiter counts per prefix (the
+pool arms it with `configure`, from `abuse_config.steering_prefixes`), at random otherwise.
+`active()` tells the limiters, in the workers forked after it, whether they may enforce the
+whole rate. `attach` and `attach_program` put the bare prefix program on a group outside a
+running server (the tests' sockets).
 """
 
 from __future__ import annotations
@@ -103,13 +106,17 @@ def to_targets(family: int, targets: list[int], by_prefix: tuple[int, int] | Non
     return b"".join(code)
 
 
-def steer(sock: socket.socket, targets: list[int], by_prefix: tuple[int, int] | None = None) -> None:
-    """Attach (or replace: one program per group) `to_targets` through any member of the group.
-    With `by_prefix`, this process's limiters may enforce whole rates (`active`)."""
-    code = to_targets(sock.family, targets, by_prefix)
+def _install(sock: socket.socket, code: bytes) -> None:
+    """SO_ATTACH_REUSEPORT_CBPF with `code` (struct sock_filter[]) on `sock`'s group."""
     buf = ctypes.create_string_buffer(code, len(code))
     prog = _SockFprog(len(code) // 8, ctypes.cast(buf, ctypes.c_void_p).value)
     sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, bytes(memoryview(prog)))
+
+
+def steer(sock: socket.socket, targets: list[int], by_prefix: tuple[int, int] | None = None) -> None:
+    """Attach (or replace: one program per group) `to_targets` through any member of the group.
+    With `by_prefix`, this process's limiters may enforce whole rates (`active`)."""
+    _install(sock, to_targets(sock.family, targets, by_prefix))
     if by_prefix:
         _state["attached"] += 1
 
@@ -133,10 +140,7 @@ def index_of(client: bytes, workers: int, v4_bits: int = 24, v6_bits: int = 56) 
 
 def attach_program(sock: socket.socket, workers: int, v4_bits: int = 24, v6_bits: int = 56) -> None:
     """Put the program on `sock`'s reuseport group (raises OSError when the kernel refuses)."""
-    code = program(sock.family, workers, v4_bits, v6_bits)
-    buf = ctypes.create_string_buffer(code, len(code))
-    prog = _SockFprog(len(code) // 8, ctypes.cast(buf, ctypes.c_void_p).value)
-    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, bytes(memoryview(prog)))
+    _install(sock, program(sock.family, workers, v4_bits, v6_bits))
 
 
 def configure(workers: int, v4_bits: int, v6_bits: int) -> None:
