@@ -50,10 +50,10 @@ if os.environ.get("GSLB_NO_NATIVE"):  # force the pure-Python loops (debugging, 
 
 
 def udp_loop(sock: socket.socket, responder: Responder, wildcard: bool = False) -> None:
-    """The native engine when built and no per-query limit is on (C answers, Python for the rest);
-    else recvmmsg/sendmmsg batches through the C helper, each answer behind the query limits and
-    RRL (when on); else recvfrom/sendto. The limits are not in C yet: while RRL or query limits
-    are configured, the engine steps aside so that every response passes them."""
+    """The native engine when built and every configured limit runs in it (C answers and limits,
+    Python for the rest; `udp_guard` then gives the plain `responder.answer`); else recvmmsg/sendmmsg
+    batches through the C helper, each answer behind the Python limiters (per-ASN limits need the
+    ASN database); else recvfrom/sendto."""
     answer = abuse_config.udp_guard(responder)
     if responder.engine is not None and answer == responder.answer:
         responder.engine.serve(sock.fileno(), responder, 64, 1 if wildcard else 0)
