@@ -33,6 +33,20 @@ from gslb.zone.model import Zone
 DECISION_CACHE_MAX = 1_000_000
 
 
+class Decided:
+    """One cached GSLB decision for a client prefix (or ECS option): the answer, or None when
+    every answer draws its values again (`pick: random`); the ECS scope and counter label; the
+    decision; the answers drawn so far by their values; and, once the native engine asked, the
+    weighted one-value answers it draws from itself."""
+
+    __slots__ = ("decision", "drawn", "draws", "entry", "label", "scope")
+
+    def __init__(self, entry: Entry | None, scope: int, label: str, decision: Decision) -> None:
+        self.entry, self.scope, self.label, self.decision = entry, scope, label, decision
+        self.drawn: dict[tuple[str, ...], Entry] = {}
+        self.draws: tuple[tuple[Entry, int], ...] = ()
+
+
 class _Only(Zones):
     """All the served zones for lookups, but one of them to compile."""
 
@@ -54,7 +68,7 @@ class Answers:
         self.site_coordinates = site_coordinates or {}
         self.health: HealthMap = {}
         self.decisions: dict[str, int] = {}  # "NAME TYPE|decision label" → answers
-        self.decision_cache: dict[tuple[int, bytes], tuple[Entry | None, int, str, Decision, dict]] = {}
+        self.decision_cache: dict[tuple[int, bytes], Decided] = {}
         self.answer_cache: dict[tuple, Entry] = {}
         self.random = random.Random()
         self.reusable: dict[dns.name.Name, Zone] = {}  # zones whose entries a next load may take as they are
@@ -176,42 +190,48 @@ class Answers:
         record = policy.record
         record_label = f"{record.name.to_text(omit_final_dot=True)} {dns.rdatatype.to_text(record.rdtype)}|"
 
-        def decide(source: bytes, ecs: bytes | None) -> tuple[Entry, int, bool, str]:
+        def entry_for(values: tuple[str, ...], ttl: int) -> Entry:
+            return self._entry(qname, qtype, ans, prefix, owner, policy, values, ttl)
+
+        def decide(source: bytes, ecs: bytes | None, native: bool = False
+                   ) -> tuple[Entry, int, bool, str, tuple[tuple[Entry, int], ...]]:
             """`ecs` is the raw Client Subnet option body: cached as is, validated on a miss.
 
             An option with SOURCE PREFIX-LENGTH 0 asks us not to use client information: the
             resolver's own address decides and the scope is 0 (RFC 7871 section 7.1.2).
-            Returns the entry, the ECS scope, whether the decision may be cached (not for
-            `pick: random`) and its counter label (the native engine caches and counts too)."""
+            Returns the entry, the ECS scope, whether the decision may be cached as one answer
+            (not for `pick: random`), its counter label (the native engine caches and counts
+            too) and, when `native` asks and one value is drawn per answer, the weighted entries
+            the engine may draw from itself."""
             key = ecs if ecs and ecs[2] else source
             hit = self.decision_cache.get((slot, key))
-            sticky = True
             if hit is None:
                 subnet = wire.parse_ecs(ecs) if ecs else None
                 decision = policy.decide(locator.client(locator.key(source, subnet)), self.random)
                 scope = decision.scope if ecs and ecs[2] else 0
                 # `pick: random` keeps the decision (rule, pool, healthy candidates, scope) and
                 # draws the values again for every answer
-                entry = None if decision.candidates else self._entry(qname, qtype, ans, prefix, owner, policy,
-                                                                     decision.values, decision.ttl)
-                hit = (entry, scope, record_label + decision.label, decision, {})
+                hit = Decided(None if decision.candidates else entry_for(decision.values, decision.ttl), scope,
+                              record_label + decision.label, decision)
                 cache = self.decision_cache
                 if len(cache) >= DECISION_CACHE_MAX:
                     self.decision_cache = cache = {}
                 cache[(slot, key)] = hit
-            decisions[hit[2]] = decisions.get(hit[2], 0) + 1
-            entry = hit[0]
-            if entry is None:  # a per-answer draw: the native engine must not cache this answer
-                sticky = False
-                values = hit[3].draw(self.random)
-                entry = hit[4].get(values)
-                if entry is None:
-                    entry = hit[4][values] = self._entry(qname, qtype, ans, prefix, owner, policy, values,
-                                                         hit[3].ttl)
-            return entry, hit[1], sticky, hit[2]
+            decisions[hit.label] = decisions.get(hit.label, 0) + 1
+            if hit.entry is not None:
+                return hit.entry, hit.scope, True, hit.label, ()
+            decision = hit.decision
+            values = decision.draw(self.random)
+            entry = hit.drawn.get(values)
+            if entry is None:
+                entry = hit.drawn[values] = entry_for(values, decision.ttl)
+            if native and decision.answers == 1 and not hit.draws:
+                hit.draws = tuple((hit.drawn.get((v,)) or entry_for((v,), decision.ttl), w)
+                                  for v, w in decision.candidates)
+            return entry, hit.scope, False, hit.label, hit.draws if native else ()
 
         def pick(source: bytes, ecs: bytes | None) -> tuple[Entry, int]:
-            entry, scope, _sticky, _label = decide(source, ecs)
+            entry, scope, _sticky, _label, _draws = decide(source, ecs)
             return entry, scope
 
         pick.decide = decide  # type: ignore[attr-defined]

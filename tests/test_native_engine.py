@@ -23,7 +23,9 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import textwrap
 
+import dns.edns
 import dns.message
 import dns.name
 import dns.rdataclass
@@ -491,3 +493,40 @@ def test_worker_udp_loop_serves_natively() -> None:
 
 
 _SERVING: list[socket.socket] = []
+
+
+def test_random_pick_drawn_natively(tmp_path) -> None:
+    """`pick: random` stays native: Python decides once per client prefix (rule, pool, healthy
+    candidates, scope) and the engine draws one weighted answer per query itself. Every native
+    reply is byte for byte one of the answers Python sends, drawn in the configured proportion,
+    counted like Python counts, and a health change is seen by the next answer."""
+    from tests.test_policy import ZONE
+
+    (tmp_path / "test.example.yaml").write_text(
+        textwrap.dedent(ZONE).replace("gslb: {degraded_ttl: 15}", "gslb: {degraded_ttl: 15, pick: random}"))
+    pair = Pair([str(tmp_path)])
+    query = dns.message.make_query("www.test.example", "A", use_edns=0,
+                                   options=[dns.edns.ECSOption("198.51.100.64", 26)])  # GB: the eu pool
+    packet = query.to_wire()
+    python_replies = {pair.py.answer(packet, CLIENTS[0]) for _ in range(400)}
+    assert len(python_replies) == 2  # 192.0.2.10 (weight 3) and 192.0.2.11 (weight 1)
+    before = pair.engine.stats()
+    seen: dict[bytes, int] = {}
+    for _ in range(4000):
+        reply = pair.engine.answer_one(packet, CLIENTS[0], pair.nat)
+        assert reply in python_replies
+        seen[reply] = seen.get(reply, 0) + 1
+    after = pair.engine.stats()
+    assert after["picks"] - before["picks"] == 1  # decided once in Python ...
+    assert after["native"] - before["native"] == 4000  # ... and every answer built in C,
+    assert after["fallback"] == before["fallback"]  # none by the Python responder
+    heavy = next(r for r in seen if "192.0.2.10" in dns.message.from_wire(r).answer[0].to_text())
+    share = seen[heavy] / 4000
+    print(f"weights 3:1 drawn natively → {share:.3f} : {1 - share:.3f}")
+    assert abs(share - 0.75) < 0.03
+    pair.nat.counts([pair.nat_answers.answer_cache])  # harvest: native counts folded into Python's
+    assert sum(pair.nat_answers.decisions.values()) == 4000
+    pair.set_health({"tcp://192.0.2.10:80": (False, {})})
+    for _ in range(50):
+        reply = pair.engine.answer_one(packet, CLIENTS[0], pair.nat)
+        assert reply is not None and dns.message.from_wire(reply).answer[0][0].address == "192.0.2.11"

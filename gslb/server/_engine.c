@@ -224,6 +224,10 @@ typedef struct {
     PyObject *label;     /* "NAME TYPE|decision" */
     PyObject *counters;  /* the Answers.decisions dict it counts into */
     unsigned long long hits;
+    /* `pick: random`: every answer draws one of `ndraw` entries by weight (0: always `target`) */
+    size_t ndraw;
+    centry **draw;
+    uint64_t *cum;       /* cumulative weights, cum[ndraw - 1] > 0 */
 } decision;
 
 /* An answer for every name below a stop name (table.Template): the sample's tail, with the
@@ -247,6 +251,7 @@ typedef struct {
     unsigned char opt_head[2][9]; /* the response OPT record without RDLENGTH, without/with DO */
     size_t miss_cap, decision_cap;
     unsigned long long generation; /* bumped on every decision flush */
+    uint64_t rng;                  /* xorshift64* state for `pick: random` draws (under mu) */
     unsigned long long native, fallback, truncated, picks;
     PyObject *s_hits, *s_answer, *s_pick;
     pthread_mutex_t mu;
@@ -428,7 +433,70 @@ decision_free_cb(void *ctx, void *val)
     Py_XDECREF(d->label);
     Py_XDECREF(d->counters);
     centry_release((Engine *)ctx, d->target);
+    for (size_t i = 0; i < d->ndraw; i++)
+        centry_release((Engine *)ctx, d->draw[i]);
+    free(d->draw);
+    free(d->cum);
     free(d);
+}
+
+/* One weighted draw among a decision's candidates: the same distribution as Python's
+ * select.weighted_draw for one answer (a value is drawn with probability weight / total). */
+static centry *
+draw_one(Engine *e, const decision *d)
+{
+    uint64_t x = e->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    e->rng = x;
+    uint64_t r = (x * 0x2545F4914F6CDD1DULL) % d->cum[d->ndraw - 1];
+    size_t i = 0;
+    while (r >= d->cum[i])
+        i++;
+    return d->draw[i];
+}
+
+/* The candidates Python gave for a `pick: random` decision: ((Entry, weight), ...) mirrored.
+ * Returns 0 when there are none to draw from natively (the decision is then not cached). */
+static int
+set_draws(Engine *e, decision *d, PyObject *draws)
+{
+    d->ndraw = 0;
+    d->draw = NULL;
+    d->cum = NULL;
+    if (!PyTuple_Check(draws) || PyTuple_GET_SIZE(draws) == 0)
+        return 0;
+    size_t n = (size_t)PyTuple_GET_SIZE(draws);
+    centry **draw = calloc(n, sizeof(centry *));
+    uint64_t *cum = calloc(n, sizeof(uint64_t));
+    uint64_t total = 0;
+    size_t i = 0;
+    for (; draw && cum && i < n; i++) {
+        PyObject *pair = PyTuple_GET_ITEM(draws, i);
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2)
+            break;
+        long long w = PyLong_AsLongLong(PyTuple_GET_ITEM(pair, 1));
+        centry *c = w >= 0 && w < (1LL << 32) ? centry_of(e, PyTuple_GET_ITEM(pair, 0)) : NULL;
+        if (!c || c->pick)
+            break;
+        c->refs++;
+        draw[i] = c;
+        total += (uint64_t)w;
+        cum[i] = total;
+    }
+    if (i < n || total == 0) {
+        PyErr_Clear();
+        for (size_t j = 0; draw && j < i; j++)
+            centry_release(e, draw[j]);
+        free(draw);
+        free(cum);
+        return 0;
+    }
+    d->ndraw = n;
+    d->draw = draw;
+    d->cum = cum;
+    return 1;
 }
 
 /* Decision keys: the picking entry's pointer, then the client address or the raw ECS option. */
@@ -616,11 +684,12 @@ answer_native(Engine *e, PyObject *responder, const unsigned char *q, size_t n, 
         if (d) {
             d->hits++;
             scope = d->scope;
-            c = d->target;
+            c = d->ndraw ? draw_one(e, d) : d->target;
         } else if (!responder) {
             return 0; /* the native pass (no GIL): decided in the second pass */
         } else {
-            /* Ask Python: responder._native_pick(entry, client, ecs) -> (entry, scope, sticky, label, counters) */
+            /* Ask Python: responder._native_pick(entry, client, ecs)
+             *   -> (entry, scope, sticky, label, counters, draws) */
             unsigned long long gen = e->generation;
             c->refs++; /* pinned across the call: other threads may flush tables meanwhile */
             UNLOCK(e);
@@ -634,7 +703,7 @@ answer_native(Engine *e, PyObject *responder, const unsigned char *q, size_t n, 
             Py_XDECREF(pe);
             LOCK(e);
             centry *src = c;
-            if (!r || !PyTuple_Check(r) || PyTuple_GET_SIZE(r) != 5) {
+            if (!r || !PyTuple_Check(r) || PyTuple_GET_SIZE(r) != 6) {
                 PyErr_Clear();
                 Py_XDECREF(r);
                 centry_release(e, src);
@@ -652,10 +721,20 @@ answer_native(Engine *e, PyObject *responder, const unsigned char *q, size_t n, 
             e->picks++;
             scope = (int)sc;
             t->refs++; /* pinned until the answer is built */
-            if (sticky == 1 && gen == e->generation) {
+            PyObject *draws = PyTuple_GET_ITEM(r, 5);
+            int drawn = sticky == 0 && PyTuple_Check(draws) && PyTuple_GET_SIZE(draws) > 0;
+            if ((sticky == 1 || drawn) && gen == e->generation) {
                 if (e->decisions.count >= e->decision_cap)
                     flush_decisions(e); /* bounded: start over, as Answers does with its own cache */
                 d = malloc(sizeof(decision));
+                if (d && drawn && !set_draws(e, d, draws)) {
+                    free(d);
+                    d = NULL;
+                } else if (d && !drawn) {
+                    d->ndraw = 0;
+                    d->draw = NULL;
+                    d->cum = NULL;
+                }
                 if (d) {
                     d->target = t;
                     d->scope = scope;
@@ -667,9 +746,9 @@ answer_native(Engine *e, PyObject *responder, const unsigned char *q, size_t n, 
                     int err = 0;
                     decision *old = ht_put(&e->decisions, dk, dklen, dh, d, &err);
                     if (err) {
-                        Py_DECREF(d->label);
-                        Py_DECREF(d->counters);
-                        free(d);
+                        d->target = t;
+                        t->refs++;
+                        decision_free_cb(e, d); /* the draws' references go with it */
                     } else {
                         t->refs++;
                         if (old) /* another thread decided meanwhile: its key pin carries over */
@@ -775,6 +854,9 @@ Engine_init(Engine *e, PyObject *args, PyObject *kw)
     e->s_hits = PyUnicode_InternFromString("hits");
     e->s_answer = PyUnicode_InternFromString("answer");
     e->s_pick = PyUnicode_InternFromString("_native_pick");
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    e->rng = (hash_bytes((unsigned char *)&e, sizeof(e)) ^ (uint64_t)ts.tv_nsec ^ (uint64_t)getpid() << 40) | 1;
     if (!e->s_hits || !e->s_answer || !e->s_pick)
         return -1;
     return 0;

@@ -136,15 +136,17 @@ class Responder:
         if self.engine is not None:
             self.engine.flush_decisions()
 
-    def _native_pick(self, entry: Entry, client: bytes, ecs: bytes | None) -> tuple[Entry, int, bool, str, dict]:
+    def _native_pick(self, entry: Entry, client: bytes, ecs: bytes | None
+                     ) -> tuple[Entry, int, bool, str, dict, tuple[tuple[Entry, int], ...]]:
         """The engine's decision-cache miss: decide as `entry.pick` does, and say whether the
-        decision may be cached (not for `pick: random`) and which counter it counts into."""
+        decision may be cached as one answer, which counter it counts into, and for `pick:
+        random` the weighted answers the engine may draw from itself (empty: ask again)."""
         decide = getattr(entry.pick, "decide", None)
         if decide is None:  # a picker that cannot say: never cached
             picked, scope = entry.pick(client, ecs)  # type: ignore[misc]  # engine calls only with a picker
-            return picked, scope, False, "", {}
-        picked, scope, sticky, label = decide(client, ecs)
-        return picked, scope, sticky, label, entry.pick.decisions  # type: ignore[union-attr]  # decide's owner has it
+            return picked, scope, False, "", {}, ()
+        picked, scope, sticky, label, draws = decide(client, ecs, native=True)
+        return picked, scope, sticky, label, entry.pick.decisions, draws  # type: ignore[union-attr]  # decide's owner has it
 
     # -- counters -------------------------------------------------------------------------
 
