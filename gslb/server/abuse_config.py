@@ -80,213 +80,153 @@ class AbuseConfig:
 
 
 
-def _field(key: str, value: Any) -> dict[str, Any]:
-    """One dataclass field by name, for `replace` (the key was checked against the known ones)."""
-    return {key: value}
-
-def _int(v: Any, lo: int, hi: int) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
-
-
-def _num(v: Any, lo: float, hi: float) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and lo <= v <= hi
+_RATE_MAX = 10_000_000
+_RRL_RANGES = {"rate": (1, _RATE_MAX), "nxdomain_rate": (1, _RATE_MAX), "nodata_rate": (1, _RATE_MAX),
+               "referral_rate": (1, _RATE_MAX), "error_rate": (1, _RATE_MAX), "window": (1, 3600),
+               "slip": (0, 10), "ipv4_prefix": (8, 32), "ipv6_prefix": (16, 128), "table_size": (1, 1 << 24)}
+_QUERY_LIMIT_RANGES = {"prefix_rate": (0, _RATE_MAX), "asn_rate": (0, _RATE_MAX), "ipv4_prefix": (8, 32),
+                       "ipv6_prefix": (16, 128), "table_size": (1, 1 << 24)}
 
 
-def _nets(sec: dict, section: str, path: str, line: int, problems: list[Problem]) -> tuple:
-    """`exempt:` prefixes, read by the shared collector's reader."""
-    out = Problems(path)
-    nets = out.networks(sec, "exempt", section, line)
-    problems.extend(out.items)
-    return nets
+def _integers(out: Problems, sec: dict, where: str, line: int, ranges: dict[str, tuple[int, int]],
+              defaults: Any) -> dict[str, int]:
+    """Every range-checked integer key of a section that is present (a bad one keeps its default)."""
+    return {key: out.integer(sec, key, where, line, lo, hi, getattr(defaults, key))
+            for key, (lo, hi) in ranges.items() if key in sec}
 
 
-def _secret(value: Any, where: str, path: str, line: int, problems: list[Problem]) -> bytes | None:
+def _secret(out: Problems, sec: dict, key: str, where: str, line: int) -> bytes | None:
+    value = sec.get(key)
     text = str(value).strip().lower().removeprefix("0x") if isinstance(value, str | int) else None
     try:
         raw = bytes.fromhex(text) if text is not None else b""
     except ValueError:
         raw = b""
     if len(raw) != 16:
-        problems.append(Problem(path, line, where, "expected 16 octets as 32 hex digits"))
+        out.add(line_of(sec, key, line), f"{where}.{key}", "expected 16 octets as 32 hex digits")
         return None
     return raw
 
 
-def _when(value: Any, where: str, path: str, line: int, problems: list[Problem]) -> float:
+def _epoch(value: Any) -> float | None:
+    """A time as wall-clock seconds: a YAML timestamp or date, epoch seconds, or ISO 8601 text."""
     if isinstance(value, datetime.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=datetime.UTC)
-        return value.timestamp()
+        return (value if value.tzinfo else value.replace(tzinfo=datetime.UTC)).timestamp()
     if isinstance(value, datetime.date):
         return datetime.datetime(value.year, value.month, value.day, tzinfo=datetime.UTC).timestamp()
-    if _num(value, 0, 2**40):
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 2**40:
         return float(value)
     if isinstance(value, str):
         try:
-            parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-            return _when(parsed, where, path, line, problems)
+            return _epoch(datetime.datetime.fromisoformat(value.replace("Z", "+00:00")))
         except ValueError:
-            pass
-    problems.append(Problem(path, line, where, "expected a time (ISO 8601, e.g. 2026-12-02T00:00:00Z, "
-                                               "or epoch seconds)"))
-    return 0.0
+            return None
+    return None
 
 
-def _section(doc: Any, name: str, path: str, problems: list[Problem]) -> tuple[Any, int] | None:
+def _section(out: Problems, doc: Any, name: str, keys: tuple[str, ...]) -> tuple[dict, int] | None:
+    """A section's mapping (an empty one when written bare) with its unknown keys reported, or
+    None when it is absent or not a mapping."""
     if name not in doc:
         return None
-    value = doc[name]
     line = line_of(doc, name, 1)
-    if value is None:
-        return located.Located(), line
-    if not isinstance(value, dict):
-        problems.append(Problem(path, line, name, "expected a mapping"))
+    sec = located.Located() if doc[name] is None else out.mapping(doc[name], name, line)
+    if doc[name] is not None and not isinstance(doc[name], dict):
         return None
-    return value, line
+    out.keys(sec, keys, name, line)
+    return sec, line
 
 
-def _cookies(doc: Any, path: str, problems: list[Problem]) -> CookieConfig:
-    cfg = CookieConfig()
-    found = _section(doc, "cookies", path, problems)
+def _cookies(out: Problems, doc: Any) -> CookieConfig:
+    found = _section(out, doc, "cookies", ("enabled", "secret", "previous_secret", "previous_valid_until",
+                                           "rotation_time", "badcookie"))
     if found is None:
-        return cfg
-    sec, _ = found
-    for key, value in sec.items():
-        line = line_of(sec, key, 1)
-        where = f"cookies.{key}"
-        if key in ("enabled", "badcookie"):
-            if not isinstance(value, bool):
-                problems.append(Problem(path, line, where, "expected true or false"))
-            else:
-                cfg = replace(cfg, **_field(key, value))
-        elif key in ("secret", "previous_secret"):
-            cfg = replace(cfg, **_field(key, _secret(value, where, path, line, problems)))
-        elif key in ("previous_valid_until", "rotation_time"):
-            cfg = replace(cfg, previous_valid_until=_when(value, where, path, line, problems))
-        else:
-            problems.append(Problem(path, line, where, "unknown key (enabled, secret, previous_secret, "
-                                                       "previous_valid_until, badcookie)"))
+        return CookieConfig()
+    sec, line = found
+    until = 0.0
+    for key in ("previous_valid_until", "rotation_time"):
+        if key in sec:
+            when = _epoch(sec[key])
+            if when is None:
+                out.add(line_of(sec, key, line), f"cookies.{key}",
+                        "expected a time (ISO 8601, e.g. 2026-12-02T00:00:00Z, or epoch seconds)")
+            until = when or 0.0
+    cfg = CookieConfig(enabled=out.boolean(sec, "enabled", "cookies", line, True),
+                       secret=_secret(out, sec, "secret", "cookies", line) if "secret" in sec else None,
+                       previous_secret=(_secret(out, sec, "previous_secret", "cookies", line)
+                                        if "previous_secret" in sec else None),
+                       previous_valid_until=until, badcookie=out.boolean(sec, "badcookie", "cookies", line, True))
     if cfg.previous_secret is not None and not cfg.previous_valid_until:
-        problems.append(Problem(path, line_of(sec, "previous_secret", 1), "cookies.previous_secret",
-                                "needs previous_valid_until (until when the old secret is accepted)"))
+        out.add(line_of(sec, "previous_secret", line), "cookies.previous_secret",
+                "needs previous_valid_until (until when the old secret is accepted)")
     return cfg
 
 
-_RATE_MAX = 10_000_000
-
-
-def _rrl(doc: Any, path: str, problems: list[Problem]) -> RrlConfig:
-    cfg = RrlConfig()
-    found = _section(doc, "rrl", path, problems)
+def _rrl(out: Problems, doc: Any) -> RrlConfig:
+    found = _section(out, doc, "rrl", (*_RRL_RANGES, "enabled", "log_only", "exempt"))
     if found is None:
-        return cfg
-    sec, _ = found
-    cfg = replace(cfg, enabled=True)  # writing an rrl: section turns it on unless it says enabled: false
-    ranges = {"rate": (1, _RATE_MAX), "nxdomain_rate": (1, _RATE_MAX), "nodata_rate": (1, _RATE_MAX),
-              "referral_rate": (1, _RATE_MAX), "error_rate": (1, _RATE_MAX), "window": (1, 3600),
-              "slip": (0, 10), "ipv4_prefix": (8, 32), "ipv6_prefix": (16, 128), "table_size": (1, 1 << 24)}
-    for key, value in sec.items():
-        line = line_of(sec, key, 1)
-        where = f"rrl.{key}"
-        if key in ranges:
-            lo, hi = ranges[key]
-            if not _int(value, lo, hi):
-                problems.append(Problem(path, line, where, f"must be an integer {lo}..{hi}, got {value!r}"))
-            else:
-                cfg = replace(cfg, **_field(key, value))
-        elif key in ("enabled", "log_only"):
-            if not isinstance(value, bool):
-                problems.append(Problem(path, line, where, "expected true or false"))
-            else:
-                cfg = replace(cfg, **_field(key, value))
-        elif key == "exempt":
-            cfg = replace(cfg, exempt=_nets(sec, "rrl", path, line, problems))
-        else:
-            problems.append(Problem(path, line, where, f"unknown key (one of {', '.join(sorted(ranges))}, "
-                                                       "enabled, log_only, exempt)"))
-    return cfg
+        return RrlConfig()
+    sec, line = found
+    defaults = RrlConfig()
+    # writing an rrl: section turns it on unless it says enabled: false
+    return replace(defaults, **_integers(out, sec, "rrl", line, _RRL_RANGES, defaults),
+                   enabled=out.boolean(sec, "enabled", "rrl", line, True),
+                   log_only=out.boolean(sec, "log_only", "rrl", line, False),
+                   exempt=out.networks(sec, "exempt", "rrl", line))
 
 
-def _query_limits(doc: Any, path: str, problems: list[Problem], asndb: Any) -> QueryLimitConfig:
-    cfg = QueryLimitConfig()
-    found = _section(doc, "query_limits", path, problems)
+def _asn_rates(out: Problems, sec: dict, line: int) -> dict[int, int]:
+    value = out.mapping(sec.get("asns") or located.Located(), "query_limits.asns", line_of(sec, "asns", line),
+                        "a mapping of AS number → queries/s")
+    rates = {}
+    for asn in value:
+        where = f"query_limits.asns.{asn}"
+        text = str(asn).upper().removeprefix("AS")
+        if not text.isdigit() or not 0 < int(text) < 2**32:
+            out.add(line_of(value, asn, line), where, "not an AS number")
+            continue
+        rate = out.integer(value, asn, "query_limits.asns", line, 1, _RATE_MAX, None)
+        if rate is not None:
+            rates[int(text)] = rate
+    return rates
+
+
+def _query_limits(out: Problems, doc: Any, asndb: Any) -> QueryLimitConfig:
+    found = _section(out, doc, "query_limits", (*_QUERY_LIMIT_RANGES, "action", "asns", "exempt"))
     if found is None:
-        return cfg
-    sec, sline = found
-    ranges = {"prefix_rate": (0, _RATE_MAX), "asn_rate": (0, _RATE_MAX), "ipv4_prefix": (8, 32),
-              "ipv6_prefix": (16, 128), "table_size": (1, 1 << 24)}
-    for key, value in sec.items():
-        line = line_of(sec, key, 1)
-        where = f"query_limits.{key}"
-        if key in ranges:
-            lo, hi = ranges[key]
-            if not _int(value, lo, hi):
-                problems.append(Problem(path, line, where, f"must be an integer {lo}..{hi}, got {value!r}"))
-            else:
-                cfg = replace(cfg, **_field(key, value))
-        elif key == "action":
-            if value not in ("refuse", "drop"):
-                problems.append(Problem(path, line, where, f"must be refuse or drop, got {value!r}"))
-            else:
-                cfg = replace(cfg, action=value)
-        elif key == "exempt":
-            cfg = replace(cfg, exempt=_nets(sec, "query_limits", path, line, problems))
-        elif key == "asns":
-            if not isinstance(value, dict):
-                problems.append(Problem(path, line, where, "expected a mapping of AS number → queries/s"))
-                continue
-            rates = {}
-            for asn, rate in value.items():
-                aline = line_of(value, asn, line)
-                text = str(asn).upper().removeprefix("AS")
-                if not text.isdigit() or not 0 < int(text) < 2**32:
-                    problems.append(Problem(path, aline, f"{where}.{asn}", "not an AS number"))
-                elif not _int(rate, 1, _RATE_MAX):
-                    problems.append(Problem(path, aline, f"{where}.{asn}", f"must be an integer 1..{_RATE_MAX}"))
-                else:
-                    rates[int(text)] = rate
-            cfg = replace(cfg, asn_rates=rates)
-        else:
-            problems.append(Problem(path, line, where, f"unknown key (one of {', '.join(sorted(ranges))}, "
-                                                       "action, asns, exempt)"))
+        return QueryLimitConfig()
+    sec, line = found
+    defaults = QueryLimitConfig()
+    cfg = replace(defaults, **_integers(out, sec, "query_limits", line, _QUERY_LIMIT_RANGES, defaults),
+                  action=out.one_of(sec, "action", "query_limits", line, ("refuse", "drop"), "refuse"),
+                  exempt=out.networks(sec, "exempt", "query_limits", line), asn_rates=_asn_rates(out, sec, line))
     if (cfg.asn_rate or cfg.asn_rates) and not asndb:
-        problems.append(Problem(path, sline, "query_limits", "per-ASN limits need asndb (an ASN database)"))
+        out.add(line, "query_limits", "per-ASN limits need asndb (an ASN database)")
     return cfg
 
 
-def _tcp(doc: Any, path: str, problems: list[Problem]) -> TcpLimits:
-    cfg = TcpLimits()
-    found = _section(doc, "tcp", path, problems)
+def _tcp(out: Problems, doc: Any) -> TcpLimits:
+    found = _section(out, doc, "tcp", ("max_connections", "per_client", "idle_timeout", "message_timeout"))
     if found is None:
-        return cfg
-    sec, _ = found
-    for key, value in sec.items():
-        line = line_of(sec, key, 1)
-        where = f"tcp.{key}"
-        if key == "max_connections" or key == "per_client":
-            if not _int(value, 1, 1_000_000):
-                problems.append(Problem(path, line, where, f"must be an integer 1..1000000, got {value!r}"))
-            else:
-                cfg = replace(cfg, **_field(key, value))
-        elif key in ("idle_timeout", "message_timeout"):
-            if not _num(value, 0.05, 3600):
-                problems.append(Problem(path, line, where, f"must be seconds 0.05..3600, got {value!r}"))
-            else:
-                cfg = replace(cfg, **_field(key, float(value)))
-        else:
-            problems.append(Problem(path, line, where, "unknown key (max_connections, per_client, idle_timeout, "
-                                                       "message_timeout)"))
-    return cfg
+        return TcpLimits()
+    sec, line = found
+    defaults = TcpLimits()
+    idle = out.number(sec, "idle_timeout", "tcp", line, 0.05, 3600, None, unit=" seconds")
+    return TcpLimits(max_connections=out.integer(sec, "max_connections", "tcp", line, 1, 1_000_000, None),
+                     per_client=out.integer(sec, "per_client", "tcp", line, 1, 1_000_000, defaults.per_client),
+                     idle_timeout=None if idle is None else float(idle),
+                     message_timeout=out.seconds(sec, "message_timeout", "tcp", line, 0.05, 3600,
+                                                 defaults.message_timeout))
 
 
 def parse(doc: Any, path: str) -> tuple[AbuseConfig, list[Problem]]:
     """The abuse settings of a top-level gslb.yaml mapping, and every problem with them."""
-    problems: list[Problem] = []
+    out = Problems(path)
     if not isinstance(doc, dict):
-        return AbuseConfig(), problems
-    cfg = AbuseConfig(cookies=_cookies(doc, path, problems), rrl=_rrl(doc, path, problems),
-                      query_limits=_query_limits(doc, path, problems, doc.get("asndb")), tcp=_tcp(doc, path, problems))
-    return cfg, problems
+        return AbuseConfig(), out.items
+    cfg = AbuseConfig(cookies=_cookies(out, doc), rrl=_rrl(out, doc),
+                      query_limits=_query_limits(out, doc, doc.get("asndb")), tcp=_tcp(out, doc))
+    return cfg, out.items
 
 
 # -- in a worker ------------------------------------------------------------------------------
