@@ -356,12 +356,7 @@ def load_site(path: str) -> SiteConfig:
     signals, signal_names = _parse_signals(doc, out)
 
     neighbors: list[Neighbor] = []
-    ndoc = doc.get("neighbors")
-    if not isinstance(ndoc, located.LocatedList) or not ndoc:
-        out.add(line_of(doc, "neighbors", doc.line), "neighbors", "at least one neighbor")
-        ndoc = []
-    for i, n in enumerate(ndoc):
-        line = line_of(ndoc, i, doc.line)
+    for i, n, line in out.entries(doc, "neighbors", doc.line, "at least one neighbor"):
         parsed_n = _parse_neighbor(i, n, line, out)
         if parsed_n is None:
             continue
@@ -371,12 +366,7 @@ def load_site(path: str) -> SiteConfig:
         neighbors.append(parsed_n)
 
     prefixes: list[Prefix] = []
-    pdoc = doc.get("prefixes")
-    if not isinstance(pdoc, located.LocatedList) or not pdoc:
-        out.add(line_of(doc, "prefixes", doc.line), "prefixes", "at least one prefix to announce")
-        pdoc = []
-    for i, p in enumerate(pdoc):
-        line = line_of(pdoc, i, doc.line)
+    for i, p, line in out.entries(doc, "prefixes", doc.line, "at least one prefix to announce"):
         parsed_p = _parse_prefix(i, p, line, signals, signal_names, neighbors, out)
         if parsed_p is None:
             continue

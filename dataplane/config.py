@@ -152,18 +152,14 @@ def load(path: str) -> DataplaneConfig:
     ipip = out.address(doc, "ipip_source", "", doc.line, version=4, required=False)
     ipip_source = str(ipip) if ipip else None
     vips = []
-    raw = doc.get("vips")
-    if not isinstance(raw, located.LocatedList) or not raw:
-        add(doc.line_of("vips") if "vips" in doc else doc.line, "vips", "a list of VIPs")
-        raw = located.LocatedList()
     seen: dict[tuple, int] = {}
-    for i, v in enumerate(raw):
-        vip = _parse_vip(v, raw.line_of(i), f"vips[{i}]", ipip_source, out)
+    for i, v, vline in out.entries(doc, "vips", doc.line, "a list of VIPs"):
+        vip = _parse_vip(v, vline, f"vips[{i}]", ipip_source, out)
         if vip is None:
             continue
         key = (vip.address, vip.port, vip.protocol)
         if key in seen:
-            add(raw.line_of(i), f"vips[{i}]", f"the same VIP as vips[{seen[key]}]")
+            add(vline, f"vips[{i}]", f"the same VIP as vips[{seen[key]}]")
         seen[key] = i
         vips.append(vip)
     out.raise_if_any()

@@ -69,6 +69,14 @@ class Problems:
                 self.add(line_of(doc, key, line), field_name(where, key),
                          f"unknown key (one of {', '.join(allowed)})")
 
+    def entries(self, doc: dict, key: str, line: int, what: str) -> list[tuple[int, Any, int]]:
+        """A required, non-empty list: its (index, item, line) triples, or a problem and none."""
+        items = doc.get(key)
+        if not isinstance(items, located.LocatedList) or not items:
+            self.add(line_of(doc, key, line), key, what)
+            return []
+        return [(i, item, items.line_of(i)) for i, item in enumerate(items)]
+
     # -- values ---------------------------------------------------------------------------
 
     def number(self, doc: dict, key: str, where: str, line: int, lo: float, hi: float, default: T,
