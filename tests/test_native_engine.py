@@ -378,6 +378,8 @@ for round_ in range(3):
     pair.set_health({key: (round_ % 2 == 0, {}) for key in pair.checks()})
 pair.check_counters()
 del pair
+import pathlib, tempfile
+t.test_random_pick_drawn_natively(pathlib.Path(tempfile.mkdtemp()))  # weighted draws, flushed and freed
 print("ASAN-OK")
 """
 
