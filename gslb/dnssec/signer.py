@@ -176,6 +176,9 @@ def predecessor_label(first: bytes) -> bytes | None:
     return label + b"\xff" * (63 - len(label))
 
 
+# canonical RRset → (its RRSIGs, their expiration); the RRSIGs as an RRset (`sign`) or as the
+# rdatas' wire bytes (`sign_nsec`: a never-seen name's NSEC, no RRset built for it)
+_Signatures = dict[bytes, tuple[dns.rrset.RRset | tuple[bytes, ...], int]]
 DENIALS_MAX = 100_000  # NSEC signatures kept (one per never-seen name in a random-name flood)
 _MEMO_MAX = 50_000
 
@@ -188,9 +191,9 @@ class ZoneSigner:
         self.cfg = cfg
         self.keys = keys
         self.clock = clock
-        self.cache: dict[bytes, tuple[dns.rrset.RRset, int]] = {}  # canonical RRset → (RRSIGs, expiration)
+        self.cache: _Signatures = {}  # canonical RRset → (RRSIGs, expiration)
         # the same for NSECs, bounded; `sign_nsec` keeps the RRSIG rdatas as bytes (a tuple)
-        self.denials: dict[bytes, tuple[dns.rrset.RRset | tuple[bytes, ...], int]] = {}
+        self.denials: _Signatures = {}
         self._keys: dict[tuple, tuple[list, bytes]] = {}  # RRsets asked again → (their rdatas, key)
         self.signatures = 0  # signing operations (one per key per RRset signed): for /metrics
         self.fingerprint = (origin, cfg, keys.fingerprint())
@@ -254,9 +257,8 @@ class ZoneSigner:
             if cache is self.denials and len(cache) >= DENIALS_MAX:
                 cache.clear()  # a flood of never-seen names: their answers are in the miss cache anyway
             cache[key] = hit
-        sigs = hit[0]
-        if isinstance(sigs, tuple):  # made by sign_nsec: its rdatas as wire bytes
-            sigs = _as_rrset(rrset, sigs)
+        kept = hit[0]
+        sigs = _as_rrset(rrset, kept) if isinstance(kept, tuple) else kept  # a tuple: made by sign_nsec
         if owner is not None and owner != sigs.name:
             moved = dns.rrset.RRset(owner, sigs.rdclass, RdataType.RRSIG, rrset.rdtype)
             moved.update(sigs)
