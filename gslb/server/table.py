@@ -53,10 +53,12 @@ class Entry:
         self.hdr = tuple(hdr)
 
     def with_tail(self, tail: bytes) -> Entry:
-        """The same answer with another tail (its twin, if any, kept): a template relocated."""
-        entry = Entry(self.flags, self.an, self.ns, self.ar, tail, self.zone, qtype=self.qtype)
-        entry.hdr = self.hdr
-        entry.signed = self.signed
+        """The same answer with another tail (its twin, if any, kept): a template relocated, a
+        signed denial laid out per name. Made without __init__: the headers are the same objects."""
+        entry = object.__new__(Entry)
+        entry.flags, entry.an, entry.ns, entry.ar, entry.tail = self.flags, self.an, self.ns, self.ar, tail
+        entry.rcode, entry.zone, entry.pick, entry.qtype = self.rcode, self.zone, None, self.qtype
+        entry.hits, entry.signed, entry.hdr = 0, self.signed, self.hdr
         return entry
 
     def truncated(self) -> Entry:
