@@ -132,6 +132,9 @@ def _owner_zone(name: Name, rdtype: int = 0):
     return hit if hit is not None and hit[0] is found else None
 
 
+owner_zone = _owner_zone  # for gslb.dnssec.denial: the signer of a name's records
+
+
 def _find_zone(name: Name):
     while True:
         zone = _zones.get(name)

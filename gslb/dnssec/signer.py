@@ -92,17 +92,26 @@ def rrsig(rrset: dns.rrset.RRset, private: _PrivateKey, signer: dns.name.Name, a
     checks: this is what a never-seen name's denial pays."""
     owner = rrset.name
     labels = len(owner) - 1 - (1 if owner.is_wild() else 0)
-    fixed = struct.pack("!HBBIIIH", rrset.rdtype, algorithm, labels, rrset.ttl, expiration, inception, key_tag)
-    rr_head = canonical_wire(owner) + struct.pack("!HHI", rrset.rdtype, rrset.rdclass, rrset.ttl)
-    data = b"".join((fixed, canonical_wire(signer),
-                     *(rr_head + struct.pack("!H", len(r)) + r for r in sorted(rd.to_digestable() for rd in rrset))))
+    data = rrsig_wire(canonical_wire(owner), labels, rrset.rdtype, rrset.rdclass, rrset.ttl,
+                      sorted(rd.to_digestable() for rd in rrset), private, canonical_wire(signer),
+                      cast(bytes, signer.to_wire()), algorithm, key_tag, inception, expiration)
+    return WireRdata(rrset.rdclass, RdataType.RRSIG, data, rrset.rdtype)
+
+
+def rrsig_wire(owner: bytes, labels: int, rdtype: int, rdclass: int, ttl: int, rdatas: list[bytes],
+               private: _PrivateKey, signer_canonical: bytes, signer_wire: bytes, algorithm: int, key_tag: int,
+               inception: int, expiration: int) -> bytes:
+    """The RRSIG rdata over the RRset given in canonical form (owner wire lower-cased, rdatas
+    canonical and sorted): shared by `rrsig` and the per-name denials (`ZoneSigner.sign_nsec`)."""
+    fixed = struct.pack("!HBBIIIH", rdtype, algorithm, labels, ttl, expiration, inception, key_tag)
+    rr_head = owner + struct.pack("!HHI", rdtype, rdclass, ttl)
+    data = b"".join((fixed, signer_canonical, *(rr_head + struct.pack("!H", len(r)) + r for r in rdatas)))
     if isinstance(private, ec.EllipticCurvePrivateKey):
         r, s = utils.decode_dss_signature(private.sign(data, _ECDSA))
         signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
     else:
         signature = private.sign(data)
-    return WireRdata(rrset.rdclass, RdataType.RRSIG, fixed + cast(bytes, signer.to_wire()) + signature,
-                     rrset.rdtype)
+    return fixed + signer_wire + signature
 
 
 @functools.lru_cache(maxsize=256)
@@ -145,7 +154,18 @@ def predecessor(name: dns.name.Name) -> dns.name.Name | None:
     """A name just before `name` among its siblings (RFC 4471 section 3.1.2, simplified): the
     first label's last octet decremented and padded with 0xff to 63 octets. None when the label
     ends in a zero octet (its predecessor would be the parent, which exists)."""
-    first = name.labels[0].lower()
+    label = predecessor_label(name.labels[0])
+    if label is None:
+        return None
+    try:
+        return dns.name.Name((label, *name.labels[1:]))
+    except dns.name.NameTooLong:
+        return None
+
+
+def predecessor_label(first: bytes) -> bytes | None:
+    """`predecessor`'s first label (see there), for a label given as bytes."""
+    first = first.lower()
     last = first[-1]
     if last == 0:
         return None
@@ -153,13 +173,12 @@ def predecessor(name: dns.name.Name) -> dns.name.Name | None:
     if 0x41 <= last <= 0x5A:  # upper case would sort as lower case: step below 'A'
         last = 0x40
     label = first[:-1] + bytes((last,))
-    label += b"\xff" * (63 - len(label))
-    try:
-        return dns.name.Name((label, *name.labels[1:]))
-    except dns.name.NameTooLong:
-        return None
+    return label + b"\xff" * (63 - len(label))
 
 
+# canonical RRset → (its RRSIGs, their expiration); the RRSIGs as an RRset (`sign`) or as the
+# rdatas' wire bytes (`sign_nsec`: a never-seen name's NSEC, no RRset built for it)
+_Signatures = dict[bytes, tuple[dns.rrset.RRset | tuple[bytes, ...], int]]
 DENIALS_MAX = 100_000  # NSEC signatures kept (one per never-seen name in a random-name flood)
 _MEMO_MAX = 50_000
 
@@ -172,11 +191,14 @@ class ZoneSigner:
         self.cfg = cfg
         self.keys = keys
         self.clock = clock
-        self.cache: dict[bytes, tuple[dns.rrset.RRset, int]] = {}  # canonical RRset → (RRSIGs, expiration)
-        self.denials: dict[bytes, tuple[dns.rrset.RRset, int]] = {}  # the same for NSECs, bounded
+        self.cache: _Signatures = {}  # canonical RRset → (RRSIGs, expiration)
+        # the same for NSECs, bounded; `sign_nsec` keeps the RRSIG rdatas as bytes (a tuple)
+        self.denials: _Signatures = {}
         self._keys: dict[tuple, tuple[list, bytes]] = {}  # RRsets asked again → (their rdatas, key)
         self.signatures = 0  # signing operations (one per key per RRset signed): for /metrics
         self.fingerprint = (origin, cfg, keys.fingerprint())
+        self._origin_canonical = canonical_wire(origin)
+        self._origin_wire = cast(bytes, origin.to_wire())
         # (private key, algorithm, tag) of the signing keys, for the DNSKEY RRset and for the rest:
         # worked out once (a key tag is a loop over the key's bytes), not per signature
         self._signing = {dnskey: [(cast(_PrivateKey, k.private), k.algorithm, k.tag) for k in keys.signing(dnskey)]
@@ -235,13 +257,34 @@ class ZoneSigner:
             if cache is self.denials and len(cache) >= DENIALS_MAX:
                 cache.clear()  # a flood of never-seen names: their answers are in the miss cache anyway
             cache[key] = hit
-        sigs = hit[0]
+        kept = hit[0]
+        sigs = _as_rrset(rrset, kept) if isinstance(kept, tuple) else kept  # a tuple: made by sign_nsec
         if owner is not None and owner != sigs.name:
             moved = dns.rrset.RRset(owner, sigs.rdclass, RdataType.RRSIG, rrset.rdtype)
             moved.update(sigs)
             moved.ttl = sigs.ttl
             return moved
         return sigs
+
+    def sign_nsec(self, owner: bytes, labels: int, ttl: int, rdata: bytes) -> tuple[bytes, ...]:
+        """The RRSIG rdatas over one NSEC record given as wire (owner lower-cased, as `canonical_wire`
+        writes it): what `sign` makes for `nsec(...)`, from the same cache (`denials`, one key
+        format), without building an RRset. The one signing operation a never-seen name costs."""
+        head = owner + _NSEC_IN + ttl.to_bytes(4, "big")
+        key = head + len(rdata).to_bytes(2, "big") + rdata
+        hit = self.denials.get(key)
+        if hit is not None and hit[1] - self.cfg.refresh_margin > self.clock():
+            sigs = hit[0]
+            return sigs if isinstance(sigs, tuple) else tuple(rd.data for rd in sigs)
+        inception, expiration = self.window()
+        made = tuple(rrsig_wire(owner, labels, RdataType.NSEC, dns.rdataclass.IN, ttl, [rdata], private,
+                                self._origin_canonical, self._origin_wire, algorithm, tag, inception, expiration)
+                     for private, algorithm, tag in self._signing[False])
+        self.signatures += len(made)
+        if len(self.denials) >= DENIALS_MAX:
+            self.denials.clear()  # as in `sign`
+        self.denials[key] = (made, expiration)
+        return made
 
     def prune(self) -> None:
         """Forget signatures due for refreshing: the ones still in use were made again when the
@@ -257,6 +300,17 @@ class ZoneSigner:
         if not self.cache and not self.denials:
             return None
         return min(exp for _, exp in (*self.cache.values(), *self.denials.values())) - self.cfg.refresh_margin
+
+
+_NSEC_IN = struct.pack("!HH", RdataType.NSEC, dns.rdataclass.IN)
+
+
+def _as_rrset(rrset: dns.rrset.RRset, sigs: tuple[bytes, ...]) -> dns.rrset.RRset:
+    """The RRSIG RRset `sign` returns, from the rdatas `sign_nsec` kept."""
+    out = dns.rrset.RRset(rrset.name, rrset.rdclass, RdataType.RRSIG, rrset.rdtype)
+    for data in sigs:
+        out.add(WireRdata(rrset.rdclass, RdataType.RRSIG, data, rrset.rdtype), rrset.ttl)
+    return out
 
 
 def _cdnskey(dnskey: dns.rdata.Rdata) -> dns.rdata.Rdata:

@@ -657,7 +657,8 @@ answer_native(Engine *e, PyObject *responder, const unsigned char *q, size_t n, 
         opt_do = (o[7] & 0x80) != 0;
         if (opt_do && c->is_signed && !c->pick) {
             if (!c->twin || tm)
-                return 0; /* not mirrored (templates are never signed): Python answers */
+                return 0; /* not mirrored, or a signed zone's template (its DO answer names the
+                             query name: made per name by Python, then in the miss table) */
             c = c->twin; /* DO: the signed twin, as fastpath's `entry = entry.signed` */
         }
         size_t payload = ((size_t)o[3] << 8) | o[4];
@@ -1079,45 +1080,63 @@ Engine_flush_decisions(Engine *e, PyObject *unused)
     Py_RETURN_NONE;
 }
 
-/* Fold native counts into the Python objects; returns the truncated answers since last time. */
-static PyObject *harvest_locked(Engine *e);
+/* Fold native counts into the Python objects; returns the truncated answers since last time.
+ * The counts are taken under the mutex and added to the entries after it is released: an
+ * entry's `hits` may be Python code (generation.SharedEntry's property), which can hand the GIL
+ * to the serve loop's second pass, which then waits for the mutex (a deadlock if it were held). */
+typedef struct {
+    PyObject *entry;
+    unsigned long long hits;
+} harvested;
 
 static PyObject *
 Engine_harvest(Engine *e, PyObject *unused)
 {
+    harvested *v = NULL;
+    size_t n = 0, cap = 0;
     LOCK(e);
-    PyObject *r = harvest_locked(e);
-    UNLOCK(e);
-    return r;
-}
-
-static PyObject *
-harvest_locked(Engine *e)
-{
     for (size_t i = 0; i <= e->ids.mask; i++)
-        for (node *n = e->ids.b[i]; n; n = n->next) {
-            centry *c = n->val;
+        for (node *nd = e->ids.b[i]; nd; nd = nd->next) {
+            centry *c = nd->val;
             if (!c->hits)
                 continue;
-            PyObject *old = PyObject_GetAttr(c->entry, e->s_hits);
-            if (!old)
-                return NULL;
-            PyObject *add = PyLong_FromUnsignedLongLong(c->hits);
-            PyObject *sum = add ? PyNumber_Add(old, add) : NULL;
-            Py_DECREF(old);
-            Py_XDECREF(add);
-            if (!sum || PyObject_SetAttr(c->entry, e->s_hits, sum) < 0) {
-                Py_XDECREF(sum);
-                return NULL;
+            if (n == cap) {
+                size_t grow = cap ? 2 * cap : 256;
+                harvested *more = realloc(v, grow * sizeof(harvested));
+                if (!more)
+                    goto taken; /* the rest stays counted here until the next harvest */
+                v = more;
+                cap = grow;
             }
-            Py_DECREF(sum);
+            v[n].entry = c->entry;
+            Py_INCREF(c->entry);
+            v[n++].hits = c->hits;
             c->hits = 0;
         }
+taken:
     for (size_t i = 0; i <= e->decisions.mask; i++)
-        for (node *n = e->decisions.b[i]; n; n = n->next)
-            fold_decision(n->val);
+        for (node *nd = e->decisions.b[i]; nd; nd = nd->next)
+            fold_decision(nd->val);
     unsigned long long t = e->truncated;
     e->truncated = 0;
+    UNLOCK(e);
+    int failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!failed) {
+            PyObject *old = PyObject_GetAttr(v[i].entry, e->s_hits);
+            PyObject *add = old ? PyLong_FromUnsignedLongLong(v[i].hits) : NULL;
+            PyObject *sum = add ? PyNumber_Add(old, add) : NULL;
+            Py_XDECREF(old);
+            Py_XDECREF(add);
+            if (!sum || PyObject_SetAttr(v[i].entry, e->s_hits, sum) < 0)
+                failed = 1;
+            Py_XDECREF(sum);
+        }
+        Py_DECREF(v[i].entry);
+    }
+    free(v);
+    if (failed)
+        return NULL;
     return PyLong_FromUnsignedLongLong(t);
 }
 

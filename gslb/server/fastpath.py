@@ -21,6 +21,7 @@ import dns.rdataclass
 import dns.rdatatype
 from dns.rdatatype import RdataType
 
+from gslb.dnssec import denial
 from gslb.server import cookies as _cookies
 from gslb.server import native, wire
 from gslb.server.resolve import Zones
@@ -30,6 +31,7 @@ from gslb.server.table import (
     IN,
     NOTIMP,
     REFUSED,
+    SIGNED_PER_NAME,
     Compiler,
     Entry,
     Template,
@@ -223,7 +225,7 @@ class Responder:
                 qtype = data[pos + 1:pos + 3]
                 if qtype in (_AXFR, _IXFR) or (tcp and qtype == _ANY):
                     return self._slow(data, client, tcp)
-                entry = self._miss(key)
+                entry = self._miss(key, has_opt and data[qend + 7] & 0x80 != 0)
             elif tcp and data[pos + 1:pos + 3] == _ANY:
                 return self._slow(data, client, tcp)
             if not has_opt:
@@ -282,21 +284,28 @@ class Responder:
         except (IndexError, wire.FormErr, struct.error, dns.exception.DNSException):
             return self._slow(data, client, tcp)
 
-    def _miss(self, key: bytes) -> Entry:
+    def _miss(self, key: bytes, do: bool = False) -> Entry:
         """An answer the table did not foresee: from the template of the closest stop name
         (wildcard, NXDOMAIN, referral, REFUSED), else compiled for this name (odd types at
-        existing names, DNAME, GSLB wildcards, signed zones) into the bounded miss cache."""
+        existing names, DNAME, GSLB wildcards) into the bounded miss cache. A DO query below a
+        signed zone's template gets an answer of its own, made from the template's layout
+        (`_signed_from_template`), kept in the miss cache too."""
         entry = self._from_template(key)
-        if entry is not None:
+        if entry is not None and not (do and entry.signed is SIGNED_PER_NAME):
             return entry
-        entry = self._compile_miss(key)
+        entry = (entry and self._signed_from_template(key)) or self._compile_miss(key)
         if self.engine is not None and key[-4:-2] not in (_AXFR, _IXFR):
             self.engine.insert(key, entry)  # the same answer every time: the next one is native
         return entry
 
     def _from_template(self, key: bytes) -> Entry | None:
+        found = self._template_for(key)
+        return found[2] if found is not None else None
+
+    def _template_for(self, key: bytes) -> tuple[Template, int, Entry] | None:
         """Walk up from the query name to the first stop name K; answer from K's template (built
-        on first use). The engine walks the same stop names (_engine.c `template_for`)."""
+        on first use): (template, the query name's prefix length, the answer). The engine walks
+        the same stop names (_engine.c `template_for`)."""
         if key[-4:-2] in (_AXFR, _IXFR):
             return None
         nend = len(key) - 4
@@ -315,7 +324,7 @@ class Responder:
                 if template is None:
                     return None
                 if not template.pointers:
-                    return template.entry
+                    return template, pos, template.entry
                 entry = template.by_plen.get(pos)
                 if entry is None:
                     if self._relocated >= RELOCATED_MAX:
@@ -323,9 +332,34 @@ class Responder:
                         continue
                     self._relocated += 1
                     entry = template.entry_for(pos)
-                return entry
+                return template, pos, entry
             self._add_template(tkey)  # may add stop names below K: walk again
         return None
+
+    def _signed_from_template(self, key: bytes) -> Entry | None:
+        """The DO answer for a name below a signed zone's template: its compact denial or wildcard
+        proof laid out from the template's wire layout, one signature (gslb.dnssec.denial). The
+        layout is learnt from the first such name's careful compile and checked on the next;
+        None (compile it) where the layout does not fit."""
+        found = self._template_for(key)
+        if found is None:
+            return None
+        template, plen, unsigned = found
+        layout = template.denial
+        if layout is False:
+            return None
+        if layout is not None and layout.checked:
+            signed = layout.signed_entry(key, plen)
+            if signed is None:
+                return None
+            entry = unsigned.with_tail(unsigned.tail)  # this name's own pair
+            entry.signed = signed
+            self._keep(key, entry)
+            return entry
+        made = layout.signed_entry(key, plen) if layout is not None else None  # signed first: the compile reuses it
+        entry = self._compile_miss(key)
+        template.denial = denial.learn(self.snapshot.zones, key, plen, entry.signed, layout, made)
+        return entry
 
     def _clear_templates(self) -> None:
         self._retire()  # their counts go to the running totals first
@@ -361,12 +395,16 @@ class Responder:
         if ans is None:
             return REFUSED
         entry = self.snapshot.compile(qname, qtype, ans)
+        self._keep(key, entry)
+        return entry
+
+    def _keep(self, key: bytes, entry: Entry) -> None:
+        """Into the bounded miss cache."""
         if len(self.misses) >= MISS_CACHE_MAX:
             self.misses = {}
             if self.engine is not None:
                 self.engine.clear_misses()  # native copies of the dropped entries go too
         self.misses[key] = entry
-        return entry
 
     # -- everything unusual -------------------------------------------------------------------
 
@@ -433,7 +471,7 @@ class Responder:
             ans = self.snapshot.zones.resolve(qname, qtype, tcp=True)
             entry = REFUSED if ans is None else self.snapshot.compile(qname, qtype, ans)
         else:
-            entry = self.table.get(key) or self.misses.get(key) or self._miss(key)
+            entry = self.table.get(key) or self.misses.get(key) or self._miss(key, edns is not None and edns.do)
         return self._emit(data, qend, entry, edns, client, tcp)
 
     def _not_a_query(self, data: bytes, qend: int, question: bytes, may_have_opt: bool) -> bytes | None:

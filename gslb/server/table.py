@@ -53,9 +53,12 @@ class Entry:
         self.hdr = tuple(hdr)
 
     def with_tail(self, tail: bytes) -> Entry:
-        """The same answer with another (equally long) tail: a template relocated."""
-        entry = Entry(self.flags, self.an, self.ns, self.ar, tail, self.zone, qtype=self.qtype)
-        entry.hdr = self.hdr
+        """The same answer with another tail (its twin, if any, kept): a template relocated, a
+        signed denial laid out per name. Made without __init__: the headers are the same objects."""
+        entry = object.__new__(Entry)
+        entry.flags, entry.an, entry.ns, entry.ar, entry.tail = self.flags, self.an, self.ns, self.ar, tail
+        entry.rcode, entry.zone, entry.pick, entry.qtype = self.rcode, self.zone, None, self.qtype
+        entry.hits, entry.signed, entry.hdr = 0, self.signed, self.hdr
         return entry
 
     def truncated(self) -> Entry:
@@ -67,6 +70,9 @@ def header_only(rcode: int, aa: bool = False) -> Entry:
     return Entry(wire.QR | (wire.AA if aa else 0) | rcode, 0, 0, 0, b"")
 
 
+# The `signed` of a signed zone's template entry: the DO answer is made per name (its NSEC names
+# the query name), never sent from the template (gslb.dnssec.denial; the engine leaves DO to Python)
+SIGNED_PER_NAME = header_only(wire.RCODE_SERVFAIL)
 REFUSED = header_only(wire.RCODE_REFUSED)
 NOTIMP = header_only(wire.RCODE_NOTIMP)
 FORMERR = header_only(wire.RCODE_FORMERR)
@@ -168,10 +174,13 @@ class Template:
     walk from the query name stops there instead (fastpath.Responder and _engine.c alike).
     """
 
-    __slots__ = ("by_plen", "entry", "plen0", "pointers", "sensitive")
+    __slots__ = ("by_plen", "denial", "entry", "plen0", "pointers", "sensitive")
 
     def __init__(self, entry: Entry, plen0: int, pointers: tuple[int, ...], sensitive: frozenset[bytes]) -> None:
         self.entry = entry
+        # a signed zone's (entry.signed is SIGNED_PER_NAME): None until a DO answer was learnt from,
+        # then the wire layout of its per-name denial (gslb.dnssec.denial.Layout), or False
+        self.denial: Any = None
         self.plen0 = plen0
         self.pointers = pointers  # offsets in entry.tail of the pointers to move
         self.sensitive = sensitive
@@ -216,7 +225,8 @@ def build_template(zones: Zones, compile_: Compiler, kwire: bytes, qtype: int, q
                    stops: set[bytes]) -> Template | None:
     """The template for names below `kwire` (lower-cased wire), or None where the answer
     depends on more than the name's length: a DNAME's synthesis, a GSLB (per-client) answer,
-    a signed zone's denial, records dnspython writes itself, or no sample name that works."""
+    records dnspython writes itself, or no sample name that works. A signed zone's template
+    answers queries without DO; those with DO get an answer of their own (`SIGNED_PER_NAME`)."""
     fixed = name_independent(qtype, qclass)
     if fixed is not None:
         return Template(fixed, 2, (), frozenset())
@@ -235,9 +245,13 @@ def build_template(zones: Zones, compile_: Compiler, kwire: bytes, qtype: int, q
                 r.rdtype == RdataType.DNAME for r in ans.answer):
             return None
         if ans.zone is not None and ans.zone.config.dnssec is not None:
-            return None  # signed: a denial is signed per name (NSEC), compiled for each, never for a sample
-        entry = compile_(sample, qtype, ans)
-        if entry.pick is not None or entry.signed is not None:
+            # signed: the unsigned answer from here (no signature for a sample); the DO answer
+            # names the query name (its NSEC), so it is made per name (gslb.dnssec.denial)
+            entry = compile_answer(sample, qtype, ans)
+            entry.signed = SIGNED_PER_NAME
+        else:
+            entry = compile_(sample, qtype, ans)
+        if entry.pick is not None or (entry.signed is not None and entry.signed is not SIGNED_PER_NAME):
             return None
         w = encode.TracingWriter()
         _an, _ns, _ar, tail = encode.sections_tail(sample, qtype, qclass, ans.answer, ans.authority,
