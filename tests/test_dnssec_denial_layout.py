@@ -175,3 +175,22 @@ def test_signed_zone_templates_answer_plain_queries_natively(sides) -> None:
         assert not was_native  # made in Python (the layout), then kept in the miss cache
         assert native(signed) == (first, True)
         assert any(r.rdtype == RdataType.NSEC for r in dns.message.from_wire(first).authority)
+
+
+def test_an_odd_first_name_does_not_turn_the_layouts_off(sides) -> None:
+    """A name the careful path treats apart (a 63-octet next closer label, a name too long for
+    `\\000.name`) asked first teaches nothing; the next names still get laid out."""
+    templated, careful, _engine_side = sides
+    templated.swap(templated.snapshot)  # no templates, no layouts
+    rnd = random.Random(21)
+    longest = ".".join(random_label(rnd, n) for n in (60, 60, 60, 57)) + ".example.com"  # 254 octets
+    assert len(dns.name.from_text(longest).to_wire()) == 254
+    odd = [f"{random_label(rnd, 63)}.apps.example.com", longest]
+    for name in odd + [f"{random_label(rnd)}.apps.example.com" for _ in range(3)] + [
+            f"{random_label(rnd)}.example.com" for _ in range(3)]:
+        packet = query(name, 1)
+        got = templated.answer(packet, CLIENT)
+        forget_denials()
+        assert got == careful.answer(packet, CLIENT), name
+    kinds = {t.denial.kind for t in templated.templates.values() if t is not None and t.denial and t.denial.checked}
+    assert kinds == {denial.NEGATIVE, denial.WILDCARD}

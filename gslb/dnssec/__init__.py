@@ -5,5 +5,6 @@
 - `config`: the per-zone `dnssec:` mapping of gslb.yaml.
 - `signer`: one `ZoneSigner` per signed zone: DNSKEY/CDS/CDNSKEY, RRSIGs cached by RRset, NSECs.
 - `serve`: the compile-time hooks that give each compiled `Entry` a signed twin (`Entry.signed`).
+- `denial`: never-seen names' signed answers laid out as wire from their template: one NSEC signature each.
 - `cli`: `gslb dnssec keygen|ds|status|rollover`.
 """

@@ -110,12 +110,15 @@ def _label_above(name: bytes, plen: int) -> int:
 
 
 def learn(zones: Zones, key: bytes, plen: int, careful: Entry | None, layout: Layout | None = None,
-          made: Entry | None = None) -> Layout | bool:
+          made: Entry | None = None) -> Layout | bool | None:
     """After the careful compile of `key` (its signed twin `careful`): a new layout learnt from it
     (`layout` None), or `layout` trusted when what it `made` for `key` is the same bytes;
-    False when no layout fits this template."""
+    False when no layout fits this template. A name no layout could answer (see `_usual`)
+    teaches nothing: the template's state stays as it was."""
     if careful is None:
         return False
+    if not _usual(key, plen):
+        return layout
     if layout is not None:
         if made is not None and made.tail == careful.tail and made.hdr == careful.hdr:
             layout.checked = True
@@ -130,6 +133,14 @@ def learn(zones: Zones, key: bytes, plen: int, careful: Entry | None, layout: La
     if again is None or again.tail != careful.tail or again.hdr != careful.hdr:
         return False
     return learnt
+
+
+def _usual(key: bytes, plen: int) -> bool:
+    """Whether `key` is a name every kind of layout answers (not one the careful path treats
+    apart: too long for `\000.name`, no predecessor or subtree end for its next closer label)."""
+    name = key[:-4]
+    label = name[_label_above(name, plen) + 1:plen]
+    return len(name) + 2 <= 255 and 0 < len(label) < 63 and label[-1] != 0 and 64 + len(name) - plen <= 255
 
 
 def _learn(zones: Zones, key: bytes, plen: int, careful: Entry) -> Layout | None:

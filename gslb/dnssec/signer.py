@@ -11,7 +11,8 @@ produces the same bytes.
 
 Denial of existence is "compact" (RFC 9824): one NSEC per answer, at the query name. NSEC
 signatures are kept apart and bounded (`DENIALS_MAX`): in a random-name flood each name is new,
-and its signed answer already sits in the responder's bounded miss cache.
+and its signed answer already sits in the responder's bounded miss cache. `sign_nsec` signs one
+NSEC given as wire bytes (the per-name denials of `gslb.dnssec.denial`), in the same cache.
 
 RRSIGs and NSECs are built as wire bytes (`WireRdata`), not as dnspython's typed rdata: the
 signature is the same (tests compare them byte for byte), for a fraction of the Python work.
