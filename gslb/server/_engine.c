@@ -28,12 +28,19 @@
  * the picker call is pinned by a reference count; a decision made while the decision generation
  * moved (health changed meanwhile) is not cached. Entries are freed (Python objects released)
  * only with the GIL held.
+ *
+ * What the native pass reads (statics, misses, stops, templates, decisions, and the entries in
+ * them) changes only under the mutex; what it never reads (the ids table, reference counts) is
+ * the GIL's. So a table being replaced or emptied is swapped out under the mutex in O(1)
+ * (ht_take) and freed after it is released: a reload, a full miss cache or a health change never
+ * holds the native pass up for the time it takes to free (or, for `load`, build) a table.
  */
 #define _GNU_SOURCE
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
 #include <stdint.h>
@@ -48,6 +55,7 @@
 #define BATCH 64
 #define BUFSIZE 4096
 #define MAXKEY (255 + 4)
+#define HARVEST_CHUNK 4096 /* buckets walked per hold of the mutex */
 
 /* ---------------------------------------------------------------------------------------- */
 /* A chained hash table with byte keys.                                                       */
@@ -201,6 +209,37 @@ ht_clear(htab *t, void (*fn)(void *ctx, void *val), void *ctx)
     free(old);
 }
 
+/* Free every node of a table taken out of service (ht_take) and its bucket array. */
+static void
+ht_free(htab *t, void (*fn)(void *ctx, void *val), void *ctx)
+{
+    for (size_t i = 0; i <= t->mask; i++) {
+        node *n = t->b[i];
+        while (n) {
+            node *next = n->next;
+            if (fn)
+                fn(ctx, n->val);
+            free(n);
+            n = next;
+        }
+    }
+    free(t->b);
+    t->b = NULL;
+}
+
+/* With the mutex held: move the live table's contents to `old` and leave it empty, in O(1), so
+ * that `old` can be freed once the mutex is released. -1 when no bucket array can be had. */
+static int
+ht_take(htab *live, htab *old)
+{
+    htab fresh;
+    if (ht_init(&fresh, 64) < 0)
+        return -1;
+    *old = *live;
+    *live = fresh;
+    return 0;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Compiled entries, mirrored from Python `Entry` objects (gslb/server/table.py).              */
 
@@ -252,6 +291,7 @@ typedef struct {
     size_t miss_cap, decision_cap;
     unsigned long long generation; /* bumped on every decision flush */
     uint64_t rng;                  /* xorshift64* state for `pick: random` draws (under mu) */
+    int flush_pending;             /* the decision cache is full: flush once the mutex is free */
     unsigned long long native, fallback, truncated, picks;
     PyObject *s_hits, *s_answer, *s_pick;
     pthread_mutex_t mu;
@@ -508,19 +548,13 @@ decision_key(unsigned char *out, const centry *src, const unsigned char *k, size
     return sizeof(src) + klen;
 }
 
+/* Free a decision table taken out of service. Its keys hold the source centry pointer, which
+ * they pin with a reference. */
 static void
-flush_decisions(Engine *e)
+drop_decisions(Engine *e, htab *t)
 {
-    e->generation++;
-    /* decision cache keys hold the source centry pointer: they pin it with a reference */
-    htab t = e->decisions;
-    if (ht_init(&e->decisions, 1024) < 0) {
-        e->decisions = t;
-        ht_clear(&e->decisions, decision_free_cb, e);
-        return;
-    }
-    for (size_t i = 0; i <= t.mask; i++) {
-        node *n = t.b[i];
+    for (size_t i = 0; i <= t->mask; i++) {
+        node *n = t->b[i];
         while (n) {
             node *next = n->next;
             centry *src;
@@ -530,8 +564,28 @@ flush_decisions(Engine *e)
             free(n);
             n = next;
         }
+        t->b[i] = NULL;
     }
-    free(t.b);
+    t->count = 0;
+}
+
+/* Forget every decision: the generation moves (a decision being made meanwhile is not cached),
+ * the table is swapped out under the mutex and freed after it. Called with the GIL held. */
+static void
+flush_decisions(Engine *e)
+{
+    htab old;
+    LOCK(e);
+    e->generation++;
+    e->flush_pending = 0;
+    int taken = ht_take(&e->decisions, &old) == 0;
+    if (!taken)
+        drop_decisions(e, &e->decisions); /* out of memory: emptied in place, under the mutex */
+    UNLOCK(e);
+    if (taken) {
+        drop_decisions(e, &old);
+        free(old.b);
+    }
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -724,9 +778,9 @@ answer_native(Engine *e, PyObject *responder, const unsigned char *q, size_t n, 
             t->refs++; /* pinned until the answer is built */
             PyObject *draws = PyTuple_GET_ITEM(r, 5);
             int drawn = sticky == 0 && PyTuple_Check(draws) && PyTuple_GET_SIZE(draws) > 0;
-            if ((sticky == 1 || drawn) && gen == e->generation) {
-                if (e->decisions.count >= e->decision_cap)
-                    flush_decisions(e); /* bounded: start over, as Answers does with its own cache */
+            if (e->decisions.count >= e->decision_cap)
+                e->flush_pending = 1; /* bounded: start over (after the mutex), as Answers does */
+            else if ((sticky == 1 || drawn) && gen == e->generation) {
                 d = malloc(sizeof(decision));
                 if (d && drawn && !set_draws(e, d, draws)) {
                     free(d);
@@ -915,6 +969,21 @@ put_entry(Engine *e, htab *t, PyObject *k, PyObject *v)
     return 0;
 }
 
+/* Swap a live table for an empty one under the mutex (out of memory: empty it in place), and
+ * free what it held after the mutex is released. */
+static void
+empty_table(Engine *e, htab *live, void (*fn)(void *ctx, void *val))
+{
+    htab old;
+    LOCK(e);
+    int taken = ht_take(live, &old) == 0;
+    if (!taken)
+        ht_clear(live, fn, e);
+    UNLOCK(e);
+    if (taken)
+        ht_free(&old, fn, e);
+}
+
 static PyObject *
 Engine_load(Engine *e, PyObject *table)
 {
@@ -922,20 +991,45 @@ Engine_load(Engine *e, PyObject *table)
         PyErr_SetString(PyExc_TypeError, "load(table: dict[bytes, Entry])");
         return NULL;
     }
-    LOCK(e);
-    flush_decisions(e);
-    ht_clear(&e->misses, release_cb, e);
-    ht_clear(&e->templates, tmpl_free_cb, e);
-    ht_clear(&e->stops, NULL, NULL);
-    ht_clear(&e->statics, release_cb, e);
+    /* the new table is built without the mutex: the native pass keeps answering from the old one */
+    htab fresh, old;
+    if (ht_init(&fresh, 1024) < 0)
+        return PyErr_NoMemory();
     Py_ssize_t i = 0;
     PyObject *k, *v;
     while (PyDict_Next(table, &i, &k, &v))
-        if (put_entry(e, &e->statics, k, v) < 0) {
-            UNLOCK(e);
+        if (put_entry(e, &fresh, k, v) < 0) {
+            ht_free(&fresh, release_cb, e);
             return NULL;
         }
+    /* one flip: the new statics, and no misses, templates, stops or decisions of the old ones */
+    htab gone[4];
+    htab *live[4] = {&e->misses, &e->templates, &e->stops, &e->decisions};
+    int taken[4];
+    LOCK(e);
+    old = e->statics;
+    e->statics = fresh;
+    e->generation++;
+    e->flush_pending = 0;
+    for (int t = 0; t < 4; t++)
+        if (!(taken[t] = ht_take(live[t], &gone[t]) == 0)) { /* out of memory: emptied in place */
+            if (t == 3)
+                drop_decisions(e, live[t]);
+            else
+                ht_clear(live[t], t == 0 ? release_cb : t == 1 ? tmpl_free_cb : NULL, e);
+        }
     UNLOCK(e);
+    if (taken[0])
+        ht_free(&gone[0], release_cb, e);
+    if (taken[1])
+        ht_free(&gone[1], tmpl_free_cb, e);
+    if (taken[2])
+        ht_free(&gone[2], NULL, NULL);
+    if (taken[3]) {
+        drop_decisions(e, &gone[3]);
+        free(gone[3].b);
+    }
+    ht_free(&old, release_cb, e);
     Py_RETURN_NONE;
 }
 
@@ -945,9 +1039,9 @@ Engine_insert(Engine *e, PyObject *args)
     PyObject *k, *v;
     if (!PyArg_ParseTuple(args, "SO", &k, &v))
         return NULL;
-    LOCK(e);
     if (e->misses.count >= e->miss_cap)
-        ht_clear(&e->misses, release_cb, e);
+        empty_table(e, &e->misses, release_cb); /* bounded: start over */
+    LOCK(e);
     int r = put_entry(e, &e->misses, k, v);
     UNLOCK(e);
     if (r < 0)
@@ -1056,27 +1150,21 @@ Engine_insert_template(Engine *e, PyObject *args)
 static PyObject *
 Engine_clear_templates(Engine *e, PyObject *unused)
 {
-    LOCK(e);
-    ht_clear(&e->templates, tmpl_free_cb, e);
-    UNLOCK(e);
+    empty_table(e, &e->templates, tmpl_free_cb);
     Py_RETURN_NONE;
 }
 
 static PyObject *
 Engine_clear_misses(Engine *e, PyObject *unused)
 {
-    LOCK(e);
-    ht_clear(&e->misses, release_cb, e);
-    UNLOCK(e);
+    empty_table(e, &e->misses, release_cb);
     Py_RETURN_NONE;
 }
 
 static PyObject *
 Engine_flush_decisions(Engine *e, PyObject *unused)
 {
-    LOCK(e);
     flush_decisions(e);
-    UNLOCK(e);
     Py_RETURN_NONE;
 }
 
@@ -1094,8 +1182,16 @@ Engine_harvest(Engine *e, PyObject *unused)
 {
     harvested *v = NULL;
     size_t n = 0, cap = 0;
+    /* The walk holds the mutex for HARVEST_CHUNK buckets at a time, so the native pass is never
+     * held up for a whole table; the tables cannot change meanwhile (that needs the GIL, which
+     * this holds throughout), only the counts, which are read under the mutex. */
     LOCK(e);
-    for (size_t i = 0; i <= e->ids.mask; i++)
+    for (size_t i = 0; i <= e->ids.mask; i++) {
+        if (i % HARVEST_CHUNK == HARVEST_CHUNK - 1) {
+            UNLOCK(e);
+            sched_yield();
+            LOCK(e);
+        }
         for (node *nd = e->ids.b[i]; nd; nd = nd->next) {
             centry *c = nd->val;
             if (!c->hits)
@@ -1113,10 +1209,17 @@ Engine_harvest(Engine *e, PyObject *unused)
             v[n++].hits = c->hits;
             c->hits = 0;
         }
+    }
 taken:
-    for (size_t i = 0; i <= e->decisions.mask; i++)
+    for (size_t i = 0; i <= e->decisions.mask; i++) {
+        if (i % HARVEST_CHUNK == HARVEST_CHUNK - 1) {
+            UNLOCK(e);
+            sched_yield();
+            LOCK(e);
+        }
         for (node *nd = e->decisions.b[i]; nd; nd = nd->next)
             fold_decision(nd->val);
+    }
     unsigned long long t = e->truncated;
     e->truncated = 0;
     UNLOCK(e);
@@ -1176,6 +1279,8 @@ Engine_answer_one(Engine *e, PyObject *args)
     else
         e->fallback++;
     UNLOCK(e);
+    if (e->flush_pending)
+        flush_decisions(e);
     if (len)
         return PyBytes_FromStringAndSize((const char *)out, (Py_ssize_t)len);
     return PyObject_CallMethodObjArgs(responder, e->s_answer, PyTuple_GET_ITEM(args, 0), PyTuple_GET_ITEM(args, 1),
@@ -1301,6 +1406,8 @@ Engine_serve(Engine *e, PyObject *args)
                 else
                     e->fallback++;
                 UNLOCK(e);
+                if (e->flush_pending)
+                    flush_decisions(e);
                 if (lens[i]) {
                     observe_ns(now_ns() - t0);
                     continue;
