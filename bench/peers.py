@@ -1,7 +1,8 @@
 """Peer DNS servers for the benchmarks: Knot, PowerDNS (bind backend) and gdnsd from Debian.
 
 Each peer gets the same zone content (rendered from our zone model as RFC 1035 zone files), the
-same port kind and the same CPU set as gslb. Everything runs on loopback and is torn down after.
+same port kind and the same CPU set as gslb. Everything runs on loopback (or, with `NETNS` set, on
+the server end of a veth pair in that namespace: bench/netns_pair.py) and is torn down after.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 import dns.message
 import dns.query
 import dns.rdatatype
+import netns_pair
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -26,6 +28,11 @@ sys.path.insert(0, ROOT)
 from gslb.config import ServerConfig  # noqa: E402
 from gslb.zone.load import load_zones  # noqa: E402
 from gslb.zone.model import Zone  # noqa: E402
+
+# Where servers listen and the network namespace they run in: loopback in the host's namespace,
+# unless bench/dns_qps --driver kxdpgun moves them to the server end of a veth pair (netns_pair).
+HOST = "127.0.0.1"
+NETNS: str | None = None
 
 # Types gdnsd parses in presentation form; it gets anything else in RFC 3597 generic form.
 GDNSD_TYPES = {"A", "AAAA", "NS", "CNAME", "MX", "TXT", "SRV", "PTR", "SOA", "NAPTR"}
@@ -75,7 +82,8 @@ def load(zones_dir: str) -> list[Zone]:
 
 def answers(port: int, qname: str = "www.example.com") -> bool:
     try:
-        r = dns.query.udp(dns.message.make_query(qname, "A"), "127.0.0.1", port=port, timeout=0.3)
+        with netns_pair.inside(NETNS):
+            r = dns.query.udp(dns.message.make_query(qname, "A"), HOST, port=port, timeout=0.3)
         return bool(r.answer)
     except Exception:
         return False
@@ -86,7 +94,8 @@ def signs(port: int, qname: str = "www.example.com") -> bool:
     never a figure in the table."""
     try:
         q = dns.message.make_query(qname, "A", want_dnssec=True)
-        r = dns.query.udp(q, "127.0.0.1", port=port, timeout=1)
+        with netns_pair.inside(NETNS):
+            r = dns.query.udp(q, HOST, port=port, timeout=1)
     except Exception:
         return False
     return any(rrset.rdtype == dns.rdatatype.RRSIG for rrset in r.answer)
@@ -193,6 +202,8 @@ def _start(name: str, cmd: list[str], workdir: str, port: int, cpus: str | None,
            env: dict | None = None) -> Running:
     if cpus:
         cmd = ["taskset", "-c", cpus, *cmd]
+    if NETNS:
+        cmd = ["ip", "netns", "exec", NETNS, *cmd]  # ip execs the command: proc.pid is the server
     log = open(os.path.join(workdir, "server.log"), "w")  # noqa: SIM115 - lives with the process
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
                             env={**os.environ, **(env or {})})
@@ -214,7 +225,7 @@ def start_gslb(zones_dir: str, cpus: str | None, workers: int, probe: str, extra
     os.makedirs(workdir)
     port = free_port()
     cmd = [sys.executable, "-m", "gslb", "serve", "--zones", os.path.abspath(zones_dir),
-           "--listen", f"127.0.0.1:{port}", "--workers", str(workers), "--control", f"{workdir}/ctl.sock",
+           "--listen", f"{HOST}:{port}", "--workers", str(workers), "--control", f"{workdir}/ctl.sock",
            *(extra or [])]
     return _start("gslb", cmd, workdir, port, cpus, probe, {"PYTHONPATH": ROOT, **(env or {})})
 
@@ -248,7 +259,7 @@ def start_knot(zones: list[Zone], cpus: str | None, threads: int, probe: str, ex
     port = free_port()
     files = _write_zones(zones, workdir)
     conf = [
-        "server:", f"    rundir: {workdir}", f"    listen: 127.0.0.1@{port}", f"    udp-workers: {threads}",
+        "server:", f"    rundir: {workdir}", f"    listen: {HOST}@{port}", f"    udp-workers: {threads}",
         "    tcp-workers: 1", "    background-workers: 1", server_conf,
         "database:", f"    storage: {workdir}",
         "log:", "  - target: stderr", "    any: warning",
@@ -276,7 +287,7 @@ def start_pdns(zones: list[Zone], cpus: str | None, threads: int, probe: str, ex
         for name, path in files:
             f.write(f'zone "{name}" {{ type master; file "{path}"; }};\n')
     conf = [f"launch={launch}", *([f"bind-config={workdir}/named.conf"] if "bind" in launch else []),
-            "local-address=127.0.0.1",
+            f"local-address={HOST}",
             f"local-port={port}", "daemon=no", "guardian=no", f"socket-dir={workdir}",
             f"receiver-threads={threads}", "distributor-threads=1", "disable-syslog=yes", "loglevel=3",
             "webserver=no", "api=no", *(extra or [])]
@@ -319,7 +330,7 @@ def start_gdnsd(zones: list[Zone], cpus: str | None, threads: int, probe: str, p
         with open(os.path.join(workdir, "zones", z.name), "w") as f:
             f.write((zone_texts or {}).get(z.name) or zone_text(z, GDNSD_TYPES, ds_at_cuts=False))
     conf = f"""options => {{
-  listen => [ 127.0.0.1:{port} ]
+  listen => [ {HOST}:{port} ]
   udp_threads => {threads}
   tcp_threads => 1
   run_dir => {workdir}/run
