@@ -6,7 +6,7 @@ import functools
 import hashlib
 import os
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import Any, cast
 
@@ -25,6 +25,7 @@ from gslb.conf import located
 from gslb.conf.collect import Problems
 from gslb.conf.problems import ConfigError, Problem
 from gslb.config import MAX_TTL, ServerConfig, ZoneConfig
+from gslb.zone import stream
 from gslb.zone.dynamic import Owner, parse_dynamic
 from gslb.zone.model import Record, Zone, fast_absolute
 from gslb.zone.rdata import CONVERTERS, ValueProblem, to_rdata
@@ -302,31 +303,11 @@ def _check_zone(zone: Zone, out: Problems) -> None:
                             "secondaries and `dig NS` will find none", "warning")
 
 
-def load_zone_text(text: str, path: str, cfg: ServerConfig, serial: int | None = None,
-                   name: str | None = None) -> tuple[Zone | None, list[Problem]]:
-    """Parse one zone; returns the zone (None if any error) and every problem found."""
-    out = Problems(path)
-    zname = name or zone_name_from_path(path)
-    try:
-        origin = dns.name.from_text(zname)
-    except dns.exception.DNSException as exc:
-        return None, [Problem(path, 1, "zone", f"file name does not give a valid zone name {zname!r}: {exc}")]
-    try:
-        doc, duplicates = located.load_collecting(text)
-    except yaml.YAMLError as exc:
-        return None, [Problem(path, located.error_line(exc), "yaml", str(exc).replace("\n", " "))]
-    for dup in duplicates:
-        out.add(dup.line, "yaml", str(dup))
-    if doc is None:
-        doc = located.Located()
-        doc.line, doc.key_lines = 1, {}
-    if not isinstance(doc, located.Located):
-        return None, [Problem(path, 1, "zone", "expected a mapping of record names at the top level")]
-    zcfg = cfg.zone(zname)
-    sites = known_sites(cfg.regions)
+def _parse_names(entries: Iterable[tuple[Any, int, Any]], origin: dns.name.Name, zcfg: ZoneConfig,
+                 sites: Collection[str] | None, out: Problems) -> list[Record]:
+    """The records of every top-level (name, line, value) of a zone file."""
     records: list[Record] = []
-    for key, value in doc.items():
-        line = doc.line_of(key)
+    for key, line, value in entries:
         rname = str(key)
         if rname != rname.strip() or rname.endswith(".") or ".." in rname:
             out.add(line, rname, "record names are relative to the zone, without a trailing dot")
@@ -344,6 +325,57 @@ def load_zone_text(text: str, path: str, cfg: ServerConfig, serial: int | None =
             record = _parse_record(rname.lower(), item, iline, origin, zcfg, out, sites)
             if record is not None:
                 records.append(record)
+    return records
+
+
+def _parse_streaming(text: str, origin: dns.name.Name, zcfg: ZoneConfig, sites: Collection[str] | None,
+                     out: Problems) -> list[Record]:
+    """Records straight from libyaml's events, one name at a time (gslb/zone/stream.py: a
+    small peak, a compact model); raises NotLean for what only the full loader reads."""
+    entries, duplicates, _line = stream.names(text)
+    records = _parse_names(entries, origin, zcfg, sites, out)
+    for dup in duplicates:
+        out.add(dup.line, "yaml", str(dup))
+    return records
+
+
+def _parse_tree(text: str, path: str, origin: dns.name.Name, zcfg: ZoneConfig, sites: Collection[str] | None,
+                out: Problems) -> list[Record] | Problem:
+    """Records from the whole located document (every YAML feature); a Problem when the text
+    is not a mapping of names."""
+    try:
+        doc, duplicates = located.load_collecting(text)
+    except yaml.YAMLError as exc:
+        return Problem(path, located.error_line(exc), "yaml", str(exc).replace("\n", " "))
+    for dup in duplicates:
+        out.add(dup.line, "yaml", str(dup))
+    if doc is None:
+        doc = located.Located()
+        doc.line, doc.key_lines = 1, {}
+    if not isinstance(doc, located.Located):
+        return Problem(path, 1, "zone", "expected a mapping of record names at the top level")
+    return _parse_names(((key, doc.line_of(key), value) for key, value in doc.items()), origin, zcfg, sites, out)
+
+
+def load_zone_text(text: str, path: str, cfg: ServerConfig, serial: int | None = None,
+                   name: str | None = None) -> tuple[Zone | None, list[Problem]]:
+    """Parse one zone; returns the zone (None if any error) and every problem found."""
+    out = Problems(path)
+    zname = name or zone_name_from_path(path)
+    try:
+        origin = dns.name.from_text(zname)
+    except dns.exception.DNSException as exc:
+        return None, [Problem(path, 1, "zone", f"file name does not give a valid zone name {zname!r}: {exc}")]
+    zcfg = cfg.zone(zname)
+    sites = known_sites(cfg.regions)
+    try:
+        records = _parse_streaming(text, origin, zcfg, sites, out)
+    except stream.NotLean:
+        out = Problems(path)  # start again: the full loader reads (or words the error of) the whole file
+        parsed = _parse_tree(text, path, origin, zcfg, sites, out)
+        if isinstance(parsed, Problem):
+            return None, [parsed]
+        records = parsed
     serial = serial or int(time.time())  # read once: the zone's serial and its SOA's must agree
     zone = Zone(origin=origin, file=path, config=zcfg, serial=serial, records=records,
                 soa=_soa(origin, zcfg, records, serial))
