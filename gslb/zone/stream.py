@@ -124,7 +124,11 @@ class _Reader:
         if type(ev) is not _Scalar:
             raise NotLean("a key that is not a scalar")
         key = self.scalar(ev)
-        return ("" if key is None else key), ev.start_mark.line + 1  # `:` or `~:` is the apex ''
+        return ("" if key is None else key), _line(ev)  # `:` or `~:` is the apex ''
+
+
+def _line(ev: Any) -> int:
+    return int(ev.start_mark.line) + 1
 
 
 def names(text: str) -> tuple[Iterator[tuple[Any, int, Any]], list[DuplicateKey], int]:
@@ -154,4 +158,4 @@ def names(text: str) -> tuple[Iterator[tuple[Any, int, Any]], list[DuplicateKey]
         if type(reader.next()) is not yaml.DocumentEndEvent or type(reader.next()) is not yaml.StreamEndEvent:
             raise NotLean("more than one document")
 
-    return entries(), reader.duplicates, root.start_mark.line + 1
+    return entries(), reader.duplicates, _line(root)
