@@ -62,21 +62,6 @@ _UNCOMPRESSED = frozenset({
     RdataType.SMIMEA, RdataType.ZONEMD, RdataType.CSYNC, RdataType.NULL,
 })
 
-# name labels → their lower-cased suffix keys, for the names every answer repeats (bounded).
-_KEYS: dict[tuple[bytes, ...], tuple[tuple[bytes, ...], ...]] = {}
-_KEYS_MAX = 4096
-
-
-def _suffix_keys(labels: tuple[bytes, ...]) -> tuple[tuple[bytes, ...], ...]:
-    keys = _KEYS.get(labels)
-    if keys is None:
-        low = tuple(label.lower() for label in labels)
-        keys = tuple(low[i:] for i in range(len(low)))
-        if len(_KEYS) < _KEYS_MAX:
-            _KEYS[labels] = keys
-    return keys
-
-
 class Writer:
     """One message being rendered: a bytearray and its compression table."""
 
@@ -94,9 +79,9 @@ class Writer:
         last = len(labels) - 1
         if last < 0 or labels[last]:
             raise dns.name.NeedAbsoluteNameOrOrigin
-        keys = _suffix_keys(labels) if last > 1 else None
+        low = tuple(map(bytes.lower, labels))
         for i in range(last):
-            key = keys[i] if keys is not None else tuple(label.lower() for label in labels[i:])
+            key = low[i:] if i else low  # suffixes compare without regard to case
             pos = compress.get(key)
             if pos is not None:
                 buf += _pack_H(0xC000 + pos)

@@ -8,6 +8,7 @@ never runs per query on the fast path, so it favours clarity over speed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 import dns.name
 import dns.rcode
@@ -45,11 +46,18 @@ def _renamed(rrset: dns.rrset.RRset, owner: Name) -> dns.rrset.RRset:
 
 
 def negative_soa(zone: Zone) -> dns.rrset.RRset:
-    """The SOA for NXDOMAIN/NODATA, its TTL capped by the SOA minimum (RFC 2308 section 5)."""
+    """The SOA for NXDOMAIN/NODATA, its TTL capped by the SOA minimum (RFC 2308 section 5).
+
+    Made once per zone (a large zone has a NODATA answer for most names) and shared: answers
+    only read their RRsets."""
     soa = zone.soa
+    cached = zone.__dict__.get("_negative_soa")
+    if cached is not None and cached[0] is soa:
+        return cast(dns.rrset.RRset, cached[1])
     out = dns.rrset.RRset(soa.name, soa.rdclass, soa.rdtype)
     out.update(soa)
     out.ttl = min(soa.ttl, soa[0].minimum)
+    zone.__dict__["_negative_soa"] = (soa, out)
     return out
 
 
@@ -186,7 +194,6 @@ def _lookup(zones: Zones, zone: Zone, qname: Name, qtype: int, tcp: bool, ans: A
             return
         ans.wildcard = True
     node = node or {}
-    rrsets = [_renamed(rrset, qname) for rrset in node.values()]
     cname = node.get(RdataType.CNAME)
     if cname is not None and qtype not in (RdataType.CNAME, RdataType.ANY):
         ans.answer.append(_renamed(cname, qname))
@@ -197,6 +204,7 @@ def _lookup(zones: Zones, zone: Zone, qname: Name, qtype: int, tcp: bool, ans: A
         _follow(zones, cname[0].target, qtype, tcp, ans, seen)
         return
     if qtype == RdataType.ANY:
+        rrsets = [_renamed(rrset, qname) for rrset in node.values()]
         if tcp:
             found = sorted(rrsets, key=lambda r: r.rdtype)
         else:  # RFC 8482 4.1: one RRset of the responder's choosing

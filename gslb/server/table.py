@@ -45,12 +45,7 @@ class Entry:
         self.qtype = qtype
         self.hits = 0  # answers sent from this entry: the per zone/type/rcode counters
         self.signed: Entry | None = None  # the DNSSEC-signed twin, sent when the query has DO
-        hdr = []
-        for edns in (0, 1):
-            for rdcd in range(4):
-                f = flags | (wire.RD if rdcd & 1 else 0) | (wire.CD if rdcd & 2 else 0)
-                hdr.append(struct.pack(">HHHHH", f, 1, an, ns, ar + edns))
-        self.hdr = tuple(hdr)
+        self.hdr = headers(flags, an, ns, ar)
 
     def with_tail(self, tail: bytes) -> Entry:
         """The same answer with another (equally long) tail: a template relocated."""
@@ -63,6 +58,27 @@ class Entry:
         return Entry((self.flags | wire.TC), 0, 0, 0, b"", self.zone, qtype=self.qtype)
 
 
+_HEADER_SETS: dict[tuple[int, int, int, int], tuple[bytes, ...]] = {}
+
+
+def headers(flags: int, an: int, ns: int, ar: int) -> tuple[bytes, ...]:
+    """The eight headers of an answer (RD and CD as asked, without and with OPT), one shared
+    tuple per distinct set: a large zone has a few distinct ones for its hundreds of thousands
+    of entries."""
+    key = (flags, an, ns, ar)
+    hdr = _HEADER_SETS.get(key)
+    if hdr is None:
+        out = []
+        for edns in (0, 1):
+            for rdcd in range(4):
+                f = flags | (wire.RD if rdcd & 1 else 0) | (wire.CD if rdcd & 2 else 0)
+                out.append(struct.pack(">HHHHH", f, 1, an, ns, ar + edns))
+        hdr = tuple(out)
+        if len(_HEADER_SETS) < 100_000:
+            _HEADER_SETS[key] = hdr
+    return hdr
+
+
 def header_only(rcode: int, aa: bool = False) -> Entry:
     return Entry(wire.QR | (wire.AA if aa else 0) | rcode, 0, 0, 0, b"")
 
@@ -72,8 +88,16 @@ NOTIMP = header_only(wire.RCODE_NOTIMP)
 FORMERR = header_only(wire.RCODE_FORMERR)
 
 
+_LENGTHS = tuple(bytes((n,)) for n in range(256))
+
+
 def qname_wire(name: dns.name.Name) -> bytes:
-    return cast(bytes, name.canonicalize().to_wire())  # no file given: bytes, not None
+    """`name.canonicalize().to_wire()` (lower-cased wire) without making two names."""
+    labels = name.labels
+    if not labels or labels[-1]:
+        raise dns.name.NeedAbsoluteNameOrOrigin
+    lengths = _LENGTHS
+    return b"".join([lengths[len(label)] + label.lower() for label in labels])
 
 
 def compile_sections(qname: dns.name.Name, qtype: int, qclass: int, flags: int,
@@ -83,12 +107,9 @@ def compile_sections(qname: dns.name.Name, qtype: int, qclass: int, flags: int,
     an, ns, ar, tail = encode.sections_tail(qname, qtype, qclass, answer, authority, additional)
     if not an and len(_NEGATIVE) < 100_000:  # NODATA/NXDOMAIN bodies: a few distinct ones, shared
         tail = _NEGATIVE.setdefault(tail, tail)
-    entry = Entry(flags, an, ns, ar, tail, zone, qtype=qtype)
-    entry.hdr = _HEADERS.setdefault(entry.hdr, entry.hdr)  # one copy of each distinct header set
-    return entry
+    return Entry(flags, an, ns, ar, tail, zone, qtype=qtype)
 
 
-_HEADERS: dict[tuple[bytes, ...], tuple[bytes, ...]] = {}
 _NEGATIVE: dict[bytes, bytes] = {}
 
 

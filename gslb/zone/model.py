@@ -115,5 +115,19 @@ _PLAIN = re.compile(r"[a-z0-9_*-]{1,63}(?:\.[a-z0-9_-]{1,63})*")
 def fast_absolute(relative: str, origin: Name) -> Name:
     """`absolute` without the text parser for plain lower-case names (the usual zone key)."""
     if _PLAIN.fullmatch(relative):
-        return Name((*relative.encode().split(b"."), *origin.labels))  # validates the total length
+        # labels of 1..63 octets (the pattern): only the total length is left to check
+        if len(relative) + 1 + sum(len(label) + 1 for label in origin.labels) <= 255:
+            return bare_name((*relative.encode().split(b"."), *origin.labels))
+        return Name((*relative.encode().split(b"."), *origin.labels))  # raises NameTooLong
     return absolute(relative, origin)
+
+
+_set = object.__setattr__
+
+
+def bare_name(labels: tuple[bytes, ...]) -> Name:
+    """A Name of labels already known valid, without the constructor's checks and immutability
+    guard (most of the cost of making one). The same object as `Name(labels)` makes."""
+    name: Name = object.__new__(Name)
+    _set(name, "labels", labels)
+    return name

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import dns.exception
+import dns.ipv6
 import dns.name
 import dns.rdata
 import dns.rdataclass
@@ -276,13 +278,20 @@ def _fast_a(value: Any) -> Rdata | None:
     return None
 
 
+_HEX_V6 = re.compile(r"[0-9A-Fa-f:]{2,39}")
+_AAAA_CLASS = dns.rdtypes.IN.AAAA.AAAA
+_AAAA_TYPE = dns.rdatatype.AAAA
+
+
 def _fast_aaaa(value: Any) -> Rdata | None:
-    if type(value) is str and ":" in value:
+    """Hex groups only (no embedded IPv4, no scope): the address as dnspython would store it
+    (its own canonical text of the 16 octets), without ipaddress and the constructor."""
+    if type(value) is str and _HEX_V6.fullmatch(value):
         try:
-            ip = ipaddress.IPv6Address(value)
-        except ValueError:
+            packed = socket.inet_pton(socket.AF_INET6, value)
+        except OSError:
             return None
-        return dns.rdtypes.IN.AAAA.AAAA(_IN, dns.rdatatype.AAAA, str(ip))
+        return _bare(_AAAA_CLASS, _AAAA_TYPE, "address", dns.ipv6.inet_ntoa(packed))
     return None
 
 
