@@ -205,12 +205,7 @@ def _lookup(zones: Zones, zone: Zone, qname: Name, qtype: int, tcp: bool, ans: A
         return
     if qtype == RdataType.ANY:
         rrsets = [_renamed(rrset, qname) for rrset in node.values()]
-        if tcp:
-            found = sorted(rrsets, key=lambda r: r.rdtype)
-        else:  # RFC 8482 4.1: one RRset of the responder's choosing
-            found = sorted(rrsets, key=lambda r: (r.rdtype not in ANY_PREFERENCE,
-                                                  ANY_PREFERENCE.index(r.rdtype) if r.rdtype in ANY_PREFERENCE
-                                                  else r.rdtype))[:1]
+        found = _any_answer(rrsets, tcp)
         if found:
             ans.answer.extend(found)
             return
@@ -228,3 +223,36 @@ def _lookup(zones: Zones, zone: Zone, qname: Name, qtype: int, tcp: bool, ans: A
                 ans.answer.append(_renamed(target_node[qtype], qname))
                 return
     ans.authority.append(negative_soa(zone))  # NODATA
+
+
+def _any_answer(rrsets: list[dns.rrset.RRset], tcp: bool) -> list[dns.rrset.RRset]:
+    if tcp:
+        return sorted(rrsets, key=lambda r: r.rdtype)
+    # RFC 8482 4.1: one RRset of the responder's choosing
+    return sorted(rrsets, key=lambda r: (r.rdtype not in ANY_PREFERENCE,
+                                         ANY_PREFERENCE.index(r.rdtype) if r.rdtype in ANY_PREFERENCE
+                                         else r.rdtype))[:1]
+
+
+def plain_zone(zone: Zone) -> bool:
+    """No delegations, DNAMEs or GSLB records: every owner's answers come from its own node."""
+    return not zone.cuts and not zone.dnames and not zone.dynamic
+
+
+def owner_answer(zone: Zone, node: dict[int, dns.rrset.RRset], qtype: int) -> Answer:
+    """What `Zones.resolve(owner, qtype)` (over UDP) answers for the owner of `node` in a `plain_zone`
+    that has data and no CNAME, below the apex, when no other served zone is closer: its
+    RRset, the one ANY chooses, or NODATA. Compiling a large zone asks this for most of its
+    entries; the walk (cuts, DNAMEs, wildcards, chains) has nothing to find for them."""
+    ans = Answer(zone=zone)
+    if qtype == RdataType.ANY:
+        ans.answer = _any_answer(list(node.values()), False)
+        if ans.answer:
+            return ans
+    else:
+        rrset = node.get(qtype)
+        if rrset is not None:
+            ans.answer.append(rrset)
+            return ans
+    ans.authority.append(negative_soa(zone))  # NODATA
+    return ans

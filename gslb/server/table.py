@@ -22,7 +22,7 @@ import dns.rrset
 from dns.rdatatype import RdataType
 
 from gslb.server import encode, wire
-from gslb.server.resolve import Answer, Zones
+from gslb.server.resolve import Answer, Zones, owner_answer, plain_zone
 
 # Types answered from the table without a miss for every name (the rest are compiled on demand).
 COMMON_TYPES = (RdataType.A, RdataType.AAAA, RdataType.CNAME, RdataType.MX, RdataType.TXT, RdataType.NS,
@@ -150,17 +150,21 @@ def compile_table(zones: Zones, compile_: Compiler = compile_answer) -> dict[byt
     """
     table: dict[bytes, Entry] = {}
     for zone in zones:
+        plain = plain_zone(zone)
         for owner, node in zone.nodes.items():
             if owner.labels and owner.labels[0] == b"*":
                 continue  # a wildcard's answers depend on the query name: compiled on demand
             types = set(node) | {RdataType.ANY, RdataType.A, RdataType.AAAA}
             if RdataType.CNAME in node or owner in zone.cuts:
                 types |= set(COMMON_TYPES)
+            direct = (plain and RdataType.CNAME not in node and RdataType.DS not in node and owner != zone.origin
+                      and zones.find(owner) is zone)
+            owner_wire = qname_wire(owner)
             for qtype in types:
-                ans = zones.resolve(owner, qtype)
+                ans = owner_answer(zone, node, qtype) if direct else zones.resolve(owner, qtype)
                 if ans is None or ans.wildcard:
                     continue
-                table[table_key(owner, qtype)] = compile_(owner, qtype, ans)
+                table[owner_wire + qtype.to_bytes(2, "big") + IN] = compile_(owner, qtype, ans)
         for name in zone.names - set(zone.nodes):  # empty non-terminals: NODATA
             for qtype in (RdataType.A, RdataType.AAAA):
                 ans = zones.resolve(name, qtype)

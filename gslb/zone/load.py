@@ -53,7 +53,8 @@ def zone_files(directory: str) -> list[str]:
 
 
 def _parse_record(name: str, doc: Any, line: int, origin: dns.name.Name, zcfg: ZoneConfig,
-                  out: Problems, sites: Collection[str] | None = None) -> Record | None:
+                  out: Problems, sites: Collection[str] | None = None,
+                  owner: dns.name.Name | None = None) -> Record | None:
     if not isinstance(doc, located.Located):
         out.add(line, name or "''", "a record must be a mapping with type and value(s)")
         return None
@@ -97,11 +98,12 @@ def _parse_record(name: str, doc: Any, line: int, origin: dns.name.Name, zcfg: Z
         return None
     # With bad values the record still joins the zone-wide checks (CNAME conflicts and such);
     # the errors already recorded keep the zone from being served.
-    try:
-        owner = fast_absolute(name, origin)
-    except dns.exception.DNSException as exc:
-        out.add(line, name, f"bad record name: {exc}")
-        return None
+    if owner is None:
+        try:
+            owner = fast_absolute(name, origin)
+        except dns.exception.DNSException as exc:
+            out.add(line, name, f"bad record name: {exc}")
+            return None
     dynamic = None
     if "dynamic" in doc:
         dynamic = parse_dynamic(Owner(owner, rtype, doc.line, name or "''"), doc, out, sites)
@@ -319,10 +321,15 @@ def _parse_names(entries: Iterable[tuple[Any, int, Any]], origin: dns.name.Name,
             continue
         if rname != rname.lower():
             out.add(line, rname, "record names should be lower case (octoDNS rejects upper case)", "warning")
+        lower = rname.lower()
+        try:  # one name object for all of the name's records
+            owner: dns.name.Name | None = fast_absolute(lower, origin)
+        except dns.exception.DNSException:
+            owner = None  # each record says why
         items = value if isinstance(value, list) else [value]
         for i, item in enumerate(items):
             iline = value.line_of(i) if isinstance(value, located.LocatedList) else line
-            record = _parse_record(rname.lower(), item, iline, origin, zcfg, out, sites)
+            record = _parse_record(lower, item, iline, origin, zcfg, out, sites, owner)
             if record is not None:
                 records.append(record)
     return records

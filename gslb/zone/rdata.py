@@ -283,6 +283,14 @@ _AAAA_CLASS = dns.rdtypes.IN.AAAA.AAAA
 _AAAA_TYPE = dns.rdatatype.AAAA
 
 
+def aaaa_text(packed: bytes) -> str:
+    """dnspython's text of an IPv6 address (`dns.ipv6.inet_ntoa`), from libc where they agree:
+    both write RFC 5952's form (lower case, the first longest run of two or more zero groups
+    as `::`); dnspython's own code for the forms with an IPv4 part."""
+    text = socket.inet_ntop(socket.AF_INET6, packed)
+    return dns.ipv6.inet_ntoa(packed) if "." in text else text
+
+
 def _fast_aaaa(value: Any) -> Rdata | None:
     """Hex groups only (no embedded IPv4, no scope): the address as dnspython would store it
     (its own canonical text of the 16 octets), without ipaddress and the constructor."""
@@ -291,7 +299,7 @@ def _fast_aaaa(value: Any) -> Rdata | None:
             packed = socket.inet_pton(socket.AF_INET6, value)
         except OSError:
             return None
-        return _bare(_AAAA_CLASS, _AAAA_TYPE, "address", dns.ipv6.inet_ntoa(packed))
+        return _bare(_AAAA_CLASS, _AAAA_TYPE, "address", aaaa_text(packed))
     return None
 
 

@@ -46,12 +46,7 @@ class _Reader:
         self.tags: dict[str, str] = {}
         self.values: dict[tuple[str, str], Any] = {}
         self.duplicates: list[DuplicateKey] = []
-
-    def next(self) -> Any:
-        try:
-            return self.parser.get_event()
-        except yaml.YAMLError:
-            raise NotLean("syntax") from None
+        self.next: Any = self.parser.get_event  # raises yaml.YAMLError: `names` makes it NotLean
 
     def scalar(self, ev: Any) -> Any:
         if ev.anchor is not None or (ev.tag is not None and ev.tag != "!"):
@@ -135,27 +130,38 @@ def names(text: str) -> tuple[Iterator[tuple[Any, int, Any]], list[DuplicateKey]
     """(an iterator of (key, line, value) for each top-level key, duplicates (filled as it
     goes), the root mapping's line). Raises `NotLean`, also while iterating."""
     reader = _Reader(text)
-    for expected in (yaml.StreamStartEvent, yaml.DocumentStartEvent):
-        if type(reader.next()) is not expected:
-            raise NotLean("no document")
-    root = reader.next()
+    try:
+        for expected in (yaml.StreamStartEvent, yaml.DocumentStartEvent):
+            if type(reader.next()) is not expected:
+                raise NotLean("no document")
+        root = reader.next()
+    except yaml.YAMLError:
+        raise NotLean("syntax") from None
     if type(root) is not _MapStart or root.anchor is not None or (root.tag is not None and root.tag != "!"):
         raise NotLean("the root is not a plain mapping")
 
     def entries() -> Iterator[tuple[Any, int, Any]]:
-        seen: dict[Any, int] = {}
-        ev = reader.next()
-        while type(ev) is not _MapEnd:
-            key, line = reader.key(ev)
-            value = reader.value(reader.next())
-            first = seen.get(key)
-            if first is not None:
-                reader.duplicates.append(DuplicateKey(key, line, first))
-            else:
-                seen[key] = line
-                yield key, line, value
-            ev = reader.next()
-        if type(reader.next()) is not yaml.DocumentEndEvent or type(reader.next()) is not yaml.StreamEndEvent:
-            raise NotLean("more than one document")
+        try:
+            yield from _entries(reader)
+        except yaml.YAMLError:
+            raise NotLean("syntax") from None
 
     return entries(), reader.duplicates, _line(root)
+
+
+def _entries(reader: _Reader) -> Iterator[tuple[Any, int, Any]]:
+    """The top-level entries, the first of duplicate keys kept."""
+    seen: dict[Any, int] = {}
+    ev = reader.next()
+    while type(ev) is not _MapEnd:
+        key, line = reader.key(ev)
+        value = reader.value(reader.next())
+        first = seen.get(key)
+        if first is not None:
+            reader.duplicates.append(DuplicateKey(key, line, first))
+        else:
+            seen[key] = line
+            yield key, line, value
+        ev = reader.next()
+    if type(reader.next()) is not yaml.DocumentEndEvent or type(reader.next()) is not yaml.StreamEndEvent:
+        raise NotLean("more than one document")
