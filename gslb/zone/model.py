@@ -16,9 +16,10 @@ from dns.rdata import Rdata
 from gslb.config import ZoneConfig
 
 
-@dataclass
+@dataclass(slots=True)
 class Record:
-    """One octoDNS record: a name, a type and its values (an RRset), plus GSLB settings."""
+    """One octoDNS record: a name, a type and its values (an RRset), plus GSLB settings.
+    (Slots: a large zone keeps hundreds of thousands of them.)"""
 
     name: Name  # absolute
     rtype: str  # octoDNS type name; ALIAS included
