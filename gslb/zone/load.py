@@ -33,6 +33,10 @@ from gslb.zone.rdata import CONVERTERS, ValueProblem, to_rdata
 # Zones are dicts and sets of dnspython names: hash and compare them at C speed (gslb/names.py)
 _names.install()
 
+# The options of every record without `octodns` (most of a large zone): one shared mapping,
+# read only like every record's options.
+_NO_OPTIONS: dict[str, Any] = {}
+
 # Record keys octoDNS defines; anything else on a record is a typo we should point at.
 RECORD_KEYS = {"type", "ttl", "value", "values", "octodns", "dynamic", "geo"}
 SINGLE_VALUE_TYPES = {"CNAME", "DNAME", "ALIAS"}
@@ -89,7 +93,7 @@ def _parse_record(name: str, doc: Any, line: int, origin: dns.name.Name, zcfg: Z
         ok = False
     rdatas, values_ok = _rdatas(rtype, values, doc, origin, where, out)
     ok = ok and values_ok
-    octodns = doc.get("octodns") or {}
+    octodns = doc.get("octodns") or _NO_OPTIONS
     if not isinstance(octodns, dict):
         out.add(doc.line_of("octodns"), f"{where}.octodns", "expected a mapping")
         ok = False
@@ -107,7 +111,7 @@ def _parse_record(name: str, doc: Any, line: int, origin: dns.name.Name, zcfg: Z
     dynamic = None
     if "dynamic" in doc:
         dynamic = parse_dynamic(Owner(owner, rtype, doc.line, name or "''"), doc, out, sites)
-    else:
+    elif octodns:
         _check_static_options(octodns, f"{where}.octodns", doc.line_of("octodns"), out)
     return Record(owner, rtype, ttl if ok and ttl is not None else zcfg.ttl, rdatas, doc.line, options=octodns,
                   dynamic=dynamic)
