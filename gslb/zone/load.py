@@ -57,8 +57,7 @@ def zone_files(directory: str) -> list[str]:
 
 
 def _parse_record(name: str, doc: Any, line: int, origin: dns.name.Name, zcfg: ZoneConfig,
-                  out: Problems, sites: Collection[str] | None = None,
-                  owner: dns.name.Name | None = None) -> Record | None:
+                  out: Problems, sites: Collection[str] | None, owner: dns.name.Name) -> Record | None:
     if not isinstance(doc, located.Located):
         out.add(line, name or "''", "a record must be a mapping with type and value(s)")
         return None
@@ -102,12 +101,6 @@ def _parse_record(name: str, doc: Any, line: int, origin: dns.name.Name, zcfg: Z
         return None
     # With bad values the record still joins the zone-wide checks (CNAME conflicts and such);
     # the errors already recorded keep the zone from being served.
-    if owner is None:
-        try:
-            owner = fast_absolute(name, origin)
-        except dns.exception.DNSException as exc:
-            out.add(line, name, f"bad record name: {exc}")
-            return None
     dynamic = None
     if "dynamic" in doc:
         dynamic = parse_dynamic(Owner(owner, rtype, doc.line, name or "''"), doc, out, sites)
@@ -327,9 +320,10 @@ def _parse_names(entries: Iterable[tuple[Any, int, Any]], origin: dns.name.Name,
             out.add(line, rname, "record names should be lower case (octoDNS rejects upper case)", "warning")
         lower = rname.lower()
         try:  # one name object for all of the name's records
-            owner: dns.name.Name | None = fast_absolute(lower, origin)
-        except dns.exception.DNSException:
-            owner = None  # each record says why
+            owner = fast_absolute(lower, origin)
+        except dns.exception.DNSException as exc:
+            out.add(line, lower, f"bad record name: {exc}")
+            continue
         items = value if isinstance(value, list) else [value]
         for i, item in enumerate(items):
             iline = value.line_of(i) if isinstance(value, located.LocatedList) else line
