@@ -10,6 +10,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.renderer
 import dns.rrset
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -143,8 +144,34 @@ def test_every_record_of_a_generated_zone_is_the_rdata_dnspython_makes():
     assert seen == len(records)
 
 
-def test_a_generated_zone_compiles_to_what_the_resolver_and_dnspython_make(monkeypatch):
-    zone = generated_zone()
+CHAINS = """\
+'':
+  - {type: NS, values: [ns1.example.net., ns2.example.net.]}
+  - {type: A, value: 192.0.2.1}
+  - {type: MX, value: {preference: 10, exchange: mail.example.com.}}
+mail: {type: A, value: 192.0.2.25}
+out: {type: CNAME, value: www.example.net.}
+two: {type: CNAME, value: one.example.com.}
+one: {type: CNAME, value: mail.example.com.}
+apex: {type: CNAME, value: example.com.}
+self: {type: CNAME, value: self.example.com.}
+nowhere: {type: CNAME, value: missing.example.com.}
+wild: {type: CNAME, value: x.w.example.com.}
+'*.w': {type: TXT, value: wildcard}
+ent: {type: CNAME, value: b.example.com.}
+a.b: {type: AAAA, value: '2001:db8::5'}
+txt: {type: TXT, values: [one, two]}
+"""
+
+
+@pytest.mark.parametrize("source", ["generated", "chains"])
+def test_a_zone_compiles_to_what_the_resolver_and_dnspython_make(source, monkeypatch):
+    """Every entry (plain owners and one-link chains are compiled without the resolver's walk)."""
+    if source == "generated":
+        zone = generated_zone()
+    else:
+        zone, problems = load_zone_text(CHAINS, "example.com.yaml", ServerConfig(), serial=7)
+        assert zone is not None, problems
     zones = Zones([zone])
     lean = table.compile_table(zones)
     for key, entry in lean.items():

@@ -256,3 +256,39 @@ def owner_answer(zone: Zone, node: dict[int, dns.rrset.RRset], qtype: int) -> An
             return ans
     ans.authority.append(negative_soa(zone))  # NODATA
     return ans
+
+
+def chain_link(zones: Zones, zone: Zone, node: dict[int, dns.rrset.RRset]
+               ) -> tuple[dns.rrset.RRset, dict[int, dns.rrset.RRset] | None] | None:
+    """For an owner of a `plain_zone` whose node is a CNAME: (the CNAME, the target's node) when
+    the target is a plain owner of the same zone (one link), (the CNAME, None) when no zone of
+    ours holds the target; None for anything longer or stranger (the resolver walks those)."""
+    cname = node[RdataType.CNAME]
+    target = cname[0].target
+    if cname.name == target:
+        return None
+    target_zone = zones.find(target)
+    if target_zone is None:
+        return cname, None
+    target_node = zone.nodes.get(target)
+    if (target_zone is not zone or target_node is None or target == zone.origin
+            or RdataType.CNAME in target_node or RdataType.DS in target_node):
+        return None
+    return cname, target_node
+
+
+def chain_answer(zone: Zone, node: dict[int, dns.rrset.RRset],
+                 link: tuple[dns.rrset.RRset, dict[int, dns.rrset.RRset] | None], qtype: int) -> Answer:
+    """`owner_answer` for a CNAME owner with its `chain_link`: the CNAME, then the target's
+    RRset or NODATA (or nothing more for a target outside our zones)."""
+    if qtype in (RdataType.CNAME, RdataType.ANY):
+        return owner_answer(zone, node, qtype)
+    cname, target_node = link
+    ans = Answer(zone=zone, answer=[cname])
+    if target_node is not None:
+        rrset = target_node.get(qtype)
+        if rrset is not None:
+            ans.answer.append(rrset)
+        else:
+            ans.authority.append(negative_soa(zone))  # NODATA at the target
+    return ans

@@ -22,7 +22,7 @@ import dns.rrset
 from dns.rdatatype import RdataType
 
 from gslb.server import encode, wire
-from gslb.server.resolve import Answer, Zones, owner_answer, plain_zone
+from gslb.server.resolve import Answer, Zones, chain_answer, chain_link, owner_answer, plain_zone
 
 # Types answered from the table without a miss for every name (the rest are compiled on demand).
 COMMON_TYPES = (RdataType.A, RdataType.AAAA, RdataType.CNAME, RdataType.MX, RdataType.TXT, RdataType.NS,
@@ -157,11 +157,18 @@ def compile_table(zones: Zones, compile_: Compiler = compile_answer) -> dict[byt
             types = set(node) | {RdataType.ANY, RdataType.A, RdataType.AAAA}
             if RdataType.CNAME in node or owner in zone.cuts:
                 types |= set(COMMON_TYPES)
-            direct = (plain and RdataType.CNAME not in node and RdataType.DS not in node and owner != zone.origin
-                      and zones.find(owner) is zone)
+            direct = plain and RdataType.DS not in node and owner != zone.origin and zones.find(owner) is zone
+            link = chain_link(zones, zone, node) if direct and RdataType.CNAME in node else None
+            if link is None and RdataType.CNAME in node:
+                direct = False  # a chain the resolver walks
             owner_wire = qname_wire(owner)
             for qtype in types:
-                ans = owner_answer(zone, node, qtype) if direct else zones.resolve(owner, qtype)
+                if link is not None:
+                    ans: Answer | None = chain_answer(zone, node, link, qtype)
+                elif direct:
+                    ans = owner_answer(zone, node, qtype)
+                else:
+                    ans = zones.resolve(owner, qtype)
                 if ans is None or ans.wildcard:
                     continue
                 table[owner_wire + qtype.to_bytes(2, "big") + IN] = compile_(owner, qtype, ans)
