@@ -21,7 +21,7 @@ import io
 import socket
 import struct
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import dns.exception
 import dns.name
@@ -62,21 +62,6 @@ _UNCOMPRESSED = frozenset({
     RdataType.SMIMEA, RdataType.ZONEMD, RdataType.CSYNC, RdataType.NULL,
 })
 
-# name labels → their lower-cased suffix keys, for the names every answer repeats (bounded).
-_KEYS: dict[tuple[bytes, ...], tuple[tuple[bytes, ...], ...]] = {}
-_KEYS_MAX = 4096
-
-
-def _suffix_keys(labels: tuple[bytes, ...]) -> tuple[tuple[bytes, ...], ...]:
-    keys = _KEYS.get(labels)
-    if keys is None:
-        low = tuple(label.lower() for label in labels)
-        keys = tuple(low[i:] for i in range(len(low)))
-        if len(_KEYS) < _KEYS_MAX:
-            _KEYS[labels] = keys
-    return keys
-
-
 class Writer:
     """One message being rendered: a bytearray and its compression table."""
 
@@ -94,9 +79,9 @@ class Writer:
         last = len(labels) - 1
         if last < 0 or labels[last]:
             raise dns.name.NeedAbsoluteNameOrOrigin
-        keys = _suffix_keys(labels) if last > 1 else None
+        low = tuple(map(bytes.lower, labels))
         for i in range(last):
-            key = keys[i] if keys is not None else tuple(label.lower() for label in labels[i:])
+            key = low[i:] if i else low  # suffixes compare without regard to case
             pos = compress.get(key)
             if pos is not None:
                 buf += _pack_H(0xC000 + pos)
@@ -199,11 +184,48 @@ def render(qname: dns.name.Name, qtype: int, qclass: int, flags: int,
     return bytes(w.buf), counts, qlen
 
 
+_OWNED: list[Any] = [None, None, b""]  # the last RRset `owned_tail` encoded, its query name, its bytes
+
+
+def owned_tail(qname: dns.name.Name, rrset: dns.rrset.RRset) -> bytes | None:
+    """The records of an RRset owned by the query name whose rdata hold no names (A, AAAA,
+    TXT): what `Writer` writes after the question, without it. Each owner is a pointer to the
+    question (offset 12; the root has none) and nothing enters the compression table that matters. None for
+    anything else. Most entries of a large zone are one such RRset (its A answer and its ANY
+    answer are the same RRset, so the last one's bytes are kept and shared)."""
+    if _OWNED[0] is rrset and _OWNED[1] is qname:
+        return cast(bytes, _OWNED[2])
+    name = rrset.name
+    if not len(rrset) or len(qname.labels) < 2 or (name is not qname and tuple(map(bytes.lower, name.labels)) != tuple(
+            map(bytes.lower, qname.labels))):
+        return None
+    head = b"\xc0\x0c" + _pack_HHI(rrset.rdtype, rrset.rdclass, rrset.ttl)
+    parts = []
+    for rd in rrset:
+        kind = type(rd)
+        if kind is _A:
+            data = _inet_pton(_AF_INET, rd.address)
+        elif kind is _AAAA:
+            data = _inet_pton(_AF_INET6, rd.address)
+        elif kind in _TXT:
+            data = b"".join([bytes((len(s),)) + s for s in rd.strings])
+        else:
+            return None
+        parts.append(head + _pack_H(len(data)) + data)
+    tail = b"".join(parts)
+    _OWNED[:] = rrset, qname, tail
+    return tail
+
+
 def sections_tail(qname: dns.name.Name, qtype: int, qclass: int,
                   answer: Iterable[dns.rrset.RRset], authority: Iterable[dns.rrset.RRset],
                   additional: Iterable[dns.rrset.RRset], w: Writer | None = None) -> tuple[int, int, int, bytes]:
     """(an, ns, ar, the bytes after the question) for a response to `qname` (asked in lower case)."""
     if w is None:
+        if type(answer) is list and len(answer) == 1 and not authority and not additional:
+            tail = owned_tail(qname, answer[0])
+            if tail is not None and len(tail) <= 65535 - 12 - 255 - 4:  # else TooBig, from the Writer
+                return len(answer[0]), 0, 0, tail
         w = Writer()
     w.question(qname, qtype, qclass)
     start = len(w.buf)

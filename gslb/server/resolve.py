@@ -8,6 +8,7 @@ never runs per query on the fast path, so it favours clarity over speed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 import dns.name
 import dns.rcode
@@ -45,11 +46,18 @@ def _renamed(rrset: dns.rrset.RRset, owner: Name) -> dns.rrset.RRset:
 
 
 def negative_soa(zone: Zone) -> dns.rrset.RRset:
-    """The SOA for NXDOMAIN/NODATA, its TTL capped by the SOA minimum (RFC 2308 section 5)."""
+    """The SOA for NXDOMAIN/NODATA, its TTL capped by the SOA minimum (RFC 2308 section 5).
+
+    Made once per zone (a large zone has a NODATA answer for most names) and shared: answers
+    only read their RRsets."""
     soa = zone.soa
+    cached = zone.__dict__.get("_negative_soa")
+    if cached is not None and cached[0] is soa:
+        return cast(dns.rrset.RRset, cached[1])
     out = dns.rrset.RRset(soa.name, soa.rdclass, soa.rdtype)
     out.update(soa)
     out.ttl = min(soa.ttl, soa[0].minimum)
+    zone.__dict__["_negative_soa"] = (soa, out)
     return out
 
 
@@ -186,7 +194,6 @@ def _lookup(zones: Zones, zone: Zone, qname: Name, qtype: int, tcp: bool, ans: A
             return
         ans.wildcard = True
     node = node or {}
-    rrsets = [_renamed(rrset, qname) for rrset in node.values()]
     cname = node.get(RdataType.CNAME)
     if cname is not None and qtype not in (RdataType.CNAME, RdataType.ANY):
         ans.answer.append(_renamed(cname, qname))
@@ -197,12 +204,8 @@ def _lookup(zones: Zones, zone: Zone, qname: Name, qtype: int, tcp: bool, ans: A
         _follow(zones, cname[0].target, qtype, tcp, ans, seen)
         return
     if qtype == RdataType.ANY:
-        if tcp:
-            found = sorted(rrsets, key=lambda r: r.rdtype)
-        else:  # RFC 8482 4.1: one RRset of the responder's choosing
-            found = sorted(rrsets, key=lambda r: (r.rdtype not in ANY_PREFERENCE,
-                                                  ANY_PREFERENCE.index(r.rdtype) if r.rdtype in ANY_PREFERENCE
-                                                  else r.rdtype))[:1]
+        rrsets = [_renamed(rrset, qname) for rrset in node.values()]
+        found = _any_answer(rrsets, tcp)
         if found:
             ans.answer.extend(found)
             return
@@ -220,3 +223,72 @@ def _lookup(zones: Zones, zone: Zone, qname: Name, qtype: int, tcp: bool, ans: A
                 ans.answer.append(_renamed(target_node[qtype], qname))
                 return
     ans.authority.append(negative_soa(zone))  # NODATA
+
+
+def _any_answer(rrsets: list[dns.rrset.RRset], tcp: bool) -> list[dns.rrset.RRset]:
+    if tcp:
+        return sorted(rrsets, key=lambda r: r.rdtype)
+    # RFC 8482 4.1: one RRset of the responder's choosing
+    return sorted(rrsets, key=lambda r: (r.rdtype not in ANY_PREFERENCE,
+                                         ANY_PREFERENCE.index(r.rdtype) if r.rdtype in ANY_PREFERENCE
+                                         else r.rdtype))[:1]
+
+
+def plain_zone(zone: Zone) -> bool:
+    """No delegations, DNAMEs or GSLB records: every owner's answers come from its own node."""
+    return not zone.cuts and not zone.dnames and not zone.dynamic
+
+
+def owner_answer(zone: Zone, node: dict[int, dns.rrset.RRset], qtype: int) -> Answer:
+    """What `Zones.resolve(owner, qtype)` (over UDP) answers for the owner of `node` in a `plain_zone`
+    that has data and no CNAME, below the apex, when no other served zone is closer: its
+    RRset, the one ANY chooses, or NODATA. Compiling a large zone asks this for most of its
+    entries; the walk (cuts, DNAMEs, wildcards, chains) has nothing to find for them."""
+    ans = Answer(zone=zone)
+    if qtype == RdataType.ANY:
+        ans.answer = _any_answer(list(node.values()), False)
+        if ans.answer:
+            return ans
+    else:
+        rrset = node.get(qtype)
+        if rrset is not None:
+            ans.answer.append(rrset)
+            return ans
+    ans.authority.append(negative_soa(zone))  # NODATA
+    return ans
+
+
+def chain_link(zones: Zones, zone: Zone, node: dict[int, dns.rrset.RRset]
+               ) -> tuple[dns.rrset.RRset, dict[int, dns.rrset.RRset] | None] | None:
+    """For an owner of a `plain_zone` whose node is a CNAME: (the CNAME, the target's node) when
+    the target is a plain owner of the same zone (one link), (the CNAME, None) when no zone of
+    ours holds the target; None for anything longer or stranger (the resolver walks those)."""
+    cname = node[RdataType.CNAME]
+    target = cname[0].target
+    if cname.name == target:
+        return None
+    target_zone = zones.find(target)
+    if target_zone is None:
+        return cname, None
+    target_node = zone.nodes.get(target)
+    if (target_zone is not zone or target_node is None or target == zone.origin
+            or RdataType.CNAME in target_node or RdataType.DS in target_node):
+        return None
+    return cname, target_node
+
+
+def chain_answer(zone: Zone, node: dict[int, dns.rrset.RRset],
+                 link: tuple[dns.rrset.RRset, dict[int, dns.rrset.RRset] | None], qtype: int) -> Answer:
+    """`owner_answer` for a CNAME owner with its `chain_link`: the CNAME, then the target's
+    RRset or NODATA (or nothing more for a target outside our zones)."""
+    if qtype in (RdataType.CNAME, RdataType.ANY):
+        return owner_answer(zone, node, qtype)
+    cname, target_node = link
+    ans = Answer(zone=zone, answer=[cname])
+    if target_node is not None:
+        rrset = target_node.get(qtype)
+        if rrset is not None:
+            ans.answer.append(rrset)
+        else:
+            ans.authority.append(negative_soa(zone))  # NODATA at the target
+    return ans

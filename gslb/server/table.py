@@ -22,7 +22,7 @@ import dns.rrset
 from dns.rdatatype import RdataType
 
 from gslb.server import encode, wire
-from gslb.server.resolve import Answer, Zones
+from gslb.server.resolve import Answer, Zones, chain_answer, chain_link, owner_answer, plain_zone
 
 # Types answered from the table without a miss for every name (the rest are compiled on demand).
 COMMON_TYPES = (RdataType.A, RdataType.AAAA, RdataType.CNAME, RdataType.MX, RdataType.TXT, RdataType.NS,
@@ -45,12 +45,7 @@ class Entry:
         self.qtype = qtype
         self.hits = 0  # answers sent from this entry: the per zone/type/rcode counters
         self.signed: Entry | None = None  # the DNSSEC-signed twin, sent when the query has DO
-        hdr = []
-        for edns in (0, 1):
-            for rdcd in range(4):
-                f = flags | (wire.RD if rdcd & 1 else 0) | (wire.CD if rdcd & 2 else 0)
-                hdr.append(struct.pack(">HHHHH", f, 1, an, ns, ar + edns))
-        self.hdr = tuple(hdr)
+        self.hdr = headers(flags, an, ns, ar)
 
     def with_tail(self, tail: bytes) -> Entry:
         """The same answer with another tail (its twin, if any, kept): a template relocated, a
@@ -66,6 +61,27 @@ class Entry:
         return Entry((self.flags | wire.TC), 0, 0, 0, b"", self.zone, qtype=self.qtype)
 
 
+_HEADER_SETS: dict[tuple[int, int, int, int], tuple[bytes, ...]] = {}
+
+
+def headers(flags: int, an: int, ns: int, ar: int) -> tuple[bytes, ...]:
+    """The eight headers of an answer (RD and CD as asked, without and with OPT), one shared
+    tuple per distinct set: a large zone has a few distinct ones for its hundreds of thousands
+    of entries."""
+    key = (flags, an, ns, ar)
+    hdr = _HEADER_SETS.get(key)
+    if hdr is None:
+        out = []
+        for edns in (0, 1):
+            for rdcd in range(4):
+                f = flags | (wire.RD if rdcd & 1 else 0) | (wire.CD if rdcd & 2 else 0)
+                out.append(struct.pack(">HHHHH", f, 1, an, ns, ar + edns))
+        hdr = tuple(out)
+        if len(_HEADER_SETS) < 100_000:
+            _HEADER_SETS[key] = hdr
+    return hdr
+
+
 def header_only(rcode: int, aa: bool = False) -> Entry:
     return Entry(wire.QR | (wire.AA if aa else 0) | rcode, 0, 0, 0, b"")
 
@@ -78,8 +94,16 @@ NOTIMP = header_only(wire.RCODE_NOTIMP)
 FORMERR = header_only(wire.RCODE_FORMERR)
 
 
+_LENGTHS = tuple(bytes((n,)) for n in range(256))
+
+
 def qname_wire(name: dns.name.Name) -> bytes:
-    return cast(bytes, name.canonicalize().to_wire())  # no file given: bytes, not None
+    """`name.canonicalize().to_wire()` (lower-cased wire) without making two names."""
+    labels = name.labels
+    if not labels or labels[-1]:
+        raise dns.name.NeedAbsoluteNameOrOrigin
+    lengths = _LENGTHS
+    return b"".join([lengths[len(label)] + label.lower() for label in labels])
 
 
 def compile_sections(qname: dns.name.Name, qtype: int, qclass: int, flags: int,
@@ -89,12 +113,9 @@ def compile_sections(qname: dns.name.Name, qtype: int, qclass: int, flags: int,
     an, ns, ar, tail = encode.sections_tail(qname, qtype, qclass, answer, authority, additional)
     if not an and len(_NEGATIVE) < 100_000:  # NODATA/NXDOMAIN bodies: a few distinct ones, shared
         tail = _NEGATIVE.setdefault(tail, tail)
-    entry = Entry(flags, an, ns, ar, tail, zone, qtype=qtype)
-    entry.hdr = _HEADERS.setdefault(entry.hdr, entry.hdr)  # one copy of each distinct header set
-    return entry
+    return Entry(flags, an, ns, ar, tail, zone, qtype=qtype)
 
 
-_HEADERS: dict[tuple[bytes, ...], tuple[bytes, ...]] = {}
 _NEGATIVE: dict[bytes, bytes] = {}
 
 
@@ -135,17 +156,28 @@ def compile_table(zones: Zones, compile_: Compiler = compile_answer) -> dict[byt
     """
     table: dict[bytes, Entry] = {}
     for zone in zones:
+        plain = plain_zone(zone)
         for owner, node in zone.nodes.items():
             if owner.labels and owner.labels[0] == b"*":
                 continue  # a wildcard's answers depend on the query name: compiled on demand
             types = set(node) | {RdataType.ANY, RdataType.A, RdataType.AAAA}
             if RdataType.CNAME in node or owner in zone.cuts:
                 types |= set(COMMON_TYPES)
+            direct = plain and RdataType.DS not in node and owner != zone.origin and zones.find(owner) is zone
+            link = chain_link(zones, zone, node) if direct and RdataType.CNAME in node else None
+            if link is None and RdataType.CNAME in node:
+                direct = False  # a chain the resolver walks
+            owner_wire = qname_wire(owner)
             for qtype in types:
-                ans = zones.resolve(owner, qtype)
+                if link is not None:
+                    ans: Answer | None = chain_answer(zone, node, link, qtype)
+                elif direct:
+                    ans = owner_answer(zone, node, qtype)
+                else:
+                    ans = zones.resolve(owner, qtype)
                 if ans is None or ans.wildcard:
                     continue
-                table[table_key(owner, qtype)] = compile_(owner, qtype, ans)
+                table[owner_wire + qtype.to_bytes(2, "big") + IN] = compile_(owner, qtype, ans)
         for name in zone.names - set(zone.nodes):  # empty non-terminals: NODATA
             for qtype in (RdataType.A, RdataType.AAAA):
                 ans = zones.resolve(name, qtype)

@@ -6,7 +6,7 @@ import functools
 import hashlib
 import os
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import Any, cast
 
@@ -25,12 +25,17 @@ from gslb.conf import located
 from gslb.conf.collect import Problems
 from gslb.conf.problems import ConfigError, Problem
 from gslb.config import MAX_TTL, ServerConfig, ZoneConfig
+from gslb.zone import stream
 from gslb.zone.dynamic import Owner, parse_dynamic
 from gslb.zone.model import Record, Zone, fast_absolute
 from gslb.zone.rdata import CONVERTERS, ValueProblem, to_rdata
 
 # Zones are dicts and sets of dnspython names: hash and compare them at C speed (gslb/names.py)
 _names.install()
+
+# The options of every record without `octodns` (most of a large zone): one shared mapping,
+# read only like every record's options.
+_NO_OPTIONS: dict[str, Any] = {}
 
 # Record keys octoDNS defines; anything else on a record is a typo we should point at.
 RECORD_KEYS = {"type", "ttl", "value", "values", "octodns", "dynamic", "geo"}
@@ -52,7 +57,7 @@ def zone_files(directory: str) -> list[str]:
 
 
 def _parse_record(name: str, doc: Any, line: int, origin: dns.name.Name, zcfg: ZoneConfig,
-                  out: Problems, sites: Collection[str] | None = None) -> Record | None:
+                  out: Problems, sites: Collection[str] | None, owner: dns.name.Name) -> Record | None:
     if not isinstance(doc, located.Located):
         out.add(line, name or "''", "a record must be a mapping with type and value(s)")
         return None
@@ -87,7 +92,7 @@ def _parse_record(name: str, doc: Any, line: int, origin: dns.name.Name, zcfg: Z
         ok = False
     rdatas, values_ok = _rdatas(rtype, values, doc, origin, where, out)
     ok = ok and values_ok
-    octodns = doc.get("octodns") or {}
+    octodns = doc.get("octodns") or _NO_OPTIONS
     if not isinstance(octodns, dict):
         out.add(doc.line_of("octodns"), f"{where}.octodns", "expected a mapping")
         ok = False
@@ -96,15 +101,10 @@ def _parse_record(name: str, doc: Any, line: int, origin: dns.name.Name, zcfg: Z
         return None
     # With bad values the record still joins the zone-wide checks (CNAME conflicts and such);
     # the errors already recorded keep the zone from being served.
-    try:
-        owner = fast_absolute(name, origin)
-    except dns.exception.DNSException as exc:
-        out.add(line, name, f"bad record name: {exc}")
-        return None
     dynamic = None
     if "dynamic" in doc:
         dynamic = parse_dynamic(Owner(owner, rtype, doc.line, name or "''"), doc, out, sites)
-    else:
+    elif octodns:
         _check_static_options(octodns, f"{where}.octodns", doc.line_of("octodns"), out)
     return Record(owner, rtype, ttl if ok and ttl is not None else zcfg.ttl, rdatas, doc.line, options=octodns,
                   dynamic=dynamic)
@@ -302,31 +302,11 @@ def _check_zone(zone: Zone, out: Problems) -> None:
                             "secondaries and `dig NS` will find none", "warning")
 
 
-def load_zone_text(text: str, path: str, cfg: ServerConfig, serial: int | None = None,
-                   name: str | None = None) -> tuple[Zone | None, list[Problem]]:
-    """Parse one zone; returns the zone (None if any error) and every problem found."""
-    out = Problems(path)
-    zname = name or zone_name_from_path(path)
-    try:
-        origin = dns.name.from_text(zname)
-    except dns.exception.DNSException as exc:
-        return None, [Problem(path, 1, "zone", f"file name does not give a valid zone name {zname!r}: {exc}")]
-    try:
-        doc, duplicates = located.load_collecting(text)
-    except yaml.YAMLError as exc:
-        return None, [Problem(path, located.error_line(exc), "yaml", str(exc).replace("\n", " "))]
-    for dup in duplicates:
-        out.add(dup.line, "yaml", str(dup))
-    if doc is None:
-        doc = located.Located()
-        doc.line, doc.key_lines = 1, {}
-    if not isinstance(doc, located.Located):
-        return None, [Problem(path, 1, "zone", "expected a mapping of record names at the top level")]
-    zcfg = cfg.zone(zname)
-    sites = known_sites(cfg.regions)
+def _parse_names(entries: Iterable[tuple[Any, int, Any]], origin: dns.name.Name, zcfg: ZoneConfig,
+                 sites: Collection[str] | None, out: Problems) -> list[Record]:
+    """The records of every top-level (name, line, value) of a zone file."""
     records: list[Record] = []
-    for key, value in doc.items():
-        line = doc.line_of(key)
+    for key, line, value in entries:
         rname = str(key)
         if rname != rname.strip() or rname.endswith(".") or ".." in rname:
             out.add(line, rname, "record names are relative to the zone, without a trailing dot")
@@ -338,12 +318,69 @@ def load_zone_text(text: str, path: str, cfg: ServerConfig, serial: int | None =
             continue
         if rname != rname.lower():
             out.add(line, rname, "record names should be lower case (octoDNS rejects upper case)", "warning")
+        lower = rname.lower()
+        try:  # one name object for all of the name's records
+            owner = fast_absolute(lower, origin)
+        except dns.exception.DNSException as exc:
+            out.add(line, lower, f"bad record name: {exc}")
+            continue
         items = value if isinstance(value, list) else [value]
         for i, item in enumerate(items):
             iline = value.line_of(i) if isinstance(value, located.LocatedList) else line
-            record = _parse_record(rname.lower(), item, iline, origin, zcfg, out, sites)
+            record = _parse_record(lower, item, iline, origin, zcfg, out, sites, owner)
             if record is not None:
                 records.append(record)
+    return records
+
+
+def _parse_streaming(text: str, origin: dns.name.Name, zcfg: ZoneConfig, sites: Collection[str] | None,
+                     out: Problems) -> list[Record]:
+    """Records straight from libyaml's events, one name at a time (gslb/zone/stream.py: a
+    small peak, a compact model); raises NotLean for what only the full loader reads."""
+    entries, duplicates, _line = stream.names(text)
+    records = _parse_names(entries, origin, zcfg, sites, out)
+    for dup in duplicates:
+        out.add(dup.line, "yaml", str(dup))
+    return records
+
+
+def _parse_tree(text: str, path: str, origin: dns.name.Name, zcfg: ZoneConfig, sites: Collection[str] | None,
+                out: Problems) -> list[Record] | Problem:
+    """Records from the whole located document (every YAML feature); a Problem when the text
+    is not a mapping of names."""
+    try:
+        doc, duplicates = located.load_collecting(text)
+    except yaml.YAMLError as exc:
+        return Problem(path, located.error_line(exc), "yaml", str(exc).replace("\n", " "))
+    for dup in duplicates:
+        out.add(dup.line, "yaml", str(dup))
+    if doc is None:
+        doc = located.Located()
+        doc.line, doc.key_lines = 1, {}
+    if not isinstance(doc, located.Located):
+        return Problem(path, 1, "zone", "expected a mapping of record names at the top level")
+    return _parse_names(((key, doc.line_of(key), value) for key, value in doc.items()), origin, zcfg, sites, out)
+
+
+def load_zone_text(text: str, path: str, cfg: ServerConfig, serial: int | None = None,
+                   name: str | None = None) -> tuple[Zone | None, list[Problem]]:
+    """Parse one zone; returns the zone (None if any error) and every problem found."""
+    out = Problems(path)
+    zname = name or zone_name_from_path(path)
+    try:
+        origin = dns.name.from_text(zname)
+    except dns.exception.DNSException as exc:
+        return None, [Problem(path, 1, "zone", f"file name does not give a valid zone name {zname!r}: {exc}")]
+    zcfg = cfg.zone(zname)
+    sites = known_sites(cfg.regions)
+    try:
+        records = _parse_streaming(text, origin, zcfg, sites, out)
+    except stream.NotLean:
+        out = Problems(path)  # start again: the full loader reads (or words the error of) the whole file
+        parsed = _parse_tree(text, path, origin, zcfg, sites, out)
+        if isinstance(parsed, Problem):
+            return None, [parsed]
+        records = parsed
     serial = serial or int(time.time())  # read once: the zone's serial and its SOA's must agree
     zone = Zone(origin=origin, file=path, config=zcfg, serial=serial, records=records,
                 soa=_soa(origin, zcfg, records, serial))

@@ -16,9 +16,10 @@ from dns.rdata import Rdata
 from gslb.config import ZoneConfig
 
 
-@dataclass
+@dataclass(slots=True)
 class Record:
-    """One octoDNS record: a name, a type and its values (an RRset), plus GSLB settings."""
+    """One octoDNS record: a name, a type and its values (an RRset), plus GSLB settings.
+    (Slots: a large zone keeps hundreds of thousands of them.)"""
 
     name: Name  # absolute
     rtype: str  # octoDNS type name; ALIAS included
@@ -37,6 +38,11 @@ class Record:
         return rdtype
 
     def rrset(self, owner: Name | None = None) -> dns.rrset.RRset:
+        rdtype = self.rdtype
+        rdatas = self.rdatas
+        if (len(rdatas) == 1 or not dns.rdatatype.is_singleton(rdtype)) and all(
+                rd.rdtype == rdtype and rd.rdclass == _IN for rd in rdatas):
+            return bare_rrset(owner or self.name, rdtype, self.ttl, rdatas)
         rrset = dns.rrset.RRset(owner or self.name, dns.rdataclass.IN, self.rdtype)
         rrset.update_ttl(self.ttl)
         for rdata in self.rdatas:
@@ -45,6 +51,23 @@ class Record:
 
 
 _RDTYPES: dict[str, dns.rdatatype.RdataType] = {}
+_IN = dns.rdataclass.IN
+_NONE = dns.rdatatype.NONE
+
+
+def bare_rrset(name: Name, rdtype: dns.rdatatype.RdataType, ttl: int, rdatas: list[Rdata]) -> dns.rrset.RRset:
+    """An IN RRset of rdatas of its type (duplicates dropped, as `add` would), made without the
+    constructors: `RRset(...)`, `update_ttl` and an `add` per rdata cost several times this at
+    hundreds of thousands of RRsets. The same object, field for field."""
+    rrset: dns.rrset.RRset = object.__new__(dns.rrset.RRset)
+    rrset.items = dict.fromkeys(rdatas)
+    rrset.rdclass = _IN
+    rrset.rdtype = rdtype
+    rrset.covers = _NONE
+    rrset.ttl = ttl
+    rrset.name = name
+    rrset.deleting = None
+    return rrset
 
 
 @dataclass
@@ -80,11 +103,13 @@ class Zone:
             if record.dynamic is not None:
                 self.dynamic[(record.name, record.rdtype)] = record
         self.names = set()
+        depth = len(self.origin.labels)
+        names = self.names
         for owner in self.nodes:
             name = owner
-            while name != self.origin and name not in self.names:
-                self.names.add(name)
-                name = name.parent()
+            while name not in names and len(name.labels) > depth:
+                names.add(name)
+                name = bare_name(name.labels[1:])  # name.parent(), without the constructor
         self.names.add(self.origin)
         if self.alias is not None:
             self.nodes.setdefault(self.origin, {})
@@ -115,5 +140,23 @@ _PLAIN = re.compile(r"[a-z0-9_*-]{1,63}(?:\.[a-z0-9_-]{1,63})*")
 def fast_absolute(relative: str, origin: Name) -> Name:
     """`absolute` without the text parser for plain lower-case names (the usual zone key)."""
     if _PLAIN.fullmatch(relative):
-        return Name((*relative.encode().split(b"."), *origin.labels))  # validates the total length
+        # labels of 1..63 octets (the pattern): only the total length is left to check
+        size = _WIRE_SIZES.get(origin.labels)
+        if size is None:
+            size = _WIRE_SIZES[origin.labels] = sum(len(label) + 1 for label in origin.labels)
+        if len(relative) + 1 + size <= 255:
+            return bare_name((*relative.encode().split(b"."), *origin.labels))
+        return Name((*relative.encode().split(b"."), *origin.labels))  # raises NameTooLong
     return absolute(relative, origin)
+
+
+_set = object.__setattr__
+_WIRE_SIZES: dict[tuple[bytes, ...], int] = {}  # zone origins' wire lengths (few)
+
+
+def bare_name(labels: tuple[bytes, ...]) -> Name:
+    """A Name of labels already known valid, without the constructor's checks and immutability
+    guard (most of the cost of making one). The same object as `Name(labels)` makes."""
+    name: Name = object.__new__(Name)
+    _set(name, "labels", labels)
+    return name

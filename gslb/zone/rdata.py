@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import dns.exception
+import dns.ipv6
 import dns.name
 import dns.rdata
 import dns.rdataclass
@@ -276,13 +278,28 @@ def _fast_a(value: Any) -> Rdata | None:
     return None
 
 
+_HEX_V6 = re.compile(r"[0-9A-Fa-f:]{2,39}")
+_AAAA_CLASS = dns.rdtypes.IN.AAAA.AAAA
+_AAAA_TYPE = dns.rdatatype.AAAA
+
+
+def aaaa_text(packed: bytes) -> str:
+    """dnspython's text of an IPv6 address (`dns.ipv6.inet_ntoa`), from libc where they agree:
+    both write RFC 5952's form (lower case, the first longest run of two or more zero groups
+    as `::`); dnspython's own code for the forms with an IPv4 part."""
+    text = socket.inet_ntop(socket.AF_INET6, packed)
+    return dns.ipv6.inet_ntoa(packed) if "." in text else text
+
+
 def _fast_aaaa(value: Any) -> Rdata | None:
-    if type(value) is str and ":" in value:
+    """Hex groups only (no embedded IPv4, no scope): the address as dnspython would store it
+    (its own canonical text of the 16 octets), without ipaddress and the constructor."""
+    if type(value) is str and _HEX_V6.fullmatch(value):
         try:
-            ip = ipaddress.IPv6Address(value)
-        except ValueError:
+            packed = socket.inet_pton(socket.AF_INET6, value)
+        except OSError:
             return None
-        return dns.rdtypes.IN.AAAA.AAAA(_IN, dns.rdatatype.AAAA, str(ip))
+        return _bare(_AAAA_CLASS, _AAAA_TYPE, "address", aaaa_text(packed))
     return None
 
 
