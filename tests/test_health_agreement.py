@@ -25,6 +25,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
+import dns.exception
 import dns.message
 import dns.query
 import pytest
@@ -207,7 +208,12 @@ def test_dns_bgp_dataplane_and_dashboard_agree_under_the_configured_quorum():
 
                 def agree(up: bool) -> None:
                     def check() -> bool:
-                        last.update(views(fleet, server.port))
+                        try:
+                            last.update(views(fleet, server.port))
+                        except (OSError, dns.exception.Timeout) as exc:  # a consumer still starting
+                            last["error"] = repr(exc)
+                            return False
+                        last.pop("error", None)
                         return all(v is up for v in last.values())
                     try:
                         wait_for(check, timeout=20, interval=0.2)
