@@ -7,7 +7,8 @@ a responder that compiles every such name for itself as the server did before te
 per-name reference, whose bytes are dnspython's compression). All three must agree byte for
 byte, and the counters must too. A zone made for it has what can make a template go wrong:
 labels equal to the SOA's mname/rname and to an MX exchange that does not exist, a CNAME at a
-wildcard, a wildcard under a delegation, a DNAME, empty non-terminals.
+wildcard, a wildcard under a delegation, a DNAME, empty non-terminals, a GSLB wildcard and a
+wildcard CNAME to a GSLB name (per-client answers, one picker per prefix length).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import random
 import struct
 import tempfile
 
+import dns.edns
 import dns.message
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -52,6 +54,26 @@ ZONE = """\
 '*.ext':
   type: CNAME
   value: target.example.com.
+'*.geo':
+  type: A
+  value: 192.0.2.70
+  dynamic:
+    pools:
+      eu:
+        values:
+        - value: 192.0.2.71
+        - value: 192.0.2.72
+          weight: 2
+      us:
+        values:
+        - value: 198.51.100.71
+    rules:
+    - geos: [EU]
+      pool: eu
+    - pool: us
+'*.gcn':
+  type: CNAME
+  value: www.gslb.example.com.
 '*.any':
 - type: A
   value: 192.0.2.60
@@ -84,7 +106,8 @@ www:
 
 # labels that collide with names the answers write (SOA mname/rname, MX exchange, glue) and
 # with the sample labels templates are compiled for
-LABELS = ["hostmaster", "ns1", "mail", "www", "ns", "del", "0", "1", "7", "*", "c", "b", "dn", "apps", "x-y"]
+LABELS = ["hostmaster", "ns1", "mail", "www", "ns", "del", "0", "1", "7", "*", "c", "b", "dn", "apps", "x-y",
+          "geo", "gcn", "00", "000"]
 SERIAL = 2026120101
 QTYPES = [1, 28, 5, 15, 16, 2, 6, 33, 43, 255, 12, 99, 65, 257, 46, 48]
 
@@ -253,4 +276,43 @@ def test_template_caches_are_bounded(zone_dir: str, monkeypatch: pytest.MonkeyPa
         for side in (pair.nat, pair.py):
             assert len(side.templates) <= 8 and side._relocated <= 50 and not side.misses
         assert pair.engine.stats()["templates"] <= 8
+    pair.check_counters()
+
+
+def gslb_wildcard_queries(count: int, seed: int) -> list[tuple[bytes, str]]:
+    """Random names below the GSLB wildcard and the wildcard CNAME to a GSLB name, from a client
+    in Europe or elsewhere (ECS), each name asked once."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(count):
+        label = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(rng.randint(4, 12)))
+        base = rng.choice(["geo.t.example.net", "gcn.t.example.net"])
+        where, subnet = rng.choice([("eu", "198.51.100.64"), ("elsewhere", "203.0.113.0")])
+        q = dns.message.make_query(f"{label}.{base}", "A", use_edns=0,
+                                   options=[dns.edns.ECSOption(subnet, 26 if where == "eu" else 24)])
+        q.id = i & 0xFFFF
+        out.append((q.to_wire(), where))
+    return out
+
+
+@pytest.mark.skipif(native._engine is None, reason="the native engine (_engine.c) was not built")
+def test_gslb_wildcard_names_are_native(sides, zone_dir: str) -> None:
+    """Random names below a GSLB wildcard get the per-client answer of a per-name compile, byte
+    for byte, from the engine: after one picker per prefix length and one decision per client
+    prefix, none needs Python, and nothing is kept per name."""
+    _pair, _templated, per_name, _ = sides
+    pair = Pair([zone_dir, os.path.join(ROOT, "zones"), os.path.join(ROOT, "tests/data/zones")], SERIAL)
+    for packet, _where in gslb_wildcard_queries(300, 1):  # every prefix length and client prefix once
+        pair.both(packet, CLIENTS[0])
+    before = pair.engine.stats()
+    pools = {"eu": {"192.0.2.71", "192.0.2.72"}, "elsewhere": {"198.51.100.71"}}
+    for packet, where in gslb_wildcard_queries(3000, 2):
+        nat, py = pair.both(packet, CLIENTS[0])
+        assert nat == py == per_name.answer(packet, CLIENTS[0]), packet.hex()
+        msg = dns.message.from_wire(nat)
+        if "geo" in msg.question[0].name.to_text():
+            assert {r.address for r in msg.answer[-1]} <= pools[where], msg
+    after = pair.engine.stats()
+    assert after["native"] - before["native"] == 3000 and after["picks"] == before["picks"]
+    assert after["misses"] == before["misses"] and len(pair.nat.misses) == len(pair.py.misses) == 0
     pair.check_counters()

@@ -276,6 +276,8 @@ typedef struct {
     size_t plen0;       /* octets of the sample's prefix above the stop name */
     size_t npts;
     uint16_t *pts;      /* offsets in c->tail of the pointers to move */
+    centry **by_plen;   /* a GSLB wildcard's (table.dynamic_template): the picker compiled for each
+                         * prefix length, nothing relocated; NULL where Python has not made it */
 } tmpl;
 
 typedef struct {
@@ -445,6 +447,12 @@ tmpl_free_cb(void *ctx, void *val)
 {
     tmpl *t = val;
     centry_release((Engine *)ctx, t->c);
+    if (t->by_plen) {
+        for (int i = 0; i < 256; i++)
+            if (t->by_plen[i])
+                centry_release((Engine *)ctx, t->by_plen[i]);
+        free(t->by_plen);
+    }
     free(t->pts);
     free(t);
 }
@@ -686,6 +694,12 @@ answer_native(Engine *e, PyObject *responder, const unsigned char *q, size_t n, 
         if (!tm)
             return 0;
         c = tm->c;
+        if (tm->by_plen) { /* a GSLB wildcard: this prefix length's own picker */
+            c = plen < 256 ? tm->by_plen[plen] : NULL;
+            if (!c)
+                return 0;
+            tm = NULL;
+        }
     }
     size_t limit = 512;
     const unsigned char *ecs = NULL;
@@ -1096,7 +1110,8 @@ Engine_insert_template(Engine *e, PyObject *args)
     Py_ssize_t plen0;
     const char *pts;
     Py_ssize_t ptslen;
-    if (!PyArg_ParseTuple(args, "SOny#O", &k, &v, &plen0, &pts, &ptslen, &stops))
+    int dynamic = 0;
+    if (!PyArg_ParseTuple(args, "SOny#O|p", &k, &v, &plen0, &pts, &ptslen, &stops, &dynamic))
         return NULL;
     Py_ssize_t klen = PyBytes_GET_SIZE(k);
     if (klen < 5 || klen > MAXKEY || plen0 < 2 || plen0 > 255 || ptslen % 2) {
@@ -1113,10 +1128,14 @@ Engine_insert_template(Engine *e, PyObject *args)
     if (t) {
         t->npts = (size_t)ptslen / 2;
         t->pts = malloc(t->npts ? t->npts * sizeof(uint16_t) : 1);
+        t->by_plen = dynamic ? calloc(256, sizeof(centry *)) : NULL;
     }
-    if (!c || !t || !t->pts) {
-        if (t)
+    if (!c || !t || !t->pts || (dynamic && !t->by_plen)) {
+        if (t) {
+            free(t->pts);
+            free(t->by_plen);
             free(t);
+        }
         UNLOCK(e);
         return c ? PyErr_NoMemory() : NULL;
     }
@@ -1124,6 +1143,7 @@ Engine_insert_template(Engine *e, PyObject *args)
         size_t p = (size_t)((unsigned char)pts[2 * i] << 8 | (unsigned char)pts[2 * i + 1]);
         if (p + 2 > (size_t)c->tail_len || (c->tail[p] & 0xC0) != 0xC0) {
             free(t->pts);
+            free(t->by_plen);
             free(t);
             UNLOCK(e);
             PyErr_SetString(PyExc_ValueError, "a template pointer outside the tail");
@@ -1134,6 +1154,10 @@ Engine_insert_template(Engine *e, PyObject *args)
     t->plen0 = (size_t)plen0;
     t->c = c;
     c->refs++;
+    if (t->by_plen) { /* the sample answers its own prefix length */
+        t->by_plen[plen0] = c;
+        c->refs++;
+    }
     const unsigned char *kb = (const unsigned char *)PyBytes_AS_STRING(k);
     int err = 0;
     tmpl *old = ht_put(&e->templates, kb, (size_t)klen, hash_bytes(kb, (size_t)klen), t, &err);
@@ -1145,6 +1169,35 @@ Engine_insert_template(Engine *e, PyObject *args)
     if (err)
         return PyErr_NoMemory();
     Py_RETURN_NONE;
+}
+
+/* A GSLB wildcard template's picker for one more prefix length (Python made it on a miss). */
+static PyObject *
+Engine_insert_template_plen(Engine *e, PyObject *args)
+{
+    PyObject *k, *v;
+    Py_ssize_t plen;
+    if (!PyArg_ParseTuple(args, "SnO", &k, &plen, &v))
+        return NULL;
+    Py_ssize_t klen = PyBytes_GET_SIZE(k);
+    if (klen < 5 || klen > MAXKEY || plen < 2 || plen > 255)
+        Py_RETURN_FALSE;
+    const unsigned char *kb = (const unsigned char *)PyBytes_AS_STRING(k);
+    centry *old = NULL;
+    LOCK(e);
+    tmpl *t = ht_get(&e->templates, kb, (size_t)klen, hash_bytes(kb, (size_t)klen));
+    centry *c = t && t->by_plen ? centry_of(e, v) : NULL;
+    if (c) {
+        c->refs++;
+        old = t->by_plen[plen];
+        t->by_plen[plen] = c;
+    }
+    UNLOCK(e);
+    if (old)
+        centry_release(e, old);
+    if (!c && PyErr_Occurred())
+        return NULL;
+    return PyBool_FromLong(c != NULL);
 }
 
 static PyObject *
@@ -1511,6 +1564,8 @@ static PyMethodDef Engine_methods[] = {
     {"insert_template", (PyCFunction)Engine_insert_template, METH_VARARGS,
      "insert_template(key, entry, plen0, pointers, stops): a table.Template and the stop names it needs."},
     {"clear_templates", (PyCFunction)Engine_clear_templates, METH_NOARGS, "Forget the templates."},
+    {"insert_template_plen", (PyCFunction)Engine_insert_template_plen, METH_VARARGS,
+     "A GSLB wildcard template's picker for one prefix length: (key, plen, entry) -> inserted."},
     {"flush_decisions", (PyCFunction)Engine_flush_decisions, METH_NOARGS,
      "Forget every GSLB decision (health changed); their counts are folded first."},
     {"harvest", (PyCFunction)Engine_harvest, METH_NOARGS,

@@ -323,7 +323,7 @@ class Responder:
                 template = self.templates[tkey]
                 if template is None:
                     return None
-                if not template.pointers:
+                if not template.pointers and template.make is None:
                     return template, pos, template.entry
                 entry = template.by_plen.get(pos)
                 if entry is None:
@@ -332,6 +332,10 @@ class Responder:
                         continue
                     self._relocated += 1
                     entry = template.entry_for(pos)
+                    if entry is None:
+                        return None  # a GSLB wildcard's that cannot be made for this length
+                    if template.make is not None and self.engine is not None:
+                        self.engine.insert_template_plen(tkey, pos, entry)
                 return template, pos, entry
             self._add_template(tkey)  # may add stop names below K: walk again
         return None
@@ -379,7 +383,7 @@ class Responder:
             self._stops |= template.sensitive
             if self.engine is not None:
                 self.engine.insert_template(tkey, template.entry, template.plen0, template.pointer_bytes(),
-                                            list(template.sensitive))
+                                            list(template.sensitive), template.make is not None)
 
     def _compile_miss(self, key: bytes) -> Entry:
         qclass = key[-2:]

@@ -206,10 +206,14 @@ class Template:
     walk from the query name stops there instead (fastpath.Responder and _engine.c alike).
     """
 
-    __slots__ = ("by_plen", "denial", "entry", "plen0", "pointers", "sensitive")
+    __slots__ = ("by_plen", "denial", "entry", "make", "plen0", "pointers", "sensitive")
 
-    def __init__(self, entry: Entry, plen0: int, pointers: tuple[int, ...], sensitive: frozenset[bytes]) -> None:
+    def __init__(self, entry: Entry, plen0: int, pointers: tuple[int, ...], sensitive: frozenset[bytes],
+                 make: Callable[[int], Entry | None] | None = None) -> None:
         self.entry = entry
+        # a GSLB wildcard's (per-client answers): the picker for a prefix length, compiled for a
+        # name of that length (`dynamic_template`); None for the others, relocated instead
+        self.make = make
         # a signed zone's (entry.signed is SIGNED_PER_NAME): None until a DO answer was learnt from,
         # then the wire layout of its per-name denial (gslb.dnssec.denial.Layout), or False
         self.denial: Any = None
@@ -218,13 +222,17 @@ class Template:
         self.sensitive = sensitive
         self.by_plen: dict[int, Entry] = {plen0: entry}  # bounded: a prefix is at most 255 octets
 
-    def entry_for(self, plen: int) -> Entry:
-        if not self.pointers:
+    def entry_for(self, plen: int) -> Entry | None:
+        """The answer for a `plen`-octet prefix; None where a GSLB wildcard's cannot be made
+        for that length (the name is then compiled for itself)."""
+        if not self.pointers and self.make is None:
             return self.entry
         entry = self.by_plen.get(plen)
         if entry is None:
-            entry = self.by_plen[plen] = self.entry.with_tail(relocate(self.entry.tail, self.pointers,
-                                                                       plen - self.plen0))
+            entry = (self.make(plen) if self.make is not None
+                     else self.entry.with_tail(relocate(self.entry.tail, self.pointers, plen - self.plen0)))
+            if entry is not None:
+                self.by_plen[plen] = entry
         return entry
 
     def entries(self) -> list[Entry]:
@@ -273,9 +281,10 @@ def build_template(zones: Zones, compile_: Compiler, kwire: bytes, qtype: int, q
         ans = zones.resolve(sample, qtype)
         if ans is None:
             return Template(REFUSED, len(label) + 1, (), frozenset())
-        if ans.dynamic is not None or ans.rcode == dns.rcode.YXDOMAIN or any(
-                r.rdtype == RdataType.DNAME for r in ans.answer):
+        if ans.rcode == dns.rcode.YXDOMAIN or any(r.rdtype == RdataType.DNAME for r in ans.answer):
             return None
+        if ans.dynamic is not None:
+            return dynamic_template(zones, compile_, kwire, sample, qtype, qclass, ans, stops)
         if ans.zone is not None and ans.zone.config.dnssec is not None:
             # signed: the unsigned answer from here (no signature for a sample); the DO answer
             # names the query name (its NSEC), so it is made per name (gslb.dnssec.denial)
@@ -298,6 +307,67 @@ def build_template(zones: Zones, compile_: Compiler, kwire: bytes, qtype: int, q
             ((w.buf[p] & 0x3F) << 8) | w.buf[p + 1]) > 12)
         return Template(entry, len(label) + 1, pointers, sensitive)
     return None
+
+
+_NAMELESS = (RdataType.A, RdataType.AAAA, RdataType.TXT)  # GSLB values whose rdata hold no names
+
+
+def dynamic_template(zones: Zones, compile_: Compiler, kwire: bytes, sample: dns.name.Name, qtype: int,
+                     qclass: int, ans: Answer, stops: set[bytes]) -> Template | None:
+    """A GSLB answer for every name below K (a GSLB wildcard, or a wildcard CNAME to a GSLB
+    name): the decision is the record's, whatever the name, and so are the bytes, but for the
+    compression pointers into the question, which depend on the prefix length only when the
+    GSLB values write no names (A, AAAA, TXT) and no name the answer writes lies below K in a
+    way the walk does not stop at (`sensitive`, as for the other templates). So one picker per
+    prefix length, compiled for a name of that length (`make`), answers every name of it: its
+    decisions are cached per client like any GSLB name's. Signed zones keep per-name answers."""
+    record = ans.dynamic[1] if ans.dynamic is not None else None
+    if record is None or record.rdtype not in _NAMELESS or (
+            ans.zone is not None and ans.zone.config.dnssec is not None):
+        return None
+    entry = compile_(sample, qtype, ans)
+    w = encode.TracingWriter()
+    encode.sections_tail(sample, qtype, qclass, ans.answer, ans.authority, ans.additional, w)
+    klabels = sample.labels[1:]
+    sensitive = _sensitive(w, sample.labels, len(klabels))
+    if entry.pick is None or w.foreign or sensitive is None:
+        return None
+
+    def make(plen: int) -> Entry | None:
+        name = _name_of_length(klabels, kwire, plen, stops | sensitive)
+        if name is None:
+            return None
+        found = zones.resolve(name, qtype)
+        if (found is None or found.dynamic is None or found.dynamic[1] is not record or found.zone is not ans.zone
+                or found.rcode != ans.rcode or found.wildcard != ans.wildcard):
+            return None
+        picker = compile_(name, qtype, found)
+        return picker if picker.pick is not None else None
+
+    return Template(entry, len(sample.labels[0]) + 1, (), sensitive, make)
+
+
+def _name_of_length(klabels: tuple[bytes, ...], kwire: bytes, plen: int, stops: set[bytes] | frozenset[bytes]
+                    ) -> dns.name.Name | None:
+    """A name `plen` octets longer than K (labels of zeros) that no stop name is a suffix of."""
+    labels: list[bytes] = []
+    rest = plen
+    while rest > 0:
+        n = min(63, rest - 1)
+        if rest - (n + 1) == 1:
+            n -= 1  # never leave a single octet: a label takes two
+        if n < 1:
+            return None
+        labels.append(b"0" * n)
+        rest -= n + 1
+    if plen + len(kwire) > 255:
+        return None
+    wire = kwire
+    for label in reversed(labels):
+        wire = bytes((len(label),)) + label + wire
+        if wire in stops:
+            return None
+    return dns.name.Name((*labels, *klabels))
 
 
 def _sensitive(w: encode.TracingWriter, sample: tuple[bytes, ...], klen: int) -> frozenset[bytes] | None:
