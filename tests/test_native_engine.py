@@ -371,6 +371,13 @@ for packet in tt.flood(3000, 5) * 2:  # random names: answered from templates
     nat, py = pair.both(packet, t.CLIENTS[0])
     assert nat == py, packet.hex()
 assert pair.engine.stats()["templates"] > 0
+tzone = tt.zone_dir.__wrapped__()  # the templates' own zone: a GSLB wildcard, per prefix length pickers
+tpair = t.Pair([tzone, t.os.path.join(t.ROOT, "zones")])
+for packet, _where in tt.gslb_wildcard_queries(2000, 3) * 2:
+    nat, py = tpair.both(packet, t.CLIENTS[0])
+    assert nat == py, packet.hex()
+tpair.set_health({})
+del tpair
 for round_ in range(3):
     for packet, client in t.gslb_queries() * 2:
         nat, py = pair.both(packet, client)
