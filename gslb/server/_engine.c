@@ -6,10 +6,11 @@
  * differential tests): one question, no OPT or a version-0 OPT with no options or exactly one
  * valid Client Subnet option; the (lower-cased qname wire, qtype, qclass) key found in the
  * static table (loaded from the Python table on every swap) or the miss table (entries Python
- * compiled on first use: odd types at existing names, DNAME, GSLB wildcards, signed zones); for
+ * compiled on first use: odd types at existing names, DNAME, signed zones' DO answers); for
  * names in neither, the template of the first stop name above (a name of a zone, or one an
  * answer writes), keyed by that name, qtype and qclass: wildcard synthesis, NXDOMAIN, referrals,
- * REFUSED, with the compression pointers past the question moved (table.Template); for GSLB
+ * REFUSED, with the compression pointers past the question moved (table.Template), or for a GSLB
+ * wildcard the picker Python compiled for the query name's prefix length; for GSLB
  * names, the decision cache (question entry x client address, or x raw ECS option when its
  * source prefix is not 0) filled by Python on a miss. DO queries get the signed twin
  * (Entry.signed, mirrored beside the entry at load/insert time; a GSLB entry's DO answer is its

@@ -286,8 +286,9 @@ class Responder:
 
     def _miss(self, key: bytes, do: bool = False) -> Entry:
         """An answer the table did not foresee: from the template of the closest stop name
-        (wildcard, NXDOMAIN, referral, REFUSED), else compiled for this name (odd types at
-        existing names, DNAME, GSLB wildcards) into the bounded miss cache. A DO query below a
+        (wildcard, GSLB wildcard, NXDOMAIN, referral, REFUSED), else compiled for this name
+        (odd types at existing names, DNAME, GSLB wildcards with names in their values or in
+        signed zones) into the bounded miss cache. A DO query below a
         signed zone's template gets an answer of its own, made from the template's layout
         (`_signed_from_template`), kept in the miss cache too."""
         entry = self._from_template(key)
