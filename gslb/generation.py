@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from gslb.answers import Answers
@@ -54,22 +54,35 @@ def share(table: dict[bytes, Entry]) -> None:
 
 @dataclass
 class Generation:
-    """What a worker starts from: the config, the answers and the Responder made from them."""
+    """What a worker starts from: the config, the zones, the answers and the Responder made from them."""
 
     number: int
     cfg: ServerConfig
     answers: Answers
     responder: Responder
+    zones: list[Zone] = field(default_factory=list)
 
-    def release(self) -> None:
-        """The supervisor's copy of a generation no worker serves any more: break its reference
-        cycles (the answers hold their own compile method; GSLB entries decide through them), or
-        it would stay for good, frozen out of the collector's reach. Zones and entries a later
+    shed: bool = False  # compiled part released (`shed`): only `zones` and `cfg` are left
+
+    def shed_compiled(self) -> None:
+        """Release the compiled answers and the Responder, keep the zones (enough to `rebuild`).
+
+        Why: a reload sheds the generation being replaced before forking the new workers, so they
+        do not inherit its pages (freed later by the supervisor, they would stay in every new
+        worker for good). The old workers serve from their own copy meanwhile. This also breaks
+        its reference cycles (the answers hold their own compile method; GSLB entries decide
+        through them), or it would stay, frozen out of the collector's reach. Entries a later
         generation reuses live on through it."""
+        self.shed = True
         self.responder.__dict__.clear()  # the native engine goes with it (C memory freed)
         self.answers.__dict__.clear()
         gc.collect()  # what was made since the last freeze, cycles included
         trim()
+
+    def release(self) -> None:
+        """The supervisor's copy of a generation no worker serves any more."""
+        self.zones = []
+        self.shed_compiled()
 
 
 def trim() -> None:
@@ -88,7 +101,13 @@ def build(number: int, cfg: ServerConfig, zones: list[Zone], locator: Locator | 
     answers = Answers(zones, locator, sites, previous.answers if previous is not None else None)
     responder = Responder(answers.snapshot, cfg.identity, cfg.version, cfg.edns_udp_size)
     share(responder.table)
-    return Generation(number, cfg, answers, responder)
+    return Generation(number, cfg, answers, responder, list(zones))
+
+
+def rebuild(shed: Generation, locator: Locator | None, sites: dict[str, tuple[float, float]] | None) -> Generation:
+    """A shed generation compiled again from its zones (a reload whose new workers did not start:
+    the supervisor serves the old generation on, restarts included)."""
+    return build(shed.number, shed.cfg, shed.zones, locator, sites)
 
 
 def before_fork() -> None:

@@ -99,8 +99,8 @@ class Node:
         self.control_path = control_path
         self.serial = 0
         self._serving = 0
-        self.zones: list[Zone] = []
         self.gen: Generation | None = None  # what the serving workers were forked from
+        self._incoming: Generation | None = None  # a reload's new generation while its workers start
         self._parsed = ZoneCache()  # a reload parses only the files that changed
         self._files = FileWatch(lambda: zone_files(self.cfg.zones_dir))
         self._reload_lock: asyncio.Lock | None = None
@@ -112,12 +112,23 @@ class Node:
         self.pool = WorkerPool(cfg, self._generation)
         self.publisher: AnswersPublisher | None = None
 
-    def _generation(self) -> Generation:
+    @property
+    def zones(self) -> list[Zone]:
+        """The zones of the generation served (held by it alone: a new worker that drops the
+        generation it inherited drops its zones too)."""
+        return self.gen.zones if self.gen is not None else []
+
+    def _generation(self) -> Generation | None:
+        """What a restarted worker starts from: None while a reload has it shed."""
         assert self.gen is not None, "load_initial() first"
-        return self.gen
+        return None if self.gen.shed else self.gen
 
     def _answers(self) -> Answers:
-        return self._generation().answers
+        """The supervisor's answers (health, the dashboard's views): during a roll the incoming
+        generation's, the serving one being shed."""
+        gen = self._incoming or self.gen
+        assert gen is not None, "load_initial() first"
+        return gen.answers
 
     # -- zones --------------------------------------------------------------------------------
 
@@ -132,7 +143,6 @@ class Node:
         zones, problems = self._load()
         for p in problems:
             log.warning("%s", p)
-        self.zones = zones
         self._serving = self.serial
         self.locator, self.sites = locator_for(self.cfg.geodb, self.cfg.asndb, self.cfg.regions)
         self.regions = load_regions(self.cfg.regions or geodb.REGIONS)
@@ -168,12 +178,9 @@ class Node:
                 return ReloadResult(False, reason, len(self.zones), self._serving, [str(p) for p in exc.problems])
             gen.answers.set_health(self._answers().health)  # the latest: pushes after this reach its workers
             built = time.monotonic()
-            if not await self.pool.roll(gen):
+            if not await self._roll(gen):
                 return ReloadResult(False, f"{reason}: the new workers did not start", len(self.zones),
                                     self._serving)
-            old, self.generation, self.gen, self.zones = self.gen, gen.number, gen, zones
-            if old is not None:
-                await in_background(old.release)
             previous, self._serving = self._serving, self.serial
             if self.agent is not None:
                 self.agent.update_checks(zone_checks(zones).values())
@@ -184,6 +191,36 @@ class Node:
                      time.monotonic() - built)
             await self._log_zone_event(f"serial {previous}", f"serial {self.serial}", reason)
             return ReloadResult(True, reason, len(zones), self.serial, [str(p) for p in problems])
+
+    async def _roll(self, gen: Generation) -> bool:
+        """Have the pool serve `gen`, the generation served so far shed first (its compiled part:
+        the new workers fork without it, see `Generation.shed_compiled`; the old workers keep their
+        own copy). If the new workers do not start, it is compiled again from its zones, and the
+        supervisor goes on with it (restarts, health, the dashboard)."""
+        old = self.gen
+        assert old is not None
+        self._incoming = gen
+        try:
+            await in_background(old.shed_compiled)
+            ok = await self.pool.roll(gen)
+        except Exception:
+            ok = False
+            log.exception("generation %d: starting its workers failed", gen.number)
+        if ok:
+            self.generation, self.gen, self._incoming = gen.number, gen, None
+            await in_background(old.release)
+            return True
+        try:
+            restored = await in_background(generation.rebuild, old, self.locator, self.sites)
+        except Exception:  # cannot happen short of a bug (it compiled before): keep what compiled
+            log.exception("generation %d: cannot compile it again; the supervisor keeps generation %d",
+                          old.number, gen.number)
+            self.gen, self._incoming = gen, None
+            return False
+        restored.answers.set_health(gen.answers.health)  # what the health pushes meanwhile said
+        self.gen, self._incoming = restored, None
+        await in_background(gen.release)
+        return False
 
     def _reread_config(self) -> bool:
         """gslb.yaml is read again on every reload: zone settings, the quorum and the workers'

@@ -76,9 +76,10 @@ def fold(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 
 
 class WorkerPool:
-    """`count` workers serving `cfg.listen`; `current()` gives the generation a (re)started one starts from."""
+    """`count` workers serving `cfg.listen`; `current()` gives the generation a (re)started one
+    starts from (None while a reload has it shed: a restart waits for the roll's outcome)."""
 
-    def __init__(self, cfg: ServerConfig, current: Callable[[], Generation]) -> None:
+    def __init__(self, cfg: ServerConfig, current: Callable[[], Generation | None]) -> None:
         self.cfg = cfg
         self.current = current
         self.sockets: SocketSet | None = None
@@ -90,6 +91,7 @@ class WorkerPool:
     def start(self, count: int) -> None:
         """Make the sockets (OSError when an address cannot be bound) and fork the first workers."""
         gen = self.current()
+        assert gen is not None, "a generation first"
         self.sockets = SocketSet(list(self.cfg.listen), count, self._by_prefix(gen, count))
         generation.before_fork()
         for i in range(count):
@@ -251,8 +253,12 @@ class WorkerPool:
         socket it left (whatever was queued there is still there)."""
         if self.stopping or self.sockets is None or dead not in self.workers:
             return
+        gen = self.current()
+        if gen is None:  # a roll is under way: replaced by it, or (if it fails) restarted once it is over
+            asyncio.get_running_loop().call_later(0.2, self._restart, dead)
+            return
         generation.before_fork()
-        self.workers[self.workers.index(dead)] = self._spawn(dead.index, self.sockets.bank, self.current())
+        self.workers[self.workers.index(dead)] = self._spawn(dead.index, self.sockets.bank, gen)
 
     def totals(self) -> dict[str, Any]:
         """Every worker's counters summed, those that left included (the node's own metrics and
