@@ -76,13 +76,14 @@ class Generation:
         self.shed = True
         self.responder.__dict__.clear()  # the native engine goes with it (C memory freed)
         self.answers.__dict__.clear()
-        gc.collect()  # what was made since the last freeze, cycles included
-        trim()
+        trim()  # (frozen before the last fork, none of it is the collector's: refcounts free it)
 
     def release(self) -> None:
         """The supervisor's copy of a generation no worker serves any more."""
         self.zones = []
         self.shed_compiled()
+        gc.collect()  # what was made since the last freeze, cycles included
+        trim()
 
 
 def trim() -> None:

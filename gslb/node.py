@@ -201,7 +201,10 @@ class Node:
         assert old is not None
         self._incoming = gen
         try:
+            t0 = time.monotonic()
             await in_background(old.shed_compiled)
+            log.info("generation %d shed in %.2fs before forking generation %d's workers", old.number,
+                     time.monotonic() - t0, gen.number)
             ok = await self.pool.roll(gen)
         except Exception:
             ok = False
