@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import pickle
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -62,28 +63,40 @@ class Generation:
     responder: Responder
     zones: list[Zone] = field(default_factory=list)
 
-    shed: bool = False  # compiled part released (`shed`): only `zones` and `cfg` are left
+    names: list[str] = field(default_factory=list)  # the zones' names (status), kept when shed
+    shed: bool = False  # released: only `number`, `cfg` and `names` are left
 
-    def shed_compiled(self) -> None:
-        """Release the compiled answers and the Responder, keep the zones (enough to `rebuild`).
+    def release(self, collect: bool = True) -> None:
+        """Drop this process's copy (answers, Responder, zones).
 
         Why: a reload sheds the generation being replaced before forking the new workers, so they
-        do not inherit its pages (freed later by the supervisor, they would stay in every new
-        worker for good). The old workers serve from their own copy meanwhile. This also breaks
-        its reference cycles (the answers hold their own compile method; GSLB entries decide
-        through them), or it would stay, frozen out of the collector's reach. Entries a later
+        do not inherit its pages (freed by the supervisor later, they would stay in every new
+        worker for good); the old workers serve from their own copy meanwhile, and if the roll
+        fails one of them sends its zones back (`ZonesOf`). Clearing the dicts also breaks its
+        reference cycles (the answers hold their own compile method; GSLB entries decide through
+        them), or it would stay, frozen out of the collector's reach. Zones and entries a later
         generation reuses live on through it."""
         self.shed = True
+        self.zones = []
         self.responder.__dict__.clear()  # the native engine goes with it (C memory freed)
         self.answers.__dict__.clear()
-        trim()  # (frozen before the last fork, none of it is the collector's: refcounts free it)
-
-    def release(self) -> None:
-        """The supervisor's copy of a generation no worker serves any more."""
-        self.zones = []
-        self.shed_compiled()
-        gc.collect()  # what was made since the last freeze, cycles included
+        if collect:  # what was made since the last freeze, cycles included (frozen parts: refcounts)
+            gc.collect()
         trim()
+
+
+@dataclass
+class SendZones:
+    """Supervisor to a worker: send the zones of the generation you serve (a failed roll)."""
+
+
+@dataclass
+class ZonesOf:
+    """A worker's zones, pickled (empty when they cannot be)."""
+
+    index: int
+    generation: int
+    payload: bytes
 
 
 def trim() -> None:
@@ -102,13 +115,13 @@ def build(number: int, cfg: ServerConfig, zones: list[Zone], locator: Locator | 
     answers = Answers(zones, locator, sites, previous.answers if previous is not None else None)
     responder = Responder(answers.snapshot, cfg.identity, cfg.version, cfg.edns_udp_size)
     share(responder.table)
-    return Generation(number, cfg, answers, responder, list(zones))
+    return Generation(number, cfg, answers, responder, list(zones), [z.name for z in zones])
 
 
-def rebuild(shed: Generation, locator: Locator | None, sites: dict[str, tuple[float, float]] | None) -> Generation:
-    """A shed generation compiled again from its zones (a reload whose new workers did not start:
-    the supervisor serves the old generation on, restarts included)."""
-    return build(shed.number, shed.cfg, shed.zones, locator, sites)
+def rebuild(number: int, cfg: ServerConfig, payload: bytes, locator: Locator | None,
+            sites: dict[str, tuple[float, float]] | None) -> Generation:
+    """A shed generation compiled again from the zones an old worker sent (`ZonesOf`)."""
+    return build(number, cfg, pickle.loads(payload), locator, sites)
 
 
 def before_fork() -> None:

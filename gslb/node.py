@@ -118,6 +118,10 @@ class Node:
         generation it inherited drops its zones too)."""
         return self.gen.zones if self.gen is not None else []
 
+    @property
+    def zone_names(self) -> list[str]:
+        return self.gen.names if self.gen is not None else []
+
     def _generation(self) -> Generation | None:
         """What a restarted worker starts from: None while a reload has it shed."""
         assert self.gen is not None, "load_initial() first"
@@ -167,7 +171,7 @@ class Node:
                 more = f" (+{len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""
                 await self._log_zone_event(f"serial {self._serving}", "reload rejected",
                                            f"{reason}: {exc.problems[0]}{more}")
-                return ReloadResult(False, reason, len(self.zones), self._serving, [str(p) for p in exc.problems])
+                return ReloadResult(False, reason, len(self.zone_names), self._serving, [str(p) for p in exc.problems])
             started = time.monotonic()
             try:  # compiled once, here, beside the generation the workers serve
                 gen = await in_background(generation.build, self.generation + 1, self.cfg, zones, self.locator,
@@ -175,11 +179,11 @@ class Node:
             except ConfigError as exc:  # DNSSEC keys unusable: nothing changed
                 for p in exc.problems:
                     log.error("reload (%s) rejected: %s", reason, p)
-                return ReloadResult(False, reason, len(self.zones), self._serving, [str(p) for p in exc.problems])
+                return ReloadResult(False, reason, len(self.zone_names), self._serving, [str(p) for p in exc.problems])
             gen.answers.set_health(self._answers().health)  # the latest: pushes after this reach its workers
             built = time.monotonic()
             if not await self._roll(gen):
-                return ReloadResult(False, f"{reason}: the new workers did not start", len(self.zones),
+                return ReloadResult(False, f"{reason}: the new workers did not start", len(self.zone_names),
                                     self._serving)
             previous, self._serving = self._serving, self.serial
             if self.agent is not None:
@@ -193,16 +197,17 @@ class Node:
             return ReloadResult(True, reason, len(zones), self.serial, [str(p) for p in problems])
 
     async def _roll(self, gen: Generation) -> bool:
-        """Have the pool serve `gen`, the generation served so far shed first (its compiled part:
-        the new workers fork without it, see `Generation.shed_compiled`; the old workers keep their
-        own copy). If the new workers do not start, it is compiled again from its zones, and the
-        supervisor goes on with it (restarts, health, the dashboard)."""
+        """Have the pool serve `gen`, the generation served so far shed first (the new workers
+        fork without its pages, see `Generation.release`; the old workers keep their own copy).
+        If the new workers do not start, the old generation is compiled again from the zones a
+        serving worker sends back, and the supervisor goes on with it (restarts, health, the
+        dashboard)."""
         old = self.gen
         assert old is not None
         self._incoming = gen
         try:
             t0 = time.monotonic()
-            await in_background(old.shed_compiled)
+            await in_background(old.release, False)  # before_fork collects
             log.info("generation %d shed in %.2fs before forking generation %d's workers", old.number,
                      time.monotonic() - t0, gen.number)
             ok = await self.pool.roll(gen)
@@ -211,11 +216,14 @@ class Node:
             log.exception("generation %d: starting its workers failed", gen.number)
         if ok:
             self.generation, self.gen, self._incoming = gen.number, gen, None
-            await in_background(old.release)
             return True
+        payload = await self.pool.zones_from_workers()
         try:
-            restored = await in_background(generation.rebuild, old, self.locator, self.sites)
-        except Exception:  # cannot happen short of a bug (it compiled before): keep what compiled
+            if payload is None:
+                raise RuntimeError("no serving worker sent its zones")
+            restored = await in_background(generation.rebuild, old.number, old.cfg, payload, self.locator,
+                                           self.sites)
+        except Exception:  # a bug, or every old worker gone too: keep what compiled
             log.exception("generation %d: cannot compile it again; the supervisor keeps generation %d",
                           old.number, gen.number)
             self.gen, self._incoming = gen, None
@@ -242,7 +250,7 @@ class Node:
     async def _log_zone_event(self, old: str, new: str, reason: str) -> None:
         if self.store is not None:
             with contextlib.suppress(StoreError):
-                await self.store.log(event("zone", f"{self.cfg.identity}: {len(self.zones)} zone(s)", old, new,
+                await self.store.log(event("zone", f"{self.cfg.identity}: {len(self.zone_names)} zone(s)", old, new,
                                            reason, self.cfg.identity))
 
     async def _watch(self) -> None:
@@ -313,7 +321,7 @@ class Node:
 
     def status(self) -> dict[str, Any]:
         follower, workers = self.follower, self.pool.workers
-        return {"zones": [z.name for z in self.zones], "serial": self._serving,
+        return {"zones": list(self.zone_names), "serial": self._serving,
                 "store": self.cfg.redis or "memory://", "store_stale": follower.stale if follower else True,
                 "health": follower.health if follower else {}, "health_generation": self.health_generation,
                 "health_applied": [h.health_applied for h in workers], "workers": [h.process.pid for h in workers],
@@ -346,7 +354,7 @@ class Node:
     def _background(self, store: Store) -> list[asyncio.Task]:
         self.follower = HealthFollower(store, self._health_changed)
         self.publisher = AnswersPublisher(store, self._answers, self.regions)
-        about = lambda: {"zones": [z.name for z in self.zones], "serial": self._serving}  # noqa: E731
+        about = lambda: {"zones": list(self.zone_names), "serial": self._serving}  # noqa: E731
         tasks = [asyncio.ensure_future(self._follow_health()), asyncio.ensure_future(self.publisher.run()),
                  asyncio.ensure_future(publish_node(store, self.cfg.identity, self.cfg.region or "",
                                                     self.pool.totals, about)),

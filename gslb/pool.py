@@ -87,6 +87,7 @@ class WorkerPool:
         self.others: list[WorkerHandle] = []  # starting (a generation not yet steered to) or retiring
         self.gone: dict[str, Any] = {}  # the last counters of workers that left
         self.stopping = False
+        self._zones: asyncio.Future[bytes] | None = None  # `zones_from_workers` waiting
 
     def start(self, count: int) -> None:
         """Make the sockets (OSError when an address cannot be bound) and fork the first workers."""
@@ -151,6 +152,24 @@ class WorkerPool:
             h.send_bytes(payload)
             loop.call_later(bound + RETIRE_GRACE, self._reap, h)
         return True
+
+    async def zones_from_workers(self, timeout: float = 300.0) -> bytes | None:
+        """The serving workers' zones, pickled, from the first that answers (None if none does):
+        what a supervisor that shed its generation recompiles it from when a roll fails."""
+        self._zones = asyncio.get_running_loop().create_future()
+        payload = bytes(ForkingPickler.dumps(generation.SendZones()))
+        asked = [h for h in self.workers if h.process.is_alive()]
+        for h in asked:
+            h.send_bytes(payload)
+        deadline = time.monotonic() + timeout
+        try:
+            while not self._zones.done():
+                if time.monotonic() > deadline or not any(h.process.is_alive() for h in asked):
+                    return None
+                await asyncio.wait([self._zones], timeout=0.05)
+            return self._zones.result()
+        finally:
+            self._zones = None
 
     async def _wait_retired(self, bank: int) -> None:
         """Until no retiring worker reads `bank` (they are killed past their bound)."""
@@ -221,6 +240,9 @@ class WorkerPool:
             handle.health_applied = message.generation
         elif isinstance(message, ipc.Stats):
             handle.stats = message.stats
+        elif isinstance(message, generation.ZonesOf):
+            if self._zones is not None and not self._zones.done() and message.payload:
+                self._zones.set_result(message.payload)
         elif isinstance(message, ipc.Failed):
             log.error("worker %d: %s", message.index, message.reason)
         else:
