@@ -6,7 +6,9 @@ cost N times the time and memory. The supervisor compiles the answers and builds
 shared copy-on-write. Two things would still write to every page: the cyclic collector (hence
 `gc.freeze()` before forking) and reading every entry's counter each second (reference counts
 are writes), hence `SharedEntry`: an entry of the shared table records itself the first time it
-counts an answer, and a worker's counters visit only those.
+counts an answer, and a worker's counters visit only those. A generation being replaced is
+released in the supervisor before the next fork (`Generation.release`): what a worker inherits
+but does not serve it would keep for good.
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@ health decisions. What stays here is the orchestration: a reload (SIGHUP, change
 `gslb reload`, the store's `control/reload` key) re-reads gslb.yaml, loads and validates every
 zone, compiles the new generation once (`gslb.generation`) and has the pool fork its workers and
 retire the old ones: a broken file never reaches a worker, and the old generation answers until
-the new one is ready.
+the new one is ready. The supervisor drops its own copy of the old generation before that fork
+(the new workers would otherwise keep its pages for good); if the new workers do not start, an
+old worker sends its zones back and the old generation is compiled again (`Node._roll`).
 """
 
 from __future__ import annotations
