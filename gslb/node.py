@@ -116,8 +116,8 @@ class Node:
 
     @property
     def zones(self) -> list[Zone]:
-        """The zones of the generation served (held by it alone: a new worker that drops the
-        generation it inherited drops its zones too)."""
+        """The zones of the generation served (held by it alone, so that releasing it before a
+        reload's fork releases them too; empty while shed)."""
         return self.gen.zones if self.gen is not None else []
 
     @property

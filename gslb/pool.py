@@ -167,7 +167,7 @@ class WorkerPool:
                 if time.monotonic() > deadline or not any(h.process.is_alive() for h in asked):
                     return None
                 await asyncio.wait([self._zones], timeout=0.05)
-            return self._zones.result()
+            return self._zones.result() or None  # b"": they do not pickle
         finally:
             self._zones = None
 
@@ -241,7 +241,7 @@ class WorkerPool:
         elif isinstance(message, ipc.Stats):
             handle.stats = message.stats
         elif isinstance(message, generation.ZonesOf):
-            if self._zones is not None and not self._zones.done() and message.payload:
+            if self._zones is not None and not self._zones.done():  # the first (they all have the same)
                 self._zones.set_result(message.payload)
         elif isinstance(message, ipc.Failed):
             log.error("worker %d: %s", message.index, message.reason)
