@@ -6,14 +6,17 @@ cost N times the time and memory. The supervisor compiles the answers and builds
 shared copy-on-write. Two things would still write to every page: the cyclic collector (hence
 `gc.freeze()` before forking) and reading every entry's counter each second (reference counts
 are writes), hence `SharedEntry`: an entry of the shared table records itself the first time it
-counts an answer, and a worker's counters visit only those.
+counts an answer, and a worker's counters visit only those. A generation being replaced is
+released in the supervisor before the next fork (`Generation.release`): what a worker inherits
+but does not serve it would keep for good.
 """
 
 from __future__ import annotations
 
 import ctypes
 import gc
-from dataclasses import dataclass
+import pickle
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from gslb.answers import Answers
@@ -54,22 +57,48 @@ def share(table: dict[bytes, Entry]) -> None:
 
 @dataclass
 class Generation:
-    """What a worker starts from: the config, the answers and the Responder made from them."""
+    """What a worker starts from: the config, the zones, the answers and the Responder made from them."""
 
     number: int
     cfg: ServerConfig
     answers: Answers
     responder: Responder
+    zones: list[Zone] = field(default_factory=list)
 
-    def release(self) -> None:
-        """The supervisor's copy of a generation no worker serves any more: break its reference
-        cycles (the answers hold their own compile method; GSLB entries decide through them), or
-        it would stay for good, frozen out of the collector's reach. Zones and entries a later
+    names: list[str] = field(default_factory=list)  # the zones' names (status), kept when shed
+    shed: bool = False  # released: only `number`, `cfg` and `names` are left
+
+    def release(self, collect: bool = True) -> None:
+        """Drop this process's copy (answers, Responder, zones).
+
+        Why: a reload sheds the generation being replaced before forking the new workers, so they
+        do not inherit its pages (freed by the supervisor later, they would stay in every new
+        worker for good); the old workers serve from their own copy meanwhile, and if the roll
+        fails one of them sends its zones back (`ZonesOf`). Clearing the dicts also breaks its
+        reference cycles (the answers hold their own compile method; GSLB entries decide through
+        them), or it would stay, frozen out of the collector's reach. Zones and entries a later
         generation reuses live on through it."""
+        self.shed = True
+        self.zones = []
         self.responder.__dict__.clear()  # the native engine goes with it (C memory freed)
         self.answers.__dict__.clear()
-        gc.collect()  # what was made since the last freeze, cycles included
+        if collect:  # what was made since the last freeze, cycles included (frozen parts: refcounts)
+            gc.collect()
         trim()
+
+
+@dataclass
+class SendZones:
+    """Supervisor to a worker: send the zones of the generation you serve (a failed roll)."""
+
+
+@dataclass
+class ZonesOf:
+    """A worker's zones, pickled (empty when they cannot be)."""
+
+    index: int
+    generation: int
+    payload: bytes
 
 
 def trim() -> None:
@@ -88,7 +117,13 @@ def build(number: int, cfg: ServerConfig, zones: list[Zone], locator: Locator | 
     answers = Answers(zones, locator, sites, previous.answers if previous is not None else None)
     responder = Responder(answers.snapshot, cfg.identity, cfg.version, cfg.edns_udp_size)
     share(responder.table)
-    return Generation(number, cfg, answers, responder)
+    return Generation(number, cfg, answers, responder, list(zones), [z.name for z in zones])
+
+
+def rebuild(number: int, cfg: ServerConfig, payload: bytes, locator: Locator | None,
+            sites: dict[str, tuple[float, float]] | None) -> Generation:
+    """A shed generation compiled again from the zones an old worker sent (`ZonesOf`)."""
+    return build(number, cfg, pickle.loads(payload), locator, sites)
 
 
 def before_fork() -> None:

@@ -6,7 +6,9 @@ health decisions. What stays here is the orchestration: a reload (SIGHUP, change
 `gslb reload`, the store's `control/reload` key) re-reads gslb.yaml, loads and validates every
 zone, compiles the new generation once (`gslb.generation`) and has the pool fork its workers and
 retire the old ones: a broken file never reaches a worker, and the old generation answers until
-the new one is ready.
+the new one is ready. The supervisor drops its own copy of the old generation before that fork
+(the new workers would otherwise keep its pages for good); if the new workers do not start, an
+old worker sends its zones back and the old generation is compiled again (`Node._roll`).
 """
 
 from __future__ import annotations
@@ -99,8 +101,8 @@ class Node:
         self.control_path = control_path
         self.serial = 0
         self._serving = 0
-        self.zones: list[Zone] = []
         self.gen: Generation | None = None  # what the serving workers were forked from
+        self._incoming: Generation | None = None  # a reload's new generation while its workers start
         self._parsed = ZoneCache()  # a reload parses only the files that changed
         self._files = FileWatch(lambda: zone_files(self.cfg.zones_dir))
         self._reload_lock: asyncio.Lock | None = None
@@ -112,12 +114,27 @@ class Node:
         self.pool = WorkerPool(cfg, self._generation)
         self.publisher: AnswersPublisher | None = None
 
-    def _generation(self) -> Generation:
+    @property
+    def zones(self) -> list[Zone]:
+        """The zones of the generation served (held by it alone, so that releasing it before a
+        reload's fork releases them too; empty while shed)."""
+        return self.gen.zones if self.gen is not None else []
+
+    @property
+    def zone_names(self) -> list[str]:
+        return self.gen.names if self.gen is not None else []
+
+    def _generation(self) -> Generation | None:
+        """What a restarted worker starts from: None while a reload has it shed."""
         assert self.gen is not None, "load_initial() first"
-        return self.gen
+        return None if self.gen.shed else self.gen
 
     def _answers(self) -> Answers:
-        return self._generation().answers
+        """The supervisor's answers (health, the dashboard's views): during a roll the incoming
+        generation's, the serving one being shed."""
+        gen = self._incoming or self.gen
+        assert gen is not None, "load_initial() first"
+        return gen.answers
 
     # -- zones --------------------------------------------------------------------------------
 
@@ -132,7 +149,6 @@ class Node:
         zones, problems = self._load()
         for p in problems:
             log.warning("%s", p)
-        self.zones = zones
         self._serving = self.serial
         self.locator, self.sites = locator_for(self.cfg.geodb, self.cfg.asndb, self.cfg.regions)
         self.regions = load_regions(self.cfg.regions or geodb.REGIONS)
@@ -157,7 +173,7 @@ class Node:
                 more = f" (+{len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""
                 await self._log_zone_event(f"serial {self._serving}", "reload rejected",
                                            f"{reason}: {exc.problems[0]}{more}")
-                return ReloadResult(False, reason, len(self.zones), self._serving, [str(p) for p in exc.problems])
+                return ReloadResult(False, reason, len(self.zone_names), self._serving, [str(p) for p in exc.problems])
             started = time.monotonic()
             try:  # compiled once, here, beside the generation the workers serve
                 gen = await in_background(generation.build, self.generation + 1, self.cfg, zones, self.locator,
@@ -165,15 +181,12 @@ class Node:
             except ConfigError as exc:  # DNSSEC keys unusable: nothing changed
                 for p in exc.problems:
                     log.error("reload (%s) rejected: %s", reason, p)
-                return ReloadResult(False, reason, len(self.zones), self._serving, [str(p) for p in exc.problems])
+                return ReloadResult(False, reason, len(self.zone_names), self._serving, [str(p) for p in exc.problems])
             gen.answers.set_health(self._answers().health)  # the latest: pushes after this reach its workers
             built = time.monotonic()
-            if not await self.pool.roll(gen):
-                return ReloadResult(False, f"{reason}: the new workers did not start", len(self.zones),
+            if not await self._roll(gen):
+                return ReloadResult(False, f"{reason}: the new workers did not start", len(self.zone_names),
                                     self._serving)
-            old, self.generation, self.gen, self.zones = self.gen, gen.number, gen, zones
-            if old is not None:
-                await in_background(old.release)
             previous, self._serving = self._serving, self.serial
             if self.agent is not None:
                 self.agent.update_checks(zone_checks(zones).values())
@@ -184,6 +197,43 @@ class Node:
                      time.monotonic() - built)
             await self._log_zone_event(f"serial {previous}", f"serial {self.serial}", reason)
             return ReloadResult(True, reason, len(zones), self.serial, [str(p) for p in problems])
+
+    async def _roll(self, gen: Generation) -> bool:
+        """Have the pool serve `gen`, the generation served so far shed first (the new workers
+        fork without its pages, see `Generation.release`; the old workers keep their own copy).
+        If the new workers do not start, the old generation is compiled again from the zones a
+        serving worker sends back, and the supervisor goes on with it (restarts, health, the
+        dashboard)."""
+        old = self.gen
+        assert old is not None
+        self._incoming = gen
+        try:
+            t0 = time.monotonic()
+            await in_background(old.release, False)  # before_fork collects
+            log.info("generation %d shed in %.2fs before forking generation %d's workers", old.number,
+                     time.monotonic() - t0, gen.number)
+            ok = await self.pool.roll(gen)
+        except Exception:
+            ok = False
+            log.exception("generation %d: starting its workers failed", gen.number)
+        if ok:
+            self.generation, self.gen, self._incoming = gen.number, gen, None
+            return True
+        payload = await self.pool.zones_from_workers()
+        try:
+            if payload is None:
+                raise RuntimeError("no serving worker sent its zones")
+            restored = await in_background(generation.rebuild, old.number, old.cfg, payload, self.locator,
+                                           self.sites)
+        except Exception:  # a bug, or every old worker gone too: keep what compiled
+            log.exception("generation %d: cannot compile it again; the supervisor keeps generation %d",
+                          old.number, gen.number)
+            self.gen, self._incoming = gen, None
+            return False
+        restored.answers.set_health(gen.answers.health)  # what the health pushes meanwhile said
+        self.gen, self._incoming = restored, None
+        await in_background(gen.release)
+        return False
 
     def _reread_config(self) -> bool:
         """gslb.yaml is read again on every reload: zone settings, the quorum and the workers'
@@ -202,7 +252,7 @@ class Node:
     async def _log_zone_event(self, old: str, new: str, reason: str) -> None:
         if self.store is not None:
             with contextlib.suppress(StoreError):
-                await self.store.log(event("zone", f"{self.cfg.identity}: {len(self.zones)} zone(s)", old, new,
+                await self.store.log(event("zone", f"{self.cfg.identity}: {len(self.zone_names)} zone(s)", old, new,
                                            reason, self.cfg.identity))
 
     async def _watch(self) -> None:
@@ -273,7 +323,7 @@ class Node:
 
     def status(self) -> dict[str, Any]:
         follower, workers = self.follower, self.pool.workers
-        return {"zones": [z.name for z in self.zones], "serial": self._serving,
+        return {"zones": list(self.zone_names), "serial": self._serving,
                 "store": self.cfg.redis or "memory://", "store_stale": follower.stale if follower else True,
                 "health": follower.health if follower else {}, "health_generation": self.health_generation,
                 "health_applied": [h.health_applied for h in workers], "workers": [h.process.pid for h in workers],
@@ -306,7 +356,7 @@ class Node:
     def _background(self, store: Store) -> list[asyncio.Task]:
         self.follower = HealthFollower(store, self._health_changed)
         self.publisher = AnswersPublisher(store, self._answers, self.regions)
-        about = lambda: {"zones": [z.name for z in self.zones], "serial": self._serving}  # noqa: E731
+        about = lambda: {"zones": list(self.zone_names), "serial": self._serving}  # noqa: E731
         tasks = [asyncio.ensure_future(self._follow_health()), asyncio.ensure_future(self.publisher.run()),
                  asyncio.ensure_future(publish_node(store, self.cfg.identity, self.cfg.region or "",
                                                     self.pool.totals, about)),

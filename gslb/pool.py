@@ -76,9 +76,10 @@ def fold(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 
 
 class WorkerPool:
-    """`count` workers serving `cfg.listen`; `current()` gives the generation a (re)started one starts from."""
+    """`count` workers serving `cfg.listen`; `current()` gives the generation a (re)started one
+    starts from (None while a reload has it shed: a restart waits for the roll's outcome)."""
 
-    def __init__(self, cfg: ServerConfig, current: Callable[[], Generation]) -> None:
+    def __init__(self, cfg: ServerConfig, current: Callable[[], Generation | None]) -> None:
         self.cfg = cfg
         self.current = current
         self.sockets: SocketSet | None = None
@@ -86,10 +87,12 @@ class WorkerPool:
         self.others: list[WorkerHandle] = []  # starting (a generation not yet steered to) or retiring
         self.gone: dict[str, Any] = {}  # the last counters of workers that left
         self.stopping = False
+        self._zones: asyncio.Future[bytes] | None = None  # `zones_from_workers` waiting
 
     def start(self, count: int) -> None:
         """Make the sockets (OSError when an address cannot be bound) and fork the first workers."""
         gen = self.current()
+        assert gen is not None, "a generation first"
         self.sockets = SocketSet(list(self.cfg.listen), count, self._by_prefix(gen, count))
         generation.before_fork()
         for i in range(count):
@@ -149,6 +152,24 @@ class WorkerPool:
             h.send_bytes(payload)
             loop.call_later(bound + RETIRE_GRACE, self._reap, h)
         return True
+
+    async def zones_from_workers(self, timeout: float = 300.0) -> bytes | None:
+        """The serving workers' zones, pickled, from the first that answers (None if none does):
+        what a supervisor that shed its generation recompiles it from when a roll fails."""
+        self._zones = asyncio.get_running_loop().create_future()
+        payload = bytes(ForkingPickler.dumps(generation.SendZones()))
+        asked = [h for h in self.workers if h.process.is_alive()]
+        for h in asked:
+            h.send_bytes(payload)
+        deadline = time.monotonic() + timeout
+        try:
+            while not self._zones.done():
+                if time.monotonic() > deadline or not any(h.process.is_alive() for h in asked):
+                    return None
+                await asyncio.wait([self._zones], timeout=0.05)
+            return self._zones.result() or None  # b"": they do not pickle
+        finally:
+            self._zones = None
 
     async def _wait_retired(self, bank: int) -> None:
         """Until no retiring worker reads `bank` (they are killed past their bound)."""
@@ -219,6 +240,9 @@ class WorkerPool:
             handle.health_applied = message.generation
         elif isinstance(message, ipc.Stats):
             handle.stats = message.stats
+        elif isinstance(message, generation.ZonesOf):
+            if self._zones is not None and not self._zones.done():  # the first (they all have the same)
+                self._zones.set_result(message.payload)
         elif isinstance(message, ipc.Failed):
             log.error("worker %d: %s", message.index, message.reason)
         else:
@@ -251,8 +275,12 @@ class WorkerPool:
         socket it left (whatever was queued there is still there)."""
         if self.stopping or self.sockets is None or dead not in self.workers:
             return
+        gen = self.current()
+        if gen is None:  # a roll is under way: replaced by it, or (if it fails) restarted once it is over
+            asyncio.get_running_loop().call_later(0.2, self._restart, dead)
+            return
         generation.before_fork()
-        self.workers[self.workers.index(dead)] = self._spawn(dead.index, self.sockets.bank, self.current())
+        self.workers[self.workers.index(dead)] = self._spawn(dead.index, self.sockets.bank, gen)
 
     def totals(self) -> dict[str, Any]:
         """Every worker's counters summed, those that left included (the node's own metrics and

@@ -17,6 +17,7 @@ import gc
 import importlib
 import logging
 import os
+import pickle
 import signal
 import socket
 import struct
@@ -198,6 +199,15 @@ def retire(udp: list[socket.socket], tcp: TcpServer, bound: float) -> None:
         time.sleep(RETIRE_SETTLE)
 
 
+def pickled_zones(gen: Generation) -> bytes:
+    """This worker's zones for a supervisor that shed its copy (b"" if they do not pickle)."""
+    try:
+        return pickle.dumps(gen.zones, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        log.exception("worker: cannot send generation %d's zones", gen.number)
+        return b""
+
+
 def run(index: int, inbox: Connection, outbox: Connection, gen: Generation,
         listeners: list[tuple[sockets.Listener, socket.socket, socket.socket]], inherited_fds: list[int]) -> None:
     """Worker entry point (after fork): serve the supervisor's sockets from the generation it built,
@@ -237,6 +247,8 @@ def run(index: int, inbox: Connection, outbox: Connection, gen: Generation,
                     break
                 elif isinstance(message, ipc.Stop):
                     break
+                elif isinstance(message, generation.SendZones):
+                    outbox.send(generation.ZonesOf(index, gen.number, pickled_zones(gen)))
                 else:
                     log.error("worker %d: unknown message %r from the supervisor", index, message)
             if time.monotonic() >= next_stats:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -214,3 +215,66 @@ def test_a_killed_worker_is_replaced_while_the_others_serve(zones_dir):
         assert answered[0] > 50
         assert a_record(server) == "192.0.2.5"
         assert "died" in server.log() and "restarting it" in server.log()
+
+
+def test_new_workers_that_do_not_start_leave_the_old_generation_serving(zones_dir, monkeypatch):
+    """The supervisor sheds the served generation's compiled answers before forking a reload's
+    workers; if they do not start, it compiles that generation again: the old workers serve on,
+    and one that dies meanwhile (here during the roll) comes back with the old answers."""
+    import asyncio
+    import signal
+
+    import dns.message
+    import dns.query
+
+    from gslb import worker
+    from gslb.config import ServerConfig
+    from gslb.node import Node
+    from tests.support.procs import free_port
+
+    port = free_port(socket.SOCK_DGRAM)
+    node = Node(ServerConfig(listen=(f"127.0.0.1:{port}",), workers=2, zones_dir=zones_dir, watch=False))
+    node.load_initial()
+    real_run = worker.run
+
+    def broken_run(index, inbox, outbox, gen, *rest):
+        if gen.number > 1:  # the new generation's workers die before they are ready
+            time.sleep(1.0)
+            os._exit(3)
+        real_run(index, inbox, outbox, gen, *rest)
+
+    def ask() -> str | None:
+        r = dns.query.udp(dns.message.make_query("www.example.org", "A"), "127.0.0.1", port=port, timeout=2)
+        return r.answer[0][0].address if r.answer else None
+
+    async def until(predicate, what: str, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            assert time.monotonic() < deadline, what
+            await asyncio.sleep(0.02)
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        node._reload_lock = asyncio.Lock()
+        node.pool.start(2)
+        try:
+            assert await node.pool.wait_ready()
+            victim = node.pool.workers[0].process.pid
+            write_zone(zones_dir, "192.0.2.66")
+            monkeypatch.setattr(worker, "run", broken_run)
+            reload = asyncio.ensure_future(node.reload("test"))
+            await until(lambda: any(not h.retiring for h in node.pool.others), "the new workers forked")
+            os.kill(victim, signal.SIGKILL)
+            result = await reload
+            assert not result.ok and "did not start" in result.reason
+            await until(lambda: victim not in [h.process.pid for h in node.pool.workers]
+                        and all(h.ready for h in node.pool.workers), "the killed worker restarted")
+            assert [h.applied for h in node.pool.workers] == [1, 1]
+            assert node.gen is not None and node.gen.number == 1 and not node.gen.shed
+            for _ in range(20):  # both workers, the restarted one included, answer from generation 1
+                assert await loop.run_in_executor(None, ask) == "192.0.2.1"
+            assert node._answers().snapshot.table  # the supervisor's own answers are whole again
+        finally:
+            node.pool.stop()
+
+    asyncio.run(scenario())
