@@ -183,6 +183,19 @@ ht_del(htab *t, const unsigned char *key, size_t klen, uint64_t h)
     return NULL;
 }
 
+/* Free one bucket's nodes, calling fn on each value first. */
+static void
+free_chain(node *n, void (*fn)(void *ctx, void *val), void *ctx)
+{
+    while (n) {
+        node *next = n->next;
+        if (fn)
+            fn(ctx, n->val);
+        free(n);
+        n = next;
+    }
+}
+
 /* Remove every node, calling fn on each value. Safe against fn touching *other* tables. */
 static void
 ht_clear(htab *t, void (*fn)(void *ctx, void *val), void *ctx)
@@ -199,13 +212,7 @@ ht_clear(htab *t, void (*fn)(void *ctx, void *val), void *ctx)
         node *n = old ? old[i] : t->b[i];
         if (!old)
             t->b[i] = NULL;
-        while (n) {
-            node *next = n->next;
-            if (fn)
-                fn(ctx, n->val);
-            free(n);
-            n = next;
-        }
+        free_chain(n, fn, ctx);
     }
     free(old);
 }
@@ -214,16 +221,8 @@ ht_clear(htab *t, void (*fn)(void *ctx, void *val), void *ctx)
 static void
 ht_free(htab *t, void (*fn)(void *ctx, void *val), void *ctx)
 {
-    for (size_t i = 0; i <= t->mask; i++) {
-        node *n = t->b[i];
-        while (n) {
-            node *next = n->next;
-            if (fn)
-                fn(ctx, n->val);
-            free(n);
-            n = next;
-        }
-    }
+    for (size_t i = 0; i <= t->mask; i++)
+        free_chain(t->b[i], fn, ctx);
     free(t->b);
     t->b = NULL;
 }
