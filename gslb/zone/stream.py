@@ -102,18 +102,24 @@ class _Reader:
         out.line = start.start_mark.line + 1
         key_lines: dict[Any, int] = {}
         out.key_lines = key_lines
+        for key, _at, value in self.pairs(key_lines):
+            out[key] = value
+        return out
+
+    def pairs(self, seen: dict[Any, int]) -> Iterator[tuple[Any, int, Any]]:
+        """A mapping's (key, line, value) up to its end, the first of duplicate keys kept (`seen`
+        gets each key's line) and the others reported in `duplicates`."""
         ev = self.next()
         while type(ev) is not _MapEnd:
             key, line = self.key(ev)
             value = self.value(self.next())
-            first = key_lines.get(key)
+            first = seen.get(key)
             if first is not None:
                 self.duplicates.append(DuplicateKey(key, line, first))
             else:
-                out[key] = value
-                key_lines[key] = line
+                seen[key] = line
+                yield key, line, value
             ev = self.next()
-        return out
 
     def key(self, ev: Any) -> tuple[Any, int]:
         if type(ev) is not _Scalar:
@@ -151,17 +157,6 @@ def names(text: str) -> tuple[Iterator[tuple[Any, int, Any]], list[DuplicateKey]
 
 def _entries(reader: _Reader) -> Iterator[tuple[Any, int, Any]]:
     """The top-level entries, the first of duplicate keys kept."""
-    seen: dict[Any, int] = {}
-    ev = reader.next()
-    while type(ev) is not _MapEnd:
-        key, line = reader.key(ev)
-        value = reader.value(reader.next())
-        first = seen.get(key)
-        if first is not None:
-            reader.duplicates.append(DuplicateKey(key, line, first))
-        else:
-            seen[key] = line
-            yield key, line, value
-        ev = reader.next()
+    yield from reader.pairs({})
     if type(reader.next()) is not yaml.DocumentEndEvent or type(reader.next()) is not yaml.StreamEndEvent:
         raise NotLean("more than one document")
