@@ -209,17 +209,22 @@ def test_cli_keygen_ds_status_rollover(workdir):
 # -- signed answers -----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def signed(workdir):
-    """zones/ with example.com (CSK, alg 13) and gslb.example.com (KSK+ZSK, alg 15) signed."""
+def signed_zones(workdir: str, serial: int | None = None) -> list:
+    """zones/ with example.com (CSK, alg 13) and gslb.example.com (KSK+ZSK, alg 15) signed, the
+    keys made in `workdir`."""
     cfg_path = os.path.join(workdir, "gslb.yaml")
     with open(cfg_path, "w") as f:
         f.write("zones:\n  example.com:\n    dnssec: true\n"
                 "  gslb.example.com:\n    dnssec: {algorithm: 15, scheme: ksk+zsk}\n")
     state.keygen(os.path.join(workdir, "keys"), ORIGIN)
     state.keygen(os.path.join(workdir, "keys"), GSLB, algorithm=15, split=True)
-    cfg = load_config(cfg_path)
-    zones, _ = load_zones(os.path.join(ROOT, "zones"), cfg)
+    return load_zones(os.path.join(ROOT, "zones"), load_config(cfg_path), serial)[0]
+
+
+@pytest.fixture
+def signed(workdir):
+    """zones/ with example.com (CSK, alg 13) and gslb.example.com (KSK+ZSK, alg 15) signed."""
+    zones = signed_zones(workdir)
     answers = Answers(zones)
     responder = Responder(answers.snapshot, "test", None)
     keys = {origin: s.apex_rrsets()[0] for origin, s in serve.signers().items()}

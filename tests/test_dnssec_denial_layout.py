@@ -13,7 +13,6 @@ more labels deep, mixed case, literal `*` labels, 63-octet labels and names too 
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
 import struct
@@ -27,14 +26,11 @@ import pytest
 from dns.rdatatype import RdataType
 
 from gslb.answers import Answers
-from gslb.config import load_config
-from gslb.dnssec import denial, serve, state
+from gslb.dnssec import denial, serve
 from gslb.server import native
 from gslb.server.fastpath import Responder
 from gslb.server.table import Entry
-from gslb.zone.load import load_zones
-from tests.support.dnsserver import ROOT
-from tests.test_dnssec import validate_all
+from tests.test_dnssec import signed_zones, validate_all
 
 ORIGIN = dns.name.from_text("example.com.")
 GSLB = dns.name.from_text("gslb.example.com.")
@@ -54,13 +50,7 @@ def sides() -> Iterator[tuple[Responder, Responder, Responder | None]]:
     """(templated Python, careful Python, templated through the native engine or None)."""
     workdir = tempfile.mkdtemp(prefix="gslb-denial-")
     try:
-        cfg_path = os.path.join(workdir, "gslb.yaml")
-        with open(cfg_path, "w") as f:
-            f.write("zones:\n  example.com:\n    dnssec: true\n"
-                    "  gslb.example.com:\n    dnssec: {algorithm: 15, scheme: ksk+zsk}\n")
-        state.keygen(os.path.join(workdir, "keys"), ORIGIN)
-        state.keygen(os.path.join(workdir, "keys"), GSLB, algorithm=15, split=True)
-        zones, _ = load_zones(os.path.join(ROOT, "zones"), load_config(cfg_path), SERIAL)
+        zones = signed_zones(workdir, SERIAL)
         out: list[Responder] = []
         for cls in (Responder, Careful, Responder):
             responder = cls(Answers(zones).snapshot, "test", None)
