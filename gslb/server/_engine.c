@@ -577,23 +577,55 @@ drop_decisions(Engine *e, htab *t)
     t->count = 0;
 }
 
+/* A table swapped out under the mutex (ht_take), to be freed once the mutex is released. */
+typedef struct {
+    htab t;
+    int taken;    /* 0: no bucket array could be had, the live table was emptied in place */
+    int decisions; /* the decision table: its keys pin their source entries (drop_decisions) */
+    void (*fn)(void *ctx, void *val);
+} retired;
+
+/* With the mutex held: take `live`'s contents into `r` (out of memory: empty it in place). */
+static void
+retire_locked(Engine *e, htab *live, void (*fn)(void *ctx, void *val), retired *r)
+{
+    r->fn = fn;
+    r->decisions = live == &e->decisions;
+    r->taken = ht_take(live, &r->t) == 0;
+    if (!r->taken) {
+        if (r->decisions)
+            drop_decisions(e, live);
+        else
+            ht_clear(live, fn, e);
+    }
+}
+
+/* Without the mutex (the GIL held): free what `retire_locked` took. */
+static void
+retired_free(Engine *e, retired *r)
+{
+    if (!r->taken)
+        return;
+    if (r->decisions) {
+        drop_decisions(e, &r->t);
+        free(r->t.b);
+    } else {
+        ht_free(&r->t, r->fn, e);
+    }
+}
+
 /* Forget every decision: the generation moves (a decision being made meanwhile is not cached),
  * the table is swapped out under the mutex and freed after it. Called with the GIL held. */
 static void
 flush_decisions(Engine *e)
 {
-    htab old;
+    retired r;
     LOCK(e);
     e->generation++;
     e->flush_pending = 0;
-    int taken = ht_take(&e->decisions, &old) == 0;
-    if (!taken)
-        drop_decisions(e, &e->decisions); /* out of memory: emptied in place, under the mutex */
+    retire_locked(e, &e->decisions, NULL, &r);
     UNLOCK(e);
-    if (taken) {
-        drop_decisions(e, &old);
-        free(old.b);
-    }
+    retired_free(e, &r);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -983,19 +1015,15 @@ put_entry(Engine *e, htab *t, PyObject *k, PyObject *v)
     return 0;
 }
 
-/* Swap a live table for an empty one under the mutex (out of memory: empty it in place), and
- * free what it held after the mutex is released. */
+/* Swap a live table for an empty one under the mutex, and free what it held after. */
 static void
 empty_table(Engine *e, htab *live, void (*fn)(void *ctx, void *val))
 {
-    htab old;
+    retired r;
     LOCK(e);
-    int taken = ht_take(live, &old) == 0;
-    if (!taken)
-        ht_clear(live, fn, e);
+    retire_locked(e, live, fn, &r);
     UNLOCK(e);
-    if (taken)
-        ht_free(&old, fn, e);
+    retired_free(e, &r);
 }
 
 static PyObject *
@@ -1017,32 +1045,19 @@ Engine_load(Engine *e, PyObject *table)
             return NULL;
         }
     /* one flip: the new statics, and no misses, templates, stops or decisions of the old ones */
-    htab gone[4];
-    htab *live[4] = {&e->misses, &e->templates, &e->stops, &e->decisions};
-    int taken[4];
+    retired gone[4];
     LOCK(e);
     old = e->statics;
     e->statics = fresh;
     e->generation++;
     e->flush_pending = 0;
-    for (int t = 0; t < 4; t++)
-        if (!(taken[t] = ht_take(live[t], &gone[t]) == 0)) { /* out of memory: emptied in place */
-            if (t == 3)
-                drop_decisions(e, live[t]);
-            else
-                ht_clear(live[t], t == 0 ? release_cb : t == 1 ? tmpl_free_cb : NULL, e);
-        }
+    retire_locked(e, &e->misses, release_cb, &gone[0]);
+    retire_locked(e, &e->templates, tmpl_free_cb, &gone[1]);
+    retire_locked(e, &e->stops, NULL, &gone[2]);
+    retire_locked(e, &e->decisions, NULL, &gone[3]);
     UNLOCK(e);
-    if (taken[0])
-        ht_free(&gone[0], release_cb, e);
-    if (taken[1])
-        ht_free(&gone[1], tmpl_free_cb, e);
-    if (taken[2])
-        ht_free(&gone[2], NULL, NULL);
-    if (taken[3]) {
-        drop_decisions(e, &gone[3]);
-        free(gone[3].b);
-    }
+    for (int t = 0; t < 4; t++)
+        retired_free(e, &gone[t]);
     ht_free(&old, release_cb, e);
     Py_RETURN_NONE;
 }
