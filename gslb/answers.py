@@ -226,8 +226,7 @@ class Answers:
             if entry is None:
                 entry = hit.drawn[values] = entry_for(values, decision.ttl)
             if native and decision.answers == 1 and not hit.draws:
-                hit.draws = tuple((hit.drawn.get((v,)) or entry_for((v,), decision.ttl), w)
-                                  for v, w in decision.candidates)
+                hit.draws = tuple((entry_for((v,), decision.ttl), w) for v, w in decision.candidates)
             return entry, hit.scope, False, hit.label, hit.draws if native else ()
 
         def pick(source: bytes, ecs: bytes | None) -> tuple[Entry, int]:
