@@ -138,6 +138,7 @@ def counts(responder: Responder, extra: list[dict[Any, Entry]]) -> dict[tuple[st
     this worker made itself (misses, GSLB answers in `extra`, CHAOS)."""
     if responder.engine is not None:  # native answers counted in C: fold them into Entry.hits
         responder.stats.truncated += responder.engine.harvest()
+    responder.take_bulk_counts()
     seen: dict[int, Entry] = dict(SharedEntry.counted)
     for source in (responder.misses, responder.chaos, *extra):
         for entry in list(source.values()):

@@ -50,6 +50,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../zone/bulk_store.h" /* large plain zones' names, answered from their store */
 #include "rrl.h" /* RRL and query limits: rrl.py in C, hooked in serve() */
 #include "udp_common.h"
 
@@ -298,6 +299,9 @@ typedef struct {
     PyObject *s_hits, *s_answer, *s_pick;
     pthread_mutex_t mu;
     rrl_state *limits; /* RRL + query limits (rrl.h), NULL until set_limits */
+    PyObject *bulk_list;  /* the gslb.zone._bulk.Store objects (a tuple) the pointers below are in */
+    bulk_store **bulk;    /* their stores, read-only once built: read under mu like the tables */
+    size_t nbulk;
 } Engine;
 
 #define LOCK(e) pthread_mutex_lock(&(e)->mu)
@@ -677,6 +681,52 @@ template_for(Engine *e, const unsigned char *key, size_t nlen, size_t klen, size
 }
 
 /*
+ * A name strictly below a bulk zone's apex (gslb/zone/bulk.py): its answer assembled from the
+ * zone's store into `buf`, headers and all, as a centry on the caller's stack (`bc`). NULL with
+ * *mine set when the store declines (Python answers: it never uses a template there), NULL with
+ * *mine clear when no bulk zone holds the name.
+ */
+static centry *
+bulk_entry(Engine *e, const unsigned char *key, size_t nlen, size_t klen, centry *bc, unsigned char *buf,
+           bulk_store **which, int *rcode, int *mine)
+{
+    *mine = 0;
+    for (size_t i = 0; i < e->nbulk; i++) {
+        bulk_store *st = e->bulk[i];
+        if (nlen <= st->olen || !bulk_below(key, nlen, st->origin, st->olen))
+            continue;
+        *mine = 1;
+        if (key[klen - 2] != 0 || key[klen - 1] != 1)
+            return NULL; /* not IN */
+        bulk_writer w;
+        w.buf = buf;
+        w.cap = BUFSIZE;
+        bulk_question(&w, key, klen);
+        unsigned an, ns;
+        if (!bulk_answer(st, key, nlen, (unsigned)key[nlen] << 8 | key[nlen + 1], &w, rcode, &an, &ns))
+            return NULL;
+        memset(bc, 0, sizeof(*bc));
+        bc->tail = buf + 12 + klen;
+        bc->tail_len = (Py_ssize_t)(w.len - 12 - klen);
+        unsigned flags = 0x8400u | (unsigned)*rcode; /* QR AA */
+        for (int idx = 0; idx < 8; idx++) {
+            unsigned f = flags | ((idx & 1) ? 0x0100u : 0) | ((idx & 2) ? 0x0010u : 0); /* RD, CD */
+            unsigned ar = idx >= 4;
+            unsigned char h[10] = {(unsigned char)(f >> 8), (unsigned char)f, 0, 1, (unsigned char)(an >> 8),
+                                   (unsigned char)an, (unsigned char)(ns >> 8), (unsigned char)ns, 0,
+                                   (unsigned char)ar};
+            memcpy(bc->hdr[idx], h, 10);
+            f |= 0x0200u; /* TC, no records */
+            unsigned char t[10] = {(unsigned char)(f >> 8), (unsigned char)f, 0, 1, 0, 0, 0, 0, 0, (unsigned char)ar};
+            memcpy(bc->thdr[idx], t, 10);
+        }
+        *which = st;
+        return bc;
+    }
+    return NULL;
+}
+
+/*
  * Try to answer `q` natively into `out` (BUFSIZE bytes). Returns the reply length, or 0 to
  * let Python answer. `responder` is used for GSLB decisions the cache does not hold.
  */
@@ -721,6 +771,16 @@ answer_native(Engine *e, PyObject *responder, const unsigned char *q, size_t n, 
         c = ht_get(&e->misses, key, klen, h);
     size_t plen = 0;
     tmpl *tm = NULL;
+    centry bc;
+    unsigned char btail[BUFSIZE];
+    bulk_store *bstore = NULL;
+    int brcode = 0;
+    if (!c && e->nbulk) {
+        int mine;
+        c = bulk_entry(e, key, pos - 12 + 1, klen, &bc, btail, &bstore, &brcode, &mine);
+        if (!c && mine)
+            return 0;
+    }
     if (!c) {
         tm = template_for(e, key, pos - 12 + 1, klen, &plen);
         if (!tm)
@@ -914,6 +974,8 @@ answer_native(Engine *e, PyObject *responder, const unsigned char *q, size_t n, 
         }
     }
     c->hits++;
+    if (bstore)
+        bulk_count(bstore, brcode, (unsigned)key[pos - 12 + 1] << 8 | key[pos - 12 + 2]);
     if (trunc)
         e->truncated++;
     if (pinned)
@@ -982,6 +1044,8 @@ Engine_dealloc(Engine *e)
         pthread_mutex_destroy(&e->mu);
     }
     rrl_free(e->limits);
+    free(e->bulk);
+    Py_XDECREF(e->bulk_list);
     Py_XDECREF(e->s_hits);
     Py_XDECREF(e->s_answer);
     Py_XDECREF(e->s_pick);
@@ -1105,6 +1169,41 @@ put_stops(Engine *e, PyObject *names)
     }
     Py_DECREF(seq);
     return 0;
+}
+
+/* set_bulk([Store, ...]): the bulk zones answered from their stores (gslb/zone/bulk.py). */
+static PyObject *
+Engine_set_bulk(Engine *e, PyObject *stores)
+{
+    PyObject *list = PySequence_Tuple(stores);
+    if (!list)
+        return NULL;
+    size_t n = (size_t)PyTuple_GET_SIZE(list);
+    bulk_store **ptrs = n ? calloc(n, sizeof(bulk_store *)) : NULL;
+    if (n && !ptrs) {
+        Py_DECREF(list);
+        return PyErr_NoMemory();
+    }
+    for (size_t i = 0; i < n; i++) {
+        PyObject *cap = PyObject_CallMethod(PyTuple_GET_ITEM(list, i), "capsule", NULL);
+        ptrs[i] = cap ? PyCapsule_GetPointer(cap, "gslb.zone.bulk_store") : NULL;
+        Py_XDECREF(cap);
+        if (!ptrs[i]) {
+            free(ptrs);
+            Py_DECREF(list);
+            return NULL;
+        }
+    }
+    LOCK(e);
+    bulk_store **old = e->bulk;
+    PyObject *old_list = e->bulk_list;
+    e->bulk = ptrs;
+    e->nbulk = n;
+    e->bulk_list = list;
+    UNLOCK(e);
+    free(old);
+    Py_XDECREF(old_list);
+    Py_RETURN_NONE;
 }
 
 static PyObject *
@@ -1576,6 +1675,7 @@ static PyMethodDef Engine_methods[] = {
     {"insert", (PyCFunction)Engine_insert, METH_VARARGS, "insert(key, entry): a miss Python compiled."},
     {"clear_misses", (PyCFunction)Engine_clear_misses, METH_NOARGS, "Forget the misses."},
     {"add_stops", (PyCFunction)Engine_add_stops, METH_O, "add_stops(names): where template walks stop."},
+    {"set_bulk", (PyCFunction)Engine_set_bulk, METH_O, "set_bulk(stores): bulk zones answered from their stores."},
     {"insert_template", (PyCFunction)Engine_insert_template, METH_VARARGS,
      "insert_template(key, entry, plen0, pointers, stops): a table.Template and the stop names it needs."},
     {"clear_templates", (PyCFunction)Engine_clear_templates, METH_NOARGS, "Forget the templates."},

@@ -42,6 +42,7 @@ from gslb.server.table import (
     header_only,
     qname_wire,
 )
+from gslb.zone.bulk import BulkZone, is_bulk, origin_wire
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,8 @@ class Snapshot:
         """Every name of every zone (lower-cased wire): where a template walk stops."""
         stops = getattr(self, "_stops", None)
         if stops is None:
-            stops = frozenset(qname_wire(name) for zone in self.zones for name in zone.names)
+            stops = frozenset(qname_wire(name) for zone in self.zones
+                              for name in ((zone.origin,) if is_bulk(zone) else zone.names))
             self._stops = stops
         return stops
 
@@ -126,11 +128,57 @@ class Responder:
         self.templates: dict[bytes, Template | None] = {}  # None: answered per name instead
         self._relocated = 0  # answers the templates hold for prefix lengths other than the sample's
         self._stops = set(snapshot.stop_names())
+        self._bulk = self._bulk_zones(snapshot.zones)
         self.table = table  # last: the hot path reads only this reference
         if self.engine is not None:
             self.engine.load(table)  # also forgets the misses, templates, stops and decisions
             self.engine.add_stops(list(self._stops))
+            self.engine.set_bulk([zone.store for _wire, zone in self._bulk])
         self.invalidate()
+
+    @staticmethod
+    def _bulk_zones(zones: Zones) -> list[tuple[bytes, BulkZone]]:
+        """The zones answered from a native store, each told which other zones we serve (a
+        zone below one takes its names; a CNAME into another is answered here, in Python)."""
+        wires = {zone.origin: origin_wire(zone.origin) for zone in zones}
+        out = []
+        for zone in zones:
+            if isinstance(zone, BulkZone):
+                zone.store.set_others([w for origin, w in wires.items() if origin != zone.origin])
+                out.append((wires[zone.origin], zone))
+        return out
+
+    def _bulk_zone(self, key: bytes) -> BulkZone | None:
+        """The bulk zone answering a key's name (strictly below its apex), if any."""
+        nend = len(key) - 4
+        for owire, zone in self._bulk:
+            start = nend - len(owire)
+            if start <= 0 or key[start:nend] != owire:
+                continue
+            pos = 0
+            while pos < start:
+                pos += key[pos] + 1
+            if pos == start and self.snapshot.zones.find(dns.name.from_wire(key, 0)[0]) is zone:
+                return zone
+        return None
+
+    def _bulk_entry(self, zone: BulkZone, key: bytes) -> Entry:
+        """The answer from the zone's store (the bytes the engine sends), or where it declines
+        (ANY, meta types, a chain into another zone) from the resolver, into the miss cache."""
+        found = zone.store.answer(key)
+        if found is None:
+            return self._compile_miss(key)
+        rcode, an, ns, tail = found
+        entry = Entry(wire.QR | wire.AA | rcode, an, ns, 0, tail, zone.name, qtype=int.from_bytes(key[-4:-2], "big"))
+        self._keep(key, entry)
+        return entry
+
+    def take_bulk_counts(self) -> None:
+        """What the engine answered from bulk stores, into the running totals."""
+        for _wire, zone in self._bulk:
+            for rcode, qtype, n in zone.store.take_counts():
+                key = (zone.name, max(qtype, 0), rcode)
+                self.retired[key] = self.retired.get(key, 0) + n
 
     def invalidate(self) -> None:
         """Health or zones changed: forget every cached GSLB decision (the native ones here; the
@@ -156,6 +204,7 @@ class Responder:
         """Every entry answers can come from now (each object appears in exactly one place)."""
         if self.engine is not None:  # native answers counted in C: fold them into Entry.hits
             self.stats.truncated += self.engine.harvest()
+        self.take_bulk_counts()
         for source in (self.table, self.misses, *(extra or [])):
             for entry in list(source.values()):
                 yield entry
@@ -184,6 +233,7 @@ class Responder:
 
     def counts(self, extra: list[dict] | None = None) -> dict[tuple[str, int, int], int]:
         """Answers sent so far by (zone, qtype, rcode), slow-path errors included."""
+        self.take_bulk_counts()
         out = dict(self.retired)
         for key, n in self._live_counts(extra).items():
             out[key] = out.get(key, 0) + n
@@ -291,6 +341,9 @@ class Responder:
         signed zones) into the bounded miss cache. A DO query below a
         signed zone's template gets an answer of its own, made from the template's layout
         (`_signed_from_template`), kept in the miss cache too."""
+        bulk = self._bulk_zone(key) if self._bulk else None
+        if bulk is not None:
+            return self._bulk_entry(bulk, key)  # never a template: the store knows every name
         entry = self._from_template(key)
         if entry is not None and not (do and entry.signed is SIGNED_PER_NAME):
             return entry

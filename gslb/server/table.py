@@ -23,6 +23,7 @@ from dns.rdatatype import RdataType
 
 from gslb.server import encode, wire
 from gslb.server.resolve import Answer, Zones, chain_answer, chain_link, owner_answer, plain_zone
+from gslb.zone.bulk import is_bulk
 
 # Types answered from the table without a miss for every name (the rest are compiled on demand).
 COMMON_TYPES = (RdataType.A, RdataType.AAAA, RdataType.CNAME, RdataType.MX, RdataType.TXT, RdataType.NS,
@@ -157,7 +158,8 @@ def compile_table(zones: Zones, compile_: Compiler = compile_answer) -> dict[byt
     table: dict[bytes, Entry] = {}
     for zone in zones:
         plain = plain_zone(zone)
-        for owner, node in zone.nodes.items():
+        bulk = is_bulk(zone)  # only the apex: the names below are answered from its store
+        for owner, node in [(zone.origin, zone.nodes[zone.origin])] if bulk else zone.nodes.items():
             if owner.labels and owner.labels[0] == b"*":
                 continue  # a wildcard's answers depend on the query name: compiled on demand
             types = set(node) | {RdataType.ANY, RdataType.A, RdataType.AAAA}
@@ -178,7 +180,7 @@ def compile_table(zones: Zones, compile_: Compiler = compile_answer) -> dict[byt
                 if ans is None or ans.wildcard:
                     continue
                 table[owner_wire + qtype.to_bytes(2, "big") + IN] = compile_(owner, qtype, ans)
-        for name in zone.names - set(zone.nodes):  # empty non-terminals: NODATA
+        for name in () if bulk else zone.names - set(zone.nodes):  # empty non-terminals: NODATA
             for qtype in (RdataType.A, RdataType.AAAA):
                 ans = zones.resolve(name, qtype)
                 if ans is not None and not ans.wildcard:

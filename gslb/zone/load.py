@@ -25,7 +25,7 @@ from gslb.conf import located
 from gslb.conf.collect import Problems
 from gslb.conf.problems import ConfigError, Problem
 from gslb.config import MAX_TTL, ServerConfig, ZoneConfig
-from gslb.zone import stream
+from gslb.zone import bulk, stream
 from gslb.zone.dynamic import Owner, parse_dynamic
 from gslb.zone.model import Record, Zone, fast_absolute
 from gslb.zone.rdata import CONVERTERS, ValueProblem, to_rdata
@@ -413,8 +413,8 @@ class ZoneCache:
     def __init__(self) -> None:
         self.entries: dict[str, tuple[bytes, Any, Zone, list[Problem]]] = {}
 
-    def get(self, path: str, text: str, cfg: ServerConfig) -> tuple[bytes, Any, tuple[Zone, list[Problem]] | None]:
-        digest = hashlib.blake2b(text.encode(), digest_size=16).digest()
+    def get(self, path: str, data: bytes, cfg: ServerConfig) -> tuple[bytes, Any, tuple[Zone, list[Problem]] | None]:
+        digest = hashlib.blake2b(data, digest_size=16).digest()
         key = (cfg.zone(zone_name_from_path(path)), cfg.regions)
         hit = self.entries.get(path)
         if hit is not None and hit[0] == digest and hit[1] == key:
@@ -433,20 +433,38 @@ class ZoneCache:
 def load_zone(path: str, cfg: ServerConfig, serial: int | None = None,
               cache: ZoneCache | None = None) -> tuple[Zone | None, list[Problem]]:
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        data = Path(path).read_bytes()
+    except OSError as exc:
         return None, [Problem(path, 1, "file", f"cannot read: {exc}")]
-    if cache is None:
-        with gctools.paused():
-            return load_zone_text(text, path, cfg, serial)
-    digest, key, hit = cache.get(path, text, cfg)
-    if hit is not None:
-        return hit
+    if cache is not None:
+        digest, key, hit = cache.get(path, data, cfg)
+        if hit is not None:
+            return hit
     with gctools.paused():
-        zone, problems = load_zone_text(text, path, cfg, serial)
-    if zone is not None:
+        zone, problems = _load_data(data, path, cfg, serial)
+    if zone is not None and cache is not None:
         cache.put(path, digest, key, zone, problems)
     return zone, problems
+
+
+def _load_data(data: bytes, path: str, cfg: ServerConfig, serial: int | None) -> tuple[Zone | None, list[Problem]]:
+    """A large plain file through the native reader (gslb/zone/bulk.py), the rest (and any file
+    it declines) through `load_zone_text`."""
+    zname = zone_name_from_path(path)
+    if len(data) >= bulk.min_bytes():
+        try:
+            origin = dns.name.from_text(zname)
+        except dns.exception.DNSException:
+            origin = None
+        if origin is not None:
+            zone = bulk.load(data, path, origin, cfg.zone(zname), serial or int(time.time()), _soa)
+            if zone is not None:
+                return zone, []
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, [Problem(path, 1, "file", f"cannot read: {exc}")]
+    return load_zone_text(text, path, cfg, serial)
 
 
 def load_zones(directory: str, cfg: ServerConfig, serial: int | None = None,
