@@ -300,3 +300,112 @@ def test_served_over_udp_and_tcp(tmp_path) -> None:
                     assert got == expect, (i, qtype, how.__name__, r)
         r = dns.query.udp(dns.message.make_query(f"nothing.{ORIGIN}.", "A"), "127.0.0.1", port=port, timeout=3)
         assert r.rcode() == 3 and r.authority[0].rdtype == dns.rdatatype.SOA
+
+
+# -- the reader against the loader on generated and mangled files --------------------------------
+
+# (taken forms, forms the reader declines): mostly taken, so acceptance is exercised too
+_NAMES = (["a", "b.a", "x.y.z", "*", "*.w", "h-1", "_s._t", "7", "1.2.3", "ns1", "m.x.y.z", "c"],
+          ["a.*", "A", "010", "1.5", "yes", "null", "0x1f", "1:20", "a..b", "-", "''", '"q"', "~", "a*b"])
+_VALUES = {
+    "A": (["192.0.2.1", "'192.0.2.2'", "[192.0.2.3, 192.0.2.4]"],
+          ["010.0.2.1", "192.0.2.256", "1.2.3", "[192.0.2.5, 192.0.2.5]", "yes", "''"]),
+    "AAAA": (["2001:db8::1", "'2001:DB8::2'", "fe80::a", "2001:db8:0:0:1::2"],
+             ["::1", "1:20", "'::ffff:1.2.3.4'", "2001:db8::1:2:3:4:5:6:7"]),
+    "CNAME": (["b.a.big.example.org.", "www.example.net.", "'Mixed.Case.Example.net.'", "big.example.org.",
+               "m.x.y.z.big.example.org."], ["no-dot.example.org", "[a.example.net., b.example.net.]", "."]),
+    "MX": (["{preference: 10, exchange: mx.example.net.}",
+            "[{preference: 1, exchange: a.example.net.}, {preference: 2, exchange: B.big.example.org.}]"],
+           ["{preference: '10', exchange: mx.example.net.}", "{priority: 10, value: mx.example.net.}",
+            "{preference: 70000, exchange: mx.example.net.}"]),
+    "TXT": (["hello", "'semi\\; colon'", "'x y z'", "'" + "t" * 300 + "'", "v=spf1 -all"],
+            ["bare;semi", "'\"quoted\"'", "12345", "yes", "[one, two, one]"]),
+    "PTR": (["h.example.net.", "[a.example.net., b.example.net.]"], ["h.example.net"]),
+    "NS": ([], ["ns1.example.net.", "[ns1.big.example.org., ns2.example.net.]"]),
+    "SRV": ([], ["{priority: 1, weight: 2, port: 3, target: s.example.net.}"]),
+    "SOA": ([], ["x"]),
+    "a": ([], ["192.0.2.1"]),
+}
+_TTLS = (["", "", "300", "0", "86400"], ["'300'", "0x10", "010", "-1", "yes", "2147483648"])
+
+
+def _pick(draw: st.DrawFn, forms: tuple[list[str], list[str]]) -> str:
+    good, bad = forms
+    return draw(st.sampled_from(bad if not good or draw(st.integers(0, 11)) == 0 else good))
+
+
+@st.composite
+def zone_files(draw: st.DrawFn) -> str:
+    apex = "[ns1.example.net., ns2.example.net.]" if draw(st.integers(0, 9)) else "[ns1.big.example.org.]"
+    lines = ["'':", "  - type: NS", f"    values: {apex}"]
+    for _ in range(draw(st.integers(1, 8))):
+        lines.append(f"{_pick(draw, _NAMES)}:")
+        types = (["A", "AAAA", "TXT", "MX", "PTR", "CNAME"], sorted(_VALUES))
+        for _ in range(draw(st.integers(1, 2))):
+            rtype = _pick(draw, types)
+            lines.append(f"  - type: {rtype}")
+            ttl = _pick(draw, _TTLS)
+            if ttl:
+                lines.append(f"    ttl: {ttl}")
+            value = _pick(draw, _VALUES[rtype])
+            key = "values" if value.startswith("[") or draw(st.booleans()) else "value"
+            lines.append(f"    {key}: {value}")
+            if draw(st.integers(0, 15)) == 0:
+                lines.append(f"    {draw(st.sampled_from(['octodns: {}', 'geo: x', 'Type: A', 'value: x']))}")
+    text = "\n".join(lines) + "\n"
+    if draw(st.integers(0, 9)) == 0:
+        pos = draw(st.integers(0, len(text) - 1))
+        junk = draw(st.sampled_from(["\t", ":", "- ", "&a ", "*a", "!!str ", "\n", "#", "{", "'"]))
+        text = text[:pos] + junk + text[pos:]
+    return text
+
+
+def _content(zone) -> list:
+    return [(r.name, r.rdtype, r.ttl, [rd.to_text() for rd in r]) for r in xfr.iter_rrsets(zone)]
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(text=zone_files())
+def test_reader_takes_only_what_the_loader_takes_the_same(tmp_path_factory, text: str) -> None:
+    """Whatever the reader accepts, the loader loads without a problem into the same records; it
+    never crashes on what it declines."""
+    origin = dns.name.from_text(ORIGIN)
+    found = bulk._bulk.parse(text.encode(), bulk.origin_wire(origin), 3600, 2**31 - 1)
+    if isinstance(found, str):
+        return
+    d = tmp_path_factory.mktemp("fuzz")
+    (d / f"{ORIGIN}.yaml").write_text(text)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GSLB_BULK_MIN_BYTES", str(1 << 40))
+        ref, problems = load_zones(str(d), ServerConfig(), 1)
+        mp.setenv("GSLB_BULK_MIN_BYTES", "0")
+        big, _ = load_zones(str(d), ServerConfig(), 1)
+    assert problems == [], text
+    assert bulk.is_bulk(big[0])
+    assert _content(big[0]) == _content(ref[0]), text
+
+
+def test_reader_accepts_the_plain_forms() -> None:
+    """The generator above is not all declines: the common forms are taken."""
+    text = "\n".join([
+        "'':", "  type: NS", "  values: [ns1.example.net.]", "a:", "  - type: A", "    value: 192.0.2.1",
+        "  - type: TXT", "    values: [hello, 'semi\\; colon']", "7:", "  type: AAAA", "  value: 2001:db8::7",
+        "x.y.z:", "  type: MX", "  value: {preference: 10, exchange: mx.example.net.}",
+        "'*.w':", "  type: CNAME", "  value: a.big.example.org."]) + "\n"
+    found = bulk._bulk.parse(text.encode(), bulk.origin_wire(dns.name.from_text(ORIGIN)), 3600, 2**31 - 1)
+    assert not isinstance(found, str), found
+    assert found.stats()["names"] == 5 and found.node(b"\x01y\x01z") == []  # an empty non-terminal
+
+
+def test_pickled_store_answers_the_same(trio: Trio) -> None:
+    """A worker hands its zones back pickled (a failed roll): the store comes back whole."""
+    import pickle
+
+    zone = next(z for z in trio.bulk_zones if bulk.is_bulk(z))
+    again = pickle.loads(pickle.dumps(zone))
+    again.store.set_others([])  # what a swap sets (the h names' chains stay in this zone)
+    for i in range(0, 1500, 7):
+        for qtype in (1, 28, 15, 16, 99):
+            key = bulk.origin_wire(dns.name.from_text(f"h{i}.{ORIGIN}")) + struct.pack(">HH", qtype, 1)
+            assert again.store.answer(key) == zone.store.answer(key)
+    assert _content(again) == _content(zone)

@@ -1094,7 +1094,46 @@ Store_stats(Store *self, PyObject *unused)
                          (Py_ssize_t)self->st.used, "index", (Py_ssize_t)(self->st.mask + 1) * 8);
 }
 
+/* The store as bytes (pickling: a worker hands its zones back to a supervisor that shed them):
+ * a fixed header, the origin, the SOA fields, the arena, the index. */
+static PyObject *
+Store_reduce(Store *self, PyObject *unused)
+{
+    bulk_store *st = &self->st;
+    size_t slots = st->slots ? st->mask + 1 : 0;
+    uint64_t head[8] = {st->used, slots, st->count, st->names, st->rrsets, st->records, st->olen,
+                        ((uint64_t)st->soa_mlen << 32) | st->soa_rlen};
+    size_t total = sizeof(head) + 256 + 4 + 4 + 256 + 256 + 20 + st->used + slots * 8;
+    PyObject *b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
+    if (!b)
+        return NULL;
+    unsigned char *p = (unsigned char *)PyBytes_AS_STRING(b);
+    uint32_t has_soa = (uint32_t)st->has_soa, ttl = st->soa_ttl;
+#define PUT(src, n) do { memcpy(p, (src), (n)); p += (n); } while (0)
+    PUT(head, sizeof(head));
+    PUT(st->origin, 256);
+    PUT(&has_soa, 4);
+    PUT(&ttl, 4);
+    PUT(st->soa_mname, 256);
+    PUT(st->soa_rname, 256);
+    PUT(st->soa_fixed, 20);
+    if (st->used)
+        PUT(st->arena, st->used);
+    if (slots) {
+        PUT(st->slots, slots * 4);
+        PUT(st->tags, slots * 4);
+    }
+#undef PUT
+    PyObject *restore = PyObject_GetAttrString(PyImport_AddModule("gslb.zone._bulk"), "restore");
+    if (!restore) {
+        Py_DECREF(b);
+        return NULL;
+    }
+    return Py_BuildValue("(N(N))", restore, b);
+}
+
 static PyMethodDef Store_methods[] = {
+    {"__reduce__", (PyCFunction)Store_reduce, METH_NOARGS, "pickled as its bytes"},
     {"node", (PyCFunction)Store_node, METH_O, "node(rel) -> records | [] (empty non-terminal) | None"},
     {"walk", (PyCFunction)Store_walk, METH_VARARGS, "walk(offset, limit) -> (names, next offset or -1)"},
     {"set_soa", (PyCFunction)Store_set_soa, METH_VARARGS, "the negative answers' SOA"},
@@ -1115,7 +1154,72 @@ static PyTypeObject StoreType = {
     .tp_methods = Store_methods,
 };
 
+static PyObject *
+bulk_restore(PyObject *mod, PyObject *arg)
+{
+    char *data;
+    Py_ssize_t len;
+    if (PyBytes_AsStringAndSize(arg, &data, &len) < 0)
+        return NULL;
+    uint64_t head[8];
+    size_t fixed = sizeof(head) + 256 + 4 + 4 + 256 + 256 + 20;
+    if ((size_t)len < fixed)
+        goto bad;
+    memcpy(head, data, sizeof(head));
+    size_t used = head[0], slots = head[1];
+    if ((slots & (slots - 1)) || used > 0xFFFFFFF0u || slots > ((size_t)1 << 32) || head[6] > 255
+        || (size_t)len != fixed + used + slots * 8)
+        goto bad;
+    Store *self = PyObject_New(Store, &StoreType);
+    if (!self)
+        return NULL;
+    memset(&self->st, 0, sizeof(self->st));
+    self->wbuf = NULL;
+    self->nretired = 0;
+    bulk_store *st = &self->st;
+    const unsigned char *p = (const unsigned char *)data + sizeof(head);
+    uint32_t has_soa, ttl;
+    memcpy(st->origin, p, 256);
+    p += 256;
+    memcpy(&has_soa, p, 4);
+    memcpy(&ttl, p + 4, 4);
+    p += 8;
+    memcpy(st->soa_mname, p, 256);
+    memcpy(st->soa_rname, p + 256, 256);
+    memcpy(st->soa_fixed, p + 512, 20);
+    p += 532;
+    st->has_soa = (int)has_soa;
+    st->soa_ttl = ttl;
+    st->soa_mlen = (size_t)(head[7] >> 32);
+    st->soa_rlen = (size_t)(head[7] & 0xFFFFFFFFu);
+    st->olen = (size_t)head[6];
+    st->count = (size_t)head[2];
+    st->names = (size_t)head[3];
+    st->rrsets = (size_t)head[4];
+    st->records = (size_t)head[5];
+    st->arena = malloc(used ? used : 1);
+    st->slots = slots ? malloc(slots * 4) : NULL;
+    st->tags = slots ? malloc(slots * 4) : NULL;
+    if (!st->arena || (slots && (!st->slots || !st->tags))) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    memcpy(st->arena, p, used);
+    st->used = st->cap = used;
+    p += used;
+    if (slots) {
+        memcpy(st->slots, p, slots * 4);
+        memcpy(st->tags, p + slots * 4, slots * 4);
+        st->mask = slots - 1;
+    }
+    return (PyObject *)self;
+bad:
+    PyErr_SetString(PyExc_ValueError, "not a dumped bulk store");
+    return NULL;
+}
+
 static PyMethodDef module_methods[] = {
+    {"restore", bulk_restore, METH_O, "restore(bytes) -> Store (unpickling)"},
     {"parse", bulk_parse, METH_VARARGS, "parse(data, origin wire, default_ttl, max_ttl) -> Store | reason"},
     {NULL, NULL, 0, NULL},
 };

@@ -104,7 +104,16 @@ class BulkZone(Zone):
         return node
 
     def __getstate__(self) -> dict[str, Any]:
-        raise TypeError("a bulk zone is not sent between processes")  # its store is native memory
+        """Pickled without the views (remade on load); the store pickles as its bytes."""
+        state = dict(self.__dict__)
+        for key in ("nodes", "names", "_low"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.nodes = BulkNodes(self)  # type: ignore[assignment]
+        self.names = BulkNames(self)  # type: ignore[assignment]
 
 
 class BulkNodes(Mapping[Name, dict[int, dns.rrset.RRset]]):
