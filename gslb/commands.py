@@ -49,7 +49,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from gslb.zone.bulk import is_bulk
+    from gslb.zone.bulk import record_count
     from gslb.zone.load import load_zone, load_zones
 
     cfg = _config_or_exit(args)
@@ -69,7 +69,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if errors:
         print(f"{len(errors)} error(s), {warnings} warning(s) in {path}", file=sys.stderr)
         return 1
-    records = sum(z.store.stats()["records"] if is_bulk(z) else len(z.records) for z in zones)
+    records = sum(record_count(z) for z in zones)
     print(f"ok: {len(zones)} zone(s), {records} record(s), {warnings} warning(s) in {path}")
     return 0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import dns.message
 import dns.name
@@ -14,6 +14,7 @@ import dns.rdatatype
 import dns.rrset
 
 from gslb.server import encode
+from gslb.zone.bulk import is_bulk
 from gslb.zone.model import Zone
 
 MESSAGE_LIMIT = 16384  # records per message are packed up to this many octets
@@ -72,8 +73,23 @@ def transfer(query: dns.message.Message, zone: Zone) -> Iterator[bytes]:
 
     w, qd = head, len(shell.question)
     an = count = 0
-    rrsets = itertools.chain((zone.soa,), iter_rrsets(zone), (zone.soa,))
+    if is_bulk(zone):  # the names below the apex come as records from the store
+        rrsets: Iterable[dns.rrset.RRset | tuple[bytes, int]] = itertools.chain(
+            (zone.soa,), (zone.apex[t] for t in sorted(zone.apex) if t != dns.rdatatype.SOA),  # type: ignore[attr-defined]
+            _store_records(zone), (zone.soa,))
+    else:
+        rrsets = itertools.chain((zone.soa,), iter_rrsets(zone), (zone.soa,))
     for rrset in rrsets:
+        if isinstance(rrset, tuple):  # (uncompressed records, their count): they fit, or start a message
+            records, n = rrset
+            if len(w.buf) + len(records) + len(extra) > MESSAGE_LIMIT and count:
+                yield finish(w, qd, an)
+                w, qd = encode.Writer(), 0
+                an = count = 0
+            w.buf += records
+            an += n
+            count += 1
+            continue
         mark = len(w.buf)
         n = w.rrset(rrset)
         if len(w.buf) + len(extra) > MESSAGE_LIMIT and count:
@@ -85,6 +101,15 @@ def transfer(query: dns.message.Message, zone: Zone) -> Iterator[bytes]:
         an += n
         count += 1
     yield finish(w, qd, an)
+
+
+def _store_records(zone: Zone) -> Iterator[tuple[bytes, int]]:
+    """A bulk zone's names below the apex, canonical order, a message's worth at a time."""
+    index = 0
+    while index >= 0:
+        records, n, index = zone.store.axfr_chunk(index, MESSAGE_LIMIT // 2)  # type: ignore[attr-defined]
+        if n:
+            yield records, n
 
 
 def find_zone(zones, qname: dns.name.Name) -> Zone | None:

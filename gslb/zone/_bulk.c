@@ -762,6 +762,8 @@ out:
 typedef struct {
     PyObject_HEAD
     bulk_store st;
+    uint32_t *order;    /* the names with data in canonical order (AXFR), made on first use */
+    size_t norder;
     unsigned char *wbuf;
     unsigned char *retired[64]; /* others lists replaced */
     int nretired;
@@ -773,6 +775,7 @@ Store_dealloc(Store *self)
     for (int i = 0; i < self->nretired; i++)
         free(self->retired[i]);
     free((void *)self->st.others);
+    free(self->order);
     store_free(&self->st);
     free(self->wbuf);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -814,6 +817,8 @@ bulk_parse(PyObject *mod, PyObject *args)
     memset(&self->st, 0, sizeof(self->st));
     self->wbuf = NULL;
     self->nretired = 0;
+    self->order = NULL;
+    self->norder = 0;
     memcpy(self->st.origin, origin.buf, (size_t)origin.len);
     self->st.olen = (size_t)origin.len;
     char why[200] = "";
@@ -935,6 +940,116 @@ Store_walk(Store *self, PyObject *args)
     if (!out)
         return NULL;
     return Py_BuildValue("(Nn)", out, pos < self->st.used ? (Py_ssize_t)pos : (Py_ssize_t)-1);
+}
+
+/* RFC 4034 6.1 canonical order of two relative lower-cased wire names: label by label from
+ * the right, each compared as octets (a shorter label that is a prefix sorts first). */
+static const unsigned char *sort_arena;
+
+static int
+canonical_cmp(const void *pa, const void *pb)
+{
+    const unsigned char *a = sort_arena + *(const uint32_t *)pa, *b = sort_arena + *(const uint32_t *)pb;
+    const unsigned char *la[128], *lb[128];
+    int na = 0, nb = 0;
+    for (size_t p = 0; p < a[0]; p += (size_t)a[4 + p] + 1)
+        la[na++] = a + 4 + p;
+    for (size_t p = 0; p < b[0]; p += (size_t)b[4 + p] + 1)
+        lb[nb++] = b + 4 + p;
+    while (na && nb) {
+        const unsigned char *x = la[--na], *y = lb[--nb];
+        size_t n = x[0] < y[0] ? x[0] : y[0];
+        int c = memcmp(x + 1, y + 1, n);
+        if (c)
+            return c;
+        if (x[0] != y[0])
+            return x[0] < y[0] ? -1 : 1;
+    }
+    return na - nb;
+}
+
+static int
+make_order(Store *self)
+{
+    bulk_store *st = &self->st;
+    uint32_t *order = malloc((st->names + 1) * sizeof(uint32_t));
+    if (!order)
+        return -1;
+    size_t n = 0;
+    for (size_t pos = 0; pos < st->used && n <= st->names; pos += node_size(st->arena + pos)) {
+        const unsigned char *node = st->arena + pos;
+        if (!(node[1] & (BULK_ENT | BULK_APEX | 0x80)))
+            order[n++] = (uint32_t)pos;
+    }
+    sort_arena = st->arena; /* under the GIL: one sort at a time */
+    qsort(order, n, sizeof(uint32_t), canonical_cmp);
+    self->order = order;
+    self->norder = n;
+    return 0;
+}
+
+/* axfr_chunk(index, octets) -> (records, count, next index or -1): the names below the apex in
+ * canonical order from `index`, each RRset in type order, as uncompressed records, until
+ * about `octets` are written (at least one name). AXFR messages are these appended. */
+static PyObject *
+Store_axfr_chunk(Store *self, PyObject *args)
+{
+    Py_ssize_t index, octets;
+    if (!PyArg_ParseTuple(args, "nn", &index, &octets))
+        return NULL;
+    if (!self->order && make_order(self) < 0)
+        return PyErr_NoMemory();
+    bulk_store *st = &self->st;
+    size_t cap = (size_t)octets + 70000, len = 0, count = 0, i = (size_t)index;
+    unsigned char *out = malloc(cap);
+    if (!out)
+        return PyErr_NoMemory();
+    for (; i < self->norder && (len < (size_t)octets || count == 0); i++) {
+        const unsigned char *node = st->arena + self->order[i];
+        const unsigned char *sets[256];
+        unsigned nsets = node[2];
+        const unsigned char *p = node + 4 + node[0];
+        for (unsigned k = 0; k < nsets; k++) {
+            sets[k] = p;
+            p += BULK_SET_HEAD + bulk_u32(p + 8);
+        }
+        for (unsigned k = 1; k < nsets; k++) /* type order, as sorted(node.items()) */
+            for (unsigned j = k; j > 0 && bulk_u16(sets[j]) < bulk_u16(sets[j - 1]); j--) {
+                const unsigned char *t = sets[j];
+                sets[j] = sets[j - 1];
+                sets[j - 1] = t;
+            }
+        size_t owner = (size_t)node[0] + st->olen;
+        for (unsigned k = 0; k < nsets; k++) {
+            const unsigned char *set = sets[k];
+            const unsigned char *rd = set + BULK_SET_HEAD;
+            for (unsigned j = 0; j < bulk_u16(set + 6); j++) {
+                size_t rdlen = bulk_u16(rd);
+                if (len + owner + 10 + rdlen > cap) {
+                    unsigned char *bigger = realloc(out, cap * 2 + owner + rdlen);
+                    if (!bigger) {
+                        free(out);
+                        return PyErr_NoMemory();
+                    }
+                    out = bigger;
+                    cap = cap * 2 + owner + rdlen;
+                }
+                memcpy(out + len, node + 4, node[0]);
+                memcpy(out + len + node[0], st->origin, st->olen);
+                len += owner;
+                unsigned char fixed[8] = {set[0], set[1], 0, 1, set[2], set[3], set[4], set[5]};
+                memcpy(out + len, fixed, 8);
+                memcpy(out + len + 8, rd, 2 + rdlen);
+                len += 10 + rdlen;
+                count++;
+                rd += 2 + rdlen;
+            }
+        }
+    }
+    PyObject *r = Py_BuildValue("(y#nn)", out, (Py_ssize_t)len, (Py_ssize_t)count,
+                                i < self->norder ? (Py_ssize_t)i : (Py_ssize_t)-1);
+    free(out);
+    return r;
 }
 
 /* set_soa(ttl, mname wire, rname wire, the 20 octets of serial..minimum) */
@@ -1136,6 +1251,7 @@ static PyMethodDef Store_methods[] = {
     {"__reduce__", (PyCFunction)Store_reduce, METH_NOARGS, "pickled as its bytes"},
     {"node", (PyCFunction)Store_node, METH_O, "node(rel) -> records | [] (empty non-terminal) | None"},
     {"walk", (PyCFunction)Store_walk, METH_VARARGS, "walk(offset, limit) -> (names, next offset or -1)"},
+    {"axfr_chunk", (PyCFunction)Store_axfr_chunk, METH_VARARGS, "axfr_chunk(index, octets) -> (records, n, next)"},
     {"set_soa", (PyCFunction)Store_set_soa, METH_VARARGS, "the negative answers' SOA"},
     {"set_others", (PyCFunction)Store_set_others, METH_O, "the other zones served"},
     {"answer", (PyCFunction)Store_answer, METH_O, "answer(key) -> (rcode, an, ns, tail) | None"},
@@ -1176,6 +1292,8 @@ bulk_restore(PyObject *mod, PyObject *arg)
     memset(&self->st, 0, sizeof(self->st));
     self->wbuf = NULL;
     self->nretired = 0;
+    self->order = NULL;
+    self->norder = 0;
     bulk_store *st = &self->st;
     const unsigned char *p = (const unsigned char *)data + sizeof(head);
     uint32_t has_soa, ttl;

@@ -208,3 +208,7 @@ def load(data: bytes, path: str, origin: Name, zcfg: ZoneConfig, serial: int,
 
 def is_bulk(zone: Zone) -> bool:
     return isinstance(zone, BulkZone)
+
+
+def record_count(zone: Zone) -> int:
+    return int(zone.store.stats()["records"]) if isinstance(zone, BulkZone) else len(zone.records)
