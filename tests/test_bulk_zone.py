@@ -431,3 +431,83 @@ def test_axfr_messages_carry_the_same_records(trio: Trio) -> None:
     got, want = records(big), records(ref)
     assert got[0][1] == got[-1][1] == dns.rdatatype.SOA
     assert got == want
+
+
+ASAN_SCRIPT = r"""
+import importlib.util, sys
+sys.path.insert(0, sys.argv[3])
+for name, path in (("gslb.zone._bulk", sys.argv[1]), ("gslb.server._engine", sys.argv[2])):
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+import os, pickle, random, struct, tempfile, pathlib
+from gslb.zone import bulk
+from gslb.server import native
+assert bulk._bulk is sys.modules["gslb.zone._bulk"] and native._engine is sys.modules["gslb.server._engine"]
+from tests import test_bulk_zone as t, test_native_engine as ne
+origin = bulk.origin_wire(t.dns.name.from_text(t.ORIGIN))
+text = t.zone_text(300).encode()
+rng = random.Random(5)
+for _ in range(3000):  # the reader on mangled files: declines, never a fault
+    data = bytearray(text)
+    for _ in range(rng.randrange(1, 6)):
+        i = rng.randrange(len(data))
+        junk = bytes(rng.choice(b"-:'\"[]{}*&!#\n\t .aZ09;") for _ in range(rng.randrange(0, 3)))
+        data[i:i + rng.randrange(1, 4)] = junk
+    bulk._bulk.parse(bytes(data[:rng.randrange(len(data) // 2, len(data) + 1)]), origin, 3600, 2**31 - 1)
+d = pathlib.Path(tempfile.mkdtemp())
+(d / f"{t.ORIGIN}.yaml").write_text(t.zone_text(1500))
+mp = t.pytest.MonkeyPatch()
+trio = t.Trio((str(d), os.path.join(ne.ROOT, "zones")), mp)
+names = trio.names()
+for i in range(20000):
+    name = rng.choice(names)
+    if rng.random() < 0.3:
+        name = "".join(rng.choice("abz09-_*") for _ in range(rng.randrange(1, 9))) + "." + name
+    wire = ne.to_wire("".join(c.upper() if rng.random() < 0.2 else c for c in name))
+    qtype = rng.choice([1, 28, 5, 15, 16, 12, 2, 6, 255, 99, 0, 65535, 128])
+    packet = struct.pack(">HHHHHH", i & 0xFFFF, 0x0100, 1, 0, 0, 0) + wire + struct.pack(">HH", qtype, 1)
+    nat, bpy, ref = trio.three(packet, ne.CLIENTS[i % len(ne.CLIENTS)])
+    assert nat == ref == bpy, packet.hex()
+for packet in ne.fuzz_packets(29, 4000):
+    nat, bpy, ref = trio.three(packet, ne.CLIENTS[0])
+    assert nat == ref, packet.hex()
+zone = next(z for z in trio.bulk_zones if bulk.is_bulk(z))
+again = pickle.loads(pickle.dumps(zone))
+assert t._content(again) == t._content(zone)
+assert sum(len(m) for m in t.xfr.transfer(t.dns.message.make_query(t.ORIGIN + ".", "AXFR"), zone)) > 0
+del trio, zone, again
+print("ASAN-OK")
+"""
+
+
+def test_under_address_sanitizer(tmp_path) -> None:
+    """The reader (on mangled files) and the engine's bulk answers (on random queries), built with
+    AddressSanitizer, in a subprocess."""
+    import shutil
+    import subprocess
+    import sys
+    import sysconfig
+
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    libasan = subprocess.run([cc, "-print-file-name=libasan.so"], capture_output=True, text=True).stdout.strip()
+    if not libasan or not os.path.isabs(libasan) or not os.path.exists(libasan):
+        pytest.skip("libasan is not installed (gcc -print-file-name=libasan.so)")
+    flags = ["-shared", "-fPIC", "-g", "-O1", "-fsanitize=address", "-fno-omit-frame-pointer",
+             f"-I{sysconfig.get_paths()['include']}"]
+    libs = {"_bulk": ("gslb/zone/_bulk.c", ["-lyaml"]), "_engine": ("gslb/server/_engine.c", [])}
+    for name, (source, extra) in libs.items():
+        build = subprocess.run([cc, *flags, os.path.join(ROOT, source), "-o", str(tmp_path / f"{name}.so"), *extra],
+                               capture_output=True, text=True)
+        assert build.returncode == 0, build.stderr
+    script = tmp_path / "asan_run.py"
+    script.write_text(ASAN_SCRIPT)
+    env = {**os.environ, "LD_PRELOAD": libasan, "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1",
+           "PYTHONMALLOC": "malloc"}
+    env.pop("GSLB_NO_NATIVE", None)
+    run = subprocess.run([sys.executable, str(script), str(tmp_path / "_bulk.so"), str(tmp_path / "_engine.so"), ROOT],
+                         capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    assert run.returncode == 0 and "ASAN-OK" in run.stdout, run.stdout[-3000:] + run.stderr[-6000:]
