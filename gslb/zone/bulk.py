@@ -87,6 +87,16 @@ class BulkZone(Zone):
             low = self.__dict__["_low"] = tuple(label.lower() for label in self.origin.labels)
         return low
 
+    def has(self, name: object, data: bool) -> bool:
+        """Whether `name` is one of the zone's names (with `data`: one that owns records)."""
+        if not isinstance(name, Name):
+            return False
+        if name == self.origin:
+            return True
+        rel = self.relative(name)
+        sets = self.store.node(rel) if rel is not None else None
+        return bool(sets) if data else sets is not None
+
     def owner(self, rel: bytes) -> Name:
         labels = []
         pos = 0
@@ -133,12 +143,7 @@ class BulkNodes(Mapping[Name, dict[int, dns.rrset.RRset]]):
         return zone.node_of(zone.owner(rel), sets)
 
     def __contains__(self, name: object) -> bool:
-        if not isinstance(name, Name):
-            return False
-        if name == self.zone.origin:
-            return True
-        rel = self.zone.relative(name)
-        return rel is not None and bool(self.zone.store.node(rel))
+        return self.zone.has(name, data=True)
 
     def __iter__(self) -> Iterator[Name]:
         for owner, _node in self.items():
@@ -167,12 +172,7 @@ class BulkNames:
         self.zone = zone
 
     def __contains__(self, name: object) -> bool:
-        if not isinstance(name, Name):
-            return False
-        if name == self.zone.origin:
-            return True
-        rel = self.zone.relative(name)
-        return rel is not None and self.zone.store.node(rel) is not None
+        return self.zone.has(name, data=False)
 
     def __iter__(self) -> Iterator[Name]:
         raise TypeError("a bulk zone's names are not listed: ask for membership")
