@@ -244,17 +244,19 @@ ht_take(htab *live, htab *old)
 /* Compiled entries, mirrored from Python `Entry` objects (gslb/server/table.py).              */
 
 typedef struct centry {
-    PyObject *entry;              /* the Python Entry: its hits get ours at harvest */
-    unsigned char hdr[8][10];     /* flags..arcount, indexed like Entry.hdr */
-    unsigned char thdr[8][10];    /* the truncated() variant: TC set, no records */
-    unsigned char *tail;
+    /* what every answer reads first, then the headers, then the tail */
+    unsigned char *tail;          /* tail_data */
     Py_ssize_t tail_len;
     unsigned long long hits;
-    long refs;                    /* tables and pins holding it */
     int pick;                     /* a GSLB entry: answered through the decision cache */
     int is_signed;                /* has a DNSSEC twin (Entry.signed): DO queries get it */
     struct centry *twin;          /* that twin mirrored (holding a reference); NULL for a GSLB
                                    * entry, whose DO answers are its decision target's twin */
+    unsigned char hdr[8][10];     /* flags..arcount, indexed like Entry.hdr */
+    unsigned char thdr[8][10];    /* the truncated() variant: TC set, no records */
+    PyObject *entry;              /* the Python Entry: its hits get ours at harvest */
+    long refs;                    /* tables and pins holding it */
+    unsigned char tail_data[];    /* the records after the question (Entry.tail) */
 } centry;
 
 typedef struct {
@@ -326,7 +328,6 @@ centry_free(Engine *e, centry *c)
     Py_DECREF(c->entry);
     if (c->twin)
         centry_release(e, c->twin);
-    free(c->tail);
     free(c);
 }
 
@@ -386,7 +387,8 @@ centry_of(Engine *e, PyObject *entry)
         PyErr_SetString(PyExc_TypeError, "not an Entry");
         goto done;
     }
-    c = calloc(1, sizeof(centry));
+    /* the tail right behind the headers, in the same allocation: one cache miss fewer per answer */
+    c = calloc(1, sizeof(centry) + (size_t)PyBytes_GET_SIZE(tail));
     if (!c) {
         PyErr_NoMemory();
         goto done;
@@ -406,13 +408,7 @@ centry_of(Engine *e, PyObject *entry)
         c->thdr[i][9] = i >= 4 ? 1 : 0;      /* ... but the OPT record */
     }
     c->tail_len = PyBytes_GET_SIZE(tail);
-    c->tail = malloc(c->tail_len ? (size_t)c->tail_len : 1);
-    if (!c->tail) {
-        free(c);
-        c = NULL;
-        PyErr_NoMemory();
-        goto done;
-    }
+    c->tail = c->tail_data;
     memcpy(c->tail, PyBytes_AS_STRING(tail), (size_t)c->tail_len);
     c->pick = pick != Py_None;
     c->entry = entry;
@@ -421,7 +417,6 @@ centry_of(Engine *e, PyObject *entry)
     ht_put(&e->ids, (unsigned char *)&entry, sizeof(entry), h, c, &err);
     if (err) {
         Py_DECREF(entry);
-        free(c->tail);
         free(c);
         c = NULL;
         PyErr_NoMemory();
@@ -1392,21 +1387,26 @@ Engine_serve(Engine *e, PyObject *args)
     const unsigned char *raws[BATCH];
     size_t rawlens[BATCH], qlens[BATCH];
     unsigned char gated[BATCH]; /* answered (REFUSED) or dropped by the query limits: no RRL */
+    batch_observed seen = {{0}, 0, 0};
+    for (int i = 0; i < batch; i++) {
+        riov[i].iov_base = bufs[i];
+        riov[i].iov_len = BUFSIZE;
+        memset(&rmsg[i].msg_hdr, 0, sizeof(struct msghdr));
+        rmsg[i].msg_hdr.msg_name = &addrs[i];
+        rmsg[i].msg_hdr.msg_iov = &riov[i];
+        rmsg[i].msg_hdr.msg_iovlen = 1;
+        if (pktinfo)
+            rmsg[i].msg_hdr.msg_control = rctl[i].buf;
+    }
+    int used = batch; /* receive headers the kernel wrote back into (their lengths to reset) */
     PyThreadState *ts = PyEval_SaveThread(); /* the loop runs without the GIL */
     for (;;) {
-        for (int i = 0; i < batch; i++) {
-            riov[i].iov_base = bufs[i];
-            riov[i].iov_len = BUFSIZE;
-            memset(&rmsg[i].msg_hdr, 0, sizeof(struct msghdr));
-            rmsg[i].msg_hdr.msg_name = &addrs[i];
+        for (int i = 0; i < used; i++) { /* the kernel only writes these (and msg_flags, msg_len) */
             rmsg[i].msg_hdr.msg_namelen = sizeof(addrs[i]);
-            rmsg[i].msg_hdr.msg_iov = &riov[i];
-            rmsg[i].msg_hdr.msg_iovlen = 1;
-            if (pktinfo) {
-                rmsg[i].msg_hdr.msg_control = rctl[i].buf;
+            if (pktinfo)
                 rmsg[i].msg_hdr.msg_controllen = sizeof(rctl[i].buf);
-            }
         }
+        used = 0;
         int n = recvmmsg(fd, rmsg, (unsigned int)batch, MSG_WAITFORONE, NULL);
         if (n < 0) {
             if (errno == EINTR || errno == EAGAIN) {
@@ -1423,9 +1423,12 @@ Engine_serve(Engine *e, PyObject *args)
             }
             continue;
         }
-        /* First pass, native only: no GIL, the table mutex held. */
+        used = n;
+        /* First pass, native only: no GIL, the table mutex held. One clock reading per packet:
+         * a query's time runs from the previous packet's end to its own. */
         int need_python = 0;
         LOCK(e);
+        long long t0 = now_ns();
         for (int i = 0; i < n; i++) {
             struct sockaddr *sa = (struct sockaddr *)&addrs[i];
             lens[i] = 0;
@@ -1446,18 +1449,21 @@ Engine_serve(Engine *e, PyObject *args)
             if (gated[i]) {
                 if (!lens[i])
                     rawlens[i] = 0; /* dropped */
+                t0 = now_ns(); /* the gate's time is not the next query's */
                 continue;
             }
-            long long t0 = now_ns();
             lens[i] = answer_native(e, NULL, bufs[i], qlens[i], raws[i], rawlens[i], obufs[i]);
+            long long t1 = now_ns();
             if (lens[i]) {
                 e->native++;
-                observe_ns(now_ns() - t0);
+                observe_batch(&seen, t1 - t0);
             } else {
                 need_python = 1;
             }
+            t0 = t1;
         }
         UNLOCK(e);
+        observe_flush(&seen);
         for (int i = 0; i < n; i++)
             outs[i] = NULL;
         if (need_python) {
@@ -1466,7 +1472,7 @@ Engine_serve(Engine *e, PyObject *args)
             for (int i = 0; i < n; i++) {
                 if (lens[i] || !rawlens[i])
                     continue;
-                long long t0 = now_ns();
+                long long tq = now_ns();
                 LOCK(e);
                 lens[i] = answer_native(e, responder, bufs[i], qlens[i], raws[i], rawlens[i], obufs[i]);
                 if (lens[i])
@@ -1477,7 +1483,7 @@ Engine_serve(Engine *e, PyObject *args)
                 if (e->flush_pending)
                     flush_decisions(e);
                 if (lens[i]) {
-                    observe_ns(now_ns() - t0);
+                    observe_ns(now_ns() - tq);
                     continue;
                 }
                 PyObject *query = PyBytes_FromStringAndSize((const char *)bufs[i], (Py_ssize_t)qlens[i]);
@@ -1496,7 +1502,7 @@ Engine_serve(Engine *e, PyObject *args)
                     continue;
                 }
                 outs[i] = reply;
-                observe_ns(now_ns() - t0);
+                observe_ns(now_ns() - tq);
             }
             ts = PyEval_SaveThread();
         }

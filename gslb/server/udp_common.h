@@ -25,9 +25,9 @@ now_ns(void)
     return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
 }
 
-/* Count one query that took `ns`; safe from threads that do not hold the GIL. */
-static void
-observe_ns(long long ns)
+/* The bucket of a query that took `ns`. */
+static inline int
+handler_bucket(long long ns)
 {
     long long limit = 1000;
     int i = 0;
@@ -35,8 +35,47 @@ observe_ns(long long ns)
         limit <<= 1;
         i++;
     }
-    __atomic_fetch_add(&handler_histogram[i], 1, __ATOMIC_RELAXED);
+    return i;
+}
+
+/* Count one query that took `ns`; safe from threads that do not hold the GIL. */
+static void
+observe_ns(long long ns)
+{
+    __atomic_fetch_add(&handler_histogram[handler_bucket(ns)], 1, __ATOMIC_RELAXED);
     __atomic_fetch_add(&handler_ns_sum, (unsigned long long)(ns > 0 ? ns : 0), __ATOMIC_RELAXED);
+}
+
+/* Counts kept by one loop over a batch and added to the shared ones once per batch (two atomic
+ * adds per query were a visible part of the native engine's user time per query). */
+typedef struct {
+    unsigned long long n[HANDLER_BUCKETS];
+    unsigned long long ns;
+    int any;
+} batch_observed;
+
+static inline void
+observe_batch(batch_observed *o, long long ns)
+{
+    o->n[handler_bucket(ns)]++;
+    o->ns += (unsigned long long)(ns > 0 ? ns : 0);
+    o->any = 1;
+}
+
+/* Add a batch's counts to the shared histogram and start the batch's over. */
+static inline void
+observe_flush(batch_observed *o)
+{
+    if (!o->any)
+        return;
+    for (int i = 0; i < HANDLER_BUCKETS; i++)
+        if (o->n[i]) {
+            __atomic_fetch_add(&handler_histogram[i], o->n[i], __ATOMIC_RELAXED);
+            o->n[i] = 0;
+        }
+    __atomic_fetch_add(&handler_ns_sum, o->ns, __ATOMIC_RELAXED);
+    o->ns = 0;
+    o->any = 0;
 }
 
 /* The sum of every observed time in nanoseconds (the module's `histogram_sum_ns()`). */
