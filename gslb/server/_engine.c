@@ -56,22 +56,28 @@
 #define BATCH 64
 #define BUFSIZE 4096
 #define MAXKEY (255 + 4)
-#define HARVEST_CHUNK 4096 /* buckets walked per hold of the mutex */
+#define HARVEST_CHUNK 4096 /* slots walked per hold of the mutex */
 
 /* ---------------------------------------------------------------------------------------- */
-/* A chained hash table with byte keys.                                                       */
+/* An open-addressing hash table with byte keys (linear probing, at most half full).           */
+/* A slot is one cache line holding the hash, the value and the key itself (keys longer than   */
+/* INLINE_KEY live in their own allocation): a lookup that hits costs one cache line, where    */
+/* the chained table it replaced cost the bucket, every node of the chain, and then the key.   */
 
-typedef struct node {
-    struct node *next;
-    uint64_t hash;
-    void *val;
-    uint16_t klen;
-    unsigned char key[];
-} node;
+#define INLINE_KEY 46
 
 typedef struct {
-    node **b;
-    size_t mask; /* buckets - 1 */
+    uint64_t hash;
+    void *val;
+    uint16_t klen; /* 0: an empty slot (no key is empty) */
+    unsigned char key[INLINE_KEY]; /* the key, or when klen > INLINE_KEY a pointer to a copy */
+} slot;
+
+_Static_assert(sizeof(slot) == 64, "a slot is one cache line");
+
+typedef struct {
+    slot *s;
+    size_t mask; /* slots - 1 */
     size_t count;
 } htab;
 
@@ -101,44 +107,87 @@ hash_bytes(const unsigned char *p, size_t n)
     return h;
 }
 
-static int
-ht_init(htab *t, size_t buckets)
+static slot *
+slots_alloc(size_t n)
 {
-    t->b = calloc(buckets, sizeof(node *));
-    if (!t->b)
+    void *p = NULL;
+    if (posix_memalign(&p, 64, n * sizeof(slot)) != 0)
+        return NULL;
+    memset(p, 0, n * sizeof(slot));
+    return p;
+}
+
+static int
+ht_init(htab *t, size_t slots)
+{
+    t->s = slots_alloc(slots);
+    if (!t->s)
         return -1;
-    t->mask = buckets - 1;
+    t->mask = slots - 1;
     t->count = 0;
     return 0;
+}
+
+static const unsigned char *
+slot_key(const slot *s)
+{
+    if (s->klen <= INLINE_KEY)
+        return s->key;
+    const unsigned char *p;
+    memcpy(&p, s->key, sizeof(p));
+    return p;
+}
+
+/* Free what a slot owns besides its value (a long key's copy) and mark it empty. */
+static void
+slot_clear(slot *s)
+{
+    if (s->klen > INLINE_KEY)
+        free((void *)slot_key(s));
+    s->klen = 0;
+}
+
+static slot *
+ht_find(const htab *t, const unsigned char *key, size_t klen, uint64_t h)
+{
+    for (size_t i = h & t->mask;; i = (i + 1) & t->mask) {
+        slot *s = &t->s[i];
+        if (!s->klen)
+            return NULL;
+        if (s->hash == h && s->klen == klen && memcmp(slot_key(s), key, klen) == 0)
+            return s;
+    }
 }
 
 static void *
 ht_get(htab *t, const unsigned char *key, size_t klen, uint64_t h)
 {
-    for (node *n = t->b[h & t->mask]; n; n = n->next)
-        if (n->hash == h && n->klen == klen && memcmp(n->key, key, klen) == 0)
-            return n->val;
-    return NULL;
+    slot *s = ht_find(t, key, klen, h);
+    return s ? s->val : NULL;
+}
+
+/* The empty slot a key with hash `h` goes to. */
+static slot *
+ht_free_slot(slot *s, size_t mask, uint64_t h)
+{
+    size_t i = h & mask;
+    while (s[i].klen)
+        i = (i + 1) & mask;
+    return &s[i];
 }
 
 static void
 ht_grow(htab *t)
 {
     size_t nb = (t->mask + 1) * 2;
-    node **b = calloc(nb, sizeof(node *));
-    if (!b)
-        return; /* keep the longer chains */
-    for (size_t i = 0; i <= t->mask; i++) {
-        node *n = t->b[i];
-        while (n) {
-            node *next = n->next;
-            n->next = b[n->hash & (nb - 1)];
-            b[n->hash & (nb - 1)] = n;
-            n = next;
-        }
-    }
-    free(t->b);
-    t->b = b;
+    slot *s = slots_alloc(nb);
+    if (!s)
+        return; /* stay fuller (a full table is never reached: ht_put refuses the last slot) */
+    for (size_t i = 0; i <= t->mask; i++)
+        if (t->s[i].klen)
+            *ht_free_slot(s, nb - 1, t->s[i].hash) = t->s[i];
+    free(t->s);
+    t->s = s;
     t->mask = nb - 1;
 }
 
@@ -146,85 +195,97 @@ ht_grow(htab *t)
 static void *
 ht_put(htab *t, const unsigned char *key, size_t klen, uint64_t h, void *val, int *err)
 {
-    for (node *n = t->b[h & t->mask]; n; n = n->next)
-        if (n->hash == h && n->klen == klen && memcmp(n->key, key, klen) == 0) {
-            void *old = n->val;
-            n->val = val;
-            return old;
-        }
-    node *n = malloc(sizeof(node) + klen);
-    if (!n) {
-        *err = 1;
-        return NULL;
+    slot *s = ht_find(t, key, klen, h);
+    if (s) {
+        void *old = s->val;
+        s->val = val;
+        return old;
     }
-    n->hash = h;
-    n->klen = (uint16_t)klen;
-    n->val = val;
-    memcpy(n->key, key, klen);
-    n->next = t->b[h & t->mask];
-    t->b[h & t->mask] = n;
-    if (++t->count > t->mask + 1)
+    if (2 * (t->count + 1) > t->mask + 1) {
         ht_grow(t);
+        if (t->count + 2 > t->mask + 1) { /* could not grow and one empty slot must stay */
+            *err = 1;
+            return NULL;
+        }
+    }
+    s = ht_free_slot(t->s, t->mask, h);
+    if (klen > INLINE_KEY) {
+        unsigned char *copy = malloc(klen);
+        if (!copy) {
+            *err = 1;
+            return NULL;
+        }
+        memcpy(copy, key, klen);
+        memcpy(s->key, &copy, sizeof(copy));
+    } else {
+        memcpy(s->key, key, klen);
+    }
+    s->hash = h;
+    s->val = val;
+    s->klen = (uint16_t)klen;
+    t->count++;
     return NULL;
 }
 
 static void *
 ht_del(htab *t, const unsigned char *key, size_t klen, uint64_t h)
 {
-    node **pp = &t->b[h & t->mask];
-    for (node *n = *pp; n; pp = &n->next, n = n->next)
-        if (n->hash == h && n->klen == klen && memcmp(n->key, key, klen) == 0) {
-            void *val = n->val;
-            *pp = n->next;
-            free(n);
-            t->count--;
-            return val;
-        }
-    return NULL;
-}
-
-/* Free one bucket's nodes, calling fn on each value first. */
-static void
-free_chain(node *n, void (*fn)(void *ctx, void *val), void *ctx)
-{
-    while (n) {
-        node *next = n->next;
-        if (fn)
-            fn(ctx, n->val);
-        free(n);
-        n = next;
+    slot *s = ht_find(t, key, klen, h);
+    if (!s)
+        return NULL;
+    void *val = s->val;
+    slot_clear(s);
+    t->count--;
+    /* backward shift: move up every slot of the run after it that may live in the hole */
+    size_t hole = (size_t)(s - t->s);
+    for (size_t j = (hole + 1) & t->mask; t->s[j].klen; j = (j + 1) & t->mask) {
+        size_t home = t->s[j].hash & t->mask;
+        int stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
+        if (stays)
+            continue;
+        t->s[hole] = t->s[j];
+        t->s[j].klen = 0; /* moved, not freed */
+        hole = j;
     }
+    return val;
 }
 
-/* Remove every node, calling fn on each value. Safe against fn touching *other* tables. */
+/* Empty every slot of an array, calling fn on each value first. */
+static void
+slots_free(slot *s, size_t n, void (*fn)(void *ctx, void *val), void *ctx)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i].klen) {
+            if (fn)
+                fn(ctx, s[i].val);
+            slot_clear(&s[i]);
+        }
+}
+
+/* Remove every entry, calling fn on each value. Safe against fn touching *other* tables. */
 static void
 ht_clear(htab *t, void (*fn)(void *ctx, void *val), void *ctx)
 {
     size_t nb = t->mask + 1;
-    node **old = t->b;
-    t->count = 0;
+    slot *old = t->s;
     if (ht_init(t, 64) < 0) { /* cannot allocate: reuse the old array, emptied */
-        t->b = old;
+        t->s = old;
         t->mask = nb - 1;
-        old = NULL;
+        t->count = 0;
+        slots_free(old, nb, fn, ctx);
+        return;
     }
-    for (size_t i = 0; i < nb; i++) {
-        node *n = old ? old[i] : t->b[i];
-        if (!old)
-            t->b[i] = NULL;
-        free_chain(n, fn, ctx);
-    }
+    slots_free(old, nb, fn, ctx);
     free(old);
 }
 
-/* Free every node of a table taken out of service (ht_take) and its bucket array. */
+/* Free every entry of a table taken out of service (ht_take) and its slot array. */
 static void
 ht_free(htab *t, void (*fn)(void *ctx, void *val), void *ctx)
 {
-    for (size_t i = 0; i <= t->mask; i++)
-        free_chain(t->b[i], fn, ctx);
-    free(t->b);
-    t->b = NULL;
+    slots_free(t->s, t->mask + 1, fn, ctx);
+    free(t->s);
+    t->s = NULL;
 }
 
 /* With the mutex held: move the live table's contents to `old` and leave it empty, in O(1), so
@@ -557,17 +618,14 @@ static void
 drop_decisions(Engine *e, htab *t)
 {
     for (size_t i = 0; i <= t->mask; i++) {
-        node *n = t->b[i];
-        while (n) {
-            node *next = n->next;
-            centry *src;
-            memcpy(&src, n->key, sizeof(src));
-            decision_free_cb(e, n->val);
-            centry_release(e, src);
-            free(n);
-            n = next;
-        }
-        t->b[i] = NULL;
+        slot *s = &t->s[i];
+        if (!s->klen)
+            continue;
+        centry *src;
+        memcpy(&src, slot_key(s), sizeof(src));
+        decision_free_cb(e, s->val);
+        centry_release(e, src);
+        slot_clear(s);
     }
     t->count = 0;
 }
@@ -603,7 +661,7 @@ retired_free(Engine *e, retired *r)
         return;
     if (r->decisions) {
         drop_decisions(e, &r->t);
-        free(r->t.b);
+        free(r->t.s);
     } else {
         ht_free(&r->t, r->fn, e);
     }
@@ -933,7 +991,7 @@ Engine_init(Engine *e, PyObject *args, PyObject *kw)
         PyErr_SetString(PyExc_ValueError, "opt heads are 9 bytes (an OPT record without RDLENGTH)");
         return -1;
     }
-    if (e->statics.b) {
+    if (e->statics.s) {
         PyErr_SetString(PyExc_RuntimeError, "already initialised");
         return -1;
     }
@@ -961,19 +1019,19 @@ Engine_init(Engine *e, PyObject *args, PyObject *kw)
 static void
 Engine_dealloc(Engine *e)
 {
-    if (e->statics.b) {
+    if (e->statics.s) {
         flush_decisions(e);
         ht_clear(&e->statics, release_cb, e);
         ht_clear(&e->misses, release_cb, e);
         ht_clear(&e->templates, tmpl_free_cb, e);
         ht_clear(&e->stops, NULL, NULL);
         ht_clear(&e->ids, NULL, NULL);
-        free(e->statics.b);
-        free(e->misses.b);
-        free(e->templates.b);
-        free(e->stops.b);
-        free(e->decisions.b);
-        free(e->ids.b);
+        free(e->statics.s);
+        free(e->misses.s);
+        free(e->templates.s);
+        free(e->stops.s);
+        free(e->decisions.s);
+        free(e->ids.s);
         pthread_mutex_destroy(&e->mu);
     }
     rrl_free(e->limits);
@@ -1255,8 +1313,8 @@ Engine_harvest(Engine *e, PyObject *unused)
             sched_yield();
             LOCK(e);
         }
-        for (node *nd = e->ids.b[i]; nd; nd = nd->next) {
-            centry *c = nd->val;
+        if (e->ids.s[i].klen) {
+            centry *c = e->ids.s[i].val;
             if (!c->hits)
                 continue;
             if (n == cap) {
@@ -1280,8 +1338,8 @@ taken:
             sched_yield();
             LOCK(e);
         }
-        for (node *nd = e->decisions.b[i]; nd; nd = nd->next)
-            fold_decision(nd->val);
+        if (e->decisions.s[i].klen)
+            fold_decision(e->decisions.s[i].val);
     }
     unsigned long long t = e->truncated;
     e->truncated = 0;
