@@ -333,6 +333,8 @@ typedef struct {
     size_t ndraw;
     centry **draw;
     uint64_t *cum;       /* cumulative weights, cum[ndraw - 1] > 0 */
+    long refs;           /* decision-cache keys holding it (share_decision) */
+    int shared;          /* registered in Engine.outcomes */
 } decision;
 
 /* An answer for every name below a stop name (table.Template): the sample's tail, with the
@@ -354,6 +356,7 @@ typedef struct {
     htab templates; /* stop name wire + qtype + qclass -> tmpl* */
     htab decisions; /* entry pointer + client key -> decision* */
     htab ids;       /* Entry object pointer -> centry* (one centry per Entry) */
+    htab outcomes;  /* target + counters + scope + label -> the decision* every such key shares */
     int udp_size;
     unsigned char opt_head[2][9]; /* the response OPT record without RDLENGTH, without/with DO */
     size_t miss_cap, decision_cap;
@@ -533,18 +536,78 @@ fold_decision(decision *d)
 }
 
 static void
-decision_free_cb(void *ctx, void *val)
+decision_destroy(Engine *e, decision *d)
 {
-    decision *d = val;
     fold_decision(d);
     Py_XDECREF(d->label);
     Py_XDECREF(d->counters);
-    centry_release((Engine *)ctx, d->target);
+    centry_release(e, d->target);
     for (size_t i = 0; i < d->ndraw; i++)
-        centry_release((Engine *)ctx, d->draw[i]);
+        centry_release(e, d->draw[i]);
     free(d->draw);
     free(d->cum);
     free(d);
+}
+
+/* What makes two decisions interchangeable (target, counters, scope, label text) as a key of
+ * Engine.outcomes; 0 when the label is not text (the decision is then not shared). */
+static size_t
+outcome_key(unsigned char *out, size_t cap, const decision *d)
+{
+    Py_ssize_t n = 0;
+    const char *text = PyUnicode_Check(d->label) ? PyUnicode_AsUTF8AndSize(d->label, &n) : NULL;
+    size_t head = 2 * sizeof(void *) + 1;
+    if (!text || head + (size_t)n > cap) {
+        PyErr_Clear();
+        return 0;
+    }
+    memcpy(out, &d->target, sizeof(void *));
+    memcpy(out + sizeof(void *), &d->counters, sizeof(void *));
+    out[2 * sizeof(void *)] = (unsigned char)d->scope;
+    memcpy(out + head, text, (size_t)n);
+    return head + (size_t)n;
+}
+
+/* One decision struct for every client key with the same outcome: the native pass then reads a
+ * few hot structs, not one per client prefix (a cache miss on most GSLB answers). Returns `d`,
+ * now shared, or the equal one already shared (`d` destroyed). Counts stay per label: a shared
+ * struct's hits go to the same counter the separate ones did. With the GIL held. */
+static decision *
+share_decision(Engine *e, decision *d)
+{
+    unsigned char k[2 * sizeof(void *) + 1 + 256];
+    size_t kl = d->ndraw ? 0 : outcome_key(k, sizeof(k), d); /* draws: each its own weights */
+    if (!kl)
+        return d;
+    uint64_t h = hash_bytes(k, kl);
+    decision *same = ht_get(&e->outcomes, k, kl, h);
+    if (same) {
+        same->refs++;
+        decision_destroy(e, d);
+        return same;
+    }
+    int err = 0;
+    ht_put(&e->outcomes, k, kl, h, d, &err);
+    d->shared = !err;
+    return d;
+}
+
+/* A decision-cache key lets its decision go (the last one frees it). With the GIL held; the
+ * mutex need not be: a struct no key holds is out of the native pass's reach. */
+static void
+decision_free_cb(void *ctx, void *val)
+{
+    Engine *e = ctx;
+    decision *d = val;
+    if (--d->refs > 0)
+        return;
+    if (d->shared) {
+        unsigned char k[2 * sizeof(void *) + 1 + 256];
+        size_t kl = outcome_key(k, sizeof(k), d);
+        if (kl)
+            ht_del(&e->outcomes, k, kl, hash_bytes(k, kl));
+    }
+    decision_destroy(e, d);
 }
 
 /* One weighted draw among a decision's candidates: the same distribution as Python's
@@ -894,25 +957,24 @@ answer_native(Engine *e, PyObject *responder, const unsigned char *q, size_t n, 
                 }
                 if (d) {
                     d->target = t;
+                    t->refs++;
                     d->scope = scope;
                     d->label = PyTuple_GET_ITEM(r, 3);
                     d->counters = PyTuple_GET_ITEM(r, 4);
                     Py_INCREF(d->label);
                     Py_INCREF(d->counters);
                     d->hits = 0;
+                    d->refs = 1;
+                    d->shared = 0;
+                    d = share_decision(e, d);
                     int err = 0;
                     decision *old = ht_put(&e->decisions, dk, dklen, dh, d, &err);
-                    if (err) {
-                        d->target = t;
-                        t->refs++;
+                    if (err)
                         decision_free_cb(e, d); /* the draws' references go with it */
-                    } else {
-                        t->refs++;
-                        if (old) /* another thread decided meanwhile: its key pin carries over */
-                            decision_free_cb(e, old);
-                        else
-                            src->refs++; /* the key pins its source entry */
-                    }
+                    else if (old) /* another thread decided meanwhile: its key pin carries over */
+                        decision_free_cb(e, old);
+                    else
+                        src->refs++; /* the key pins its source entry */
                 }
             }
             Py_DECREF(r);
@@ -1004,7 +1066,8 @@ Engine_init(Engine *e, PyObject *args, PyObject *kw)
     e->miss_cap = (size_t)(miss_cap > 0 ? miss_cap : 1);
     e->decision_cap = (size_t)(decision_cap > 0 ? decision_cap : 1);
     if (ht_init(&e->statics, 1024) < 0 || ht_init(&e->misses, 1024) < 0 || ht_init(&e->decisions, 1024) < 0
-        || ht_init(&e->ids, 1024) < 0 || ht_init(&e->stops, 1024) < 0 || ht_init(&e->templates, 1024) < 0) {
+        || ht_init(&e->ids, 1024) < 0 || ht_init(&e->stops, 1024) < 0 || ht_init(&e->templates, 1024) < 0
+        || ht_init(&e->outcomes, 64) < 0) {
         PyErr_NoMemory();
         return -1;
     }
@@ -1035,6 +1098,7 @@ Engine_dealloc(Engine *e)
         free(e->stops.s);
         free(e->decisions.s);
         free(e->ids.s);
+        free(e->outcomes.s); /* empty: every decision went with the flush */
         pthread_mutex_destroy(&e->mu);
     }
     rrl_free(e->limits);
