@@ -87,16 +87,20 @@ typedef struct {
 
 static uint64_t seed = 0x9E3779B97F4A7C15ULL;
 
-/* The last 1-7 octets of a key as one word: the word that ends the key when the key has 8 or
- * more (the overlap was mixed in already, harmless), else in pieces of 4, 2 and 1 (no loop over
- * octets: the tail was a visible part of the engine's user time per query). */
+/* The last 1-7 octets of a key as one word: from the word that ends the key when the key has 8
+ * or more (the octets mixed in already shifted out), else in pieces of 4, 2 and 1; no loop over
+ * octets (it was a visible part of the engine's user time per query). */
 static inline uint64_t
 hash_tail(const unsigned char *p, size_t rest, size_t n)
 {
     uint64_t k = 0;
     if (n >= 8) {
         memcpy(&k, p + rest - 8, 8);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
         return k >> (8 * (8 - rest));
+#else
+        return k & ((1ULL << (8 * rest)) - 1);
+#endif
     }
     size_t i = 0;
     if (rest & 4) {
