@@ -31,8 +31,8 @@
  * only with the GIL held.
  *
  * What the native pass reads (statics, misses, stops, templates, decisions, and the entries in
- * them) changes only under the mutex; what it never reads (the ids table, reference counts) is
- * the GIL's. So a table being replaced or emptied is swapped out under the mutex in O(1)
+ * them) changes only under the mutex; what it never reads (the ids and outcomes tables,
+ * reference counts) is the GIL's. So a table being replaced or emptied is swapped out under the mutex in O(1)
  * (ht_take) and freed after it is released: a reload, a full miss cache or a health change never
  * holds the native pass up for the time it takes to free (or, for `load`, build) a table.
  */
