@@ -25,9 +25,9 @@ now_ns(void)
     return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
 }
 
-/* Count one query that took `ns`; safe from threads that do not hold the GIL. */
-static void
-observe_ns(long long ns)
+/* The bucket of a query that took `ns`. */
+static inline int
+handler_bucket(long long ns)
 {
     long long limit = 1000;
     int i = 0;
@@ -35,8 +35,29 @@ observe_ns(long long ns)
         limit <<= 1;
         i++;
     }
-    __atomic_fetch_add(&handler_histogram[i], 1, __ATOMIC_RELAXED);
+    return i;
+}
+
+/* Count one query that took `ns`; safe from threads that do not hold the GIL. */
+static void
+observe_ns(long long ns)
+{
+    __atomic_fetch_add(&handler_histogram[handler_bucket(ns)], 1, __ATOMIC_RELAXED);
     __atomic_fetch_add(&handler_ns_sum, (unsigned long long)(ns > 0 ? ns : 0), __ATOMIC_RELAXED);
+}
+
+/* `count` queries that took `ns` together, counted evenly (each in the bucket of the mean; the
+ * exact total in the sum) with one atomic add per bucket touched, not two per query: the
+ * native engine's first pass answers a batch without a system call or the GIL, so its queries
+ * differ little, and per-query clock readings and atomics were a visible part of its user time. */
+static inline void
+observe_even(long long ns, int count)
+{
+    if (ns < 0)
+        ns = 0;
+    __atomic_fetch_add(&handler_histogram[handler_bucket(ns / count)], (unsigned long long)count,
+                       __ATOMIC_RELAXED);
+    __atomic_fetch_add(&handler_ns_sum, (unsigned long long)ns, __ATOMIC_RELAXED);
 }
 
 /* The sum of every observed time in nanoseconds (the module's `histogram_sum_ns()`). */
