@@ -410,7 +410,7 @@ def start_nsd(files: list[tuple[str, str]], cpus: str | None, threads: int, prob
               wait: Wait | None = None) -> Running:
     """NSD on (zone name, zone file path) pairs: no nsd.db (NSD reads the text files at start), a
     control socket in its folder so that `nsd-control -c <workdir>/nsd.conf reload` works, and
-    `server-count` processes answering (NSD forks rather than threads)."""
+    `server-count` processes answering (NSD forks rather than threads), rate limiting off."""
     workdir = os.path.realpath(os.path.join("/tmp", f"bench-nsd-{os.getpid()}-{time.monotonic_ns()}"))
     os.makedirs(workdir)
     port = free_port()
@@ -418,6 +418,8 @@ def start_nsd(files: list[tuple[str, str]], cpus: str | None, threads: int, prob
         "server:", f"    ip-address: {HOST}@{port}", f"    server-count: {threads}", '    username: ""',
         f'    zonesdir: "{workdir}"', f'    pidfile: "{workdir}/nsd.pid"', '    database: ""',
         f'    xfrdfile: "{workdir}/xfrd.state"', f'    zonelistfile: "{workdir}/zone.list"', "    verbosity: 0",
+        # Debian's NSD has response rate limiting on (200 QPS per source): off, as for every peer.
+        "    rrl-ratelimit: 0", "    rrl-whitelist-ratelimit: 0",
         "remote-control:", "    control-enable: yes", f'    control-interface: "{workdir}/nsd.sock"',
     ]
     for name, path in files:
