@@ -57,9 +57,9 @@ def zone_text(zone: Zone, plain: set[str] | None = None, ds_at_cuts: bool = True
     nodes = dict(zone.nodes)
     if zone.alias is not None and zone.alias in zone.nodes:
         apex = dict(nodes.get(zone.origin, {}))
-        for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
-            if rdtype in zone.nodes[zone.alias]:
-                apex[rdtype] = zone.nodes[zone.alias][rdtype]
+        for address_type in (dns.rdatatype.A, dns.rdatatype.AAAA):
+            if address_type in zone.nodes[zone.alias]:
+                apex[address_type] = zone.nodes[zone.alias][address_type]
         nodes[zone.origin] = apex
     for owner in sorted(nodes, key=lambda n: (n != zone.origin, n)):
         for rdtype, rrset in sorted(nodes[owner].items(), key=lambda kv: (kv[0] != dns.rdatatype.SOA, kv[0])):
