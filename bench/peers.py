@@ -65,7 +65,7 @@ def zone_text(zone: Zone, plain: set[str] | None = None, ds_at_cuts: bool = True
         for rdtype, rrset in sorted(nodes[owner].items(), key=lambda kv: (kv[0] != dns.rdatatype.SOA, kv[0])):
             if rdtype == dns.rdatatype.DS and not ds_at_cuts:
                 continue
-            tname = dns.rdatatype.to_text(rdtype)
+            tname = dns.rdatatype.to_text(dns.rdatatype.RdataType.make(rdtype))
             for rdata in rrset:
                 if plain is None or tname in plain:
                     text = rdata.to_text(origin=None, relativize=False)
