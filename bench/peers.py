@@ -57,15 +57,15 @@ def zone_text(zone: Zone, plain: set[str] | None = None, ds_at_cuts: bool = True
     nodes = dict(zone.nodes)
     if zone.alias is not None and zone.alias in zone.nodes:
         apex = dict(nodes.get(zone.origin, {}))
-        for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
-            if rdtype in zone.nodes[zone.alias]:
-                apex[rdtype] = zone.nodes[zone.alias][rdtype]
+        for address_type in (dns.rdatatype.A, dns.rdatatype.AAAA):
+            if address_type in zone.nodes[zone.alias]:
+                apex[address_type] = zone.nodes[zone.alias][address_type]
         nodes[zone.origin] = apex
     for owner in sorted(nodes, key=lambda n: (n != zone.origin, n)):
         for rdtype, rrset in sorted(nodes[owner].items(), key=lambda kv: (kv[0] != dns.rdatatype.SOA, kv[0])):
             if rdtype == dns.rdatatype.DS and not ds_at_cuts:
                 continue
-            tname = dns.rdatatype.to_text(rdtype)
+            tname = dns.rdatatype.to_text(dns.rdatatype.RdataType.make(rdtype))
             for rdata in rrset:
                 if plain is None or tname in plain:
                     text = rdata.to_text(origin=None, relativize=False)
@@ -80,13 +80,34 @@ def load(zones_dir: str) -> list[Zone]:
     return zones
 
 
-def answers(port: int, qname: str = "www.example.com") -> bool:
+def ask(port: int, qname: str, rdtype: str = "A", timeout: float = 0.3) -> dns.message.Message | None:
+    """One UDP query on a connected socket, so that a port nobody listens on yet fails at once
+    (ICMP port unreachable) instead of after `timeout`: load times are not rounded up to it."""
+    q = dns.message.make_query(qname, rdtype)
     try:
-        with netns_pair.inside(NETNS):
-            r = dns.query.udp(dns.message.make_query(qname, "A"), HOST, port=port, timeout=0.3)
-        return bool(r.answer)
+        with netns_pair.inside(NETNS), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(timeout)
+            s.connect((HOST, port))
+            s.send(q.to_wire())
+            deadline = time.monotonic() + timeout
+            while True:
+                r = dns.message.from_wire(s.recv(65535))
+                if q.is_response(r):
+                    return r
+                s.settimeout(max(0.001, deadline - time.monotonic()))
     except Exception:
+        return None
+
+
+def answers(port: int, qname: str = "www.example.com", want: str | None = None) -> bool:
+    """Whether the server answers `qname` A (with the address `want` among the answer's, if given:
+    a large zone is only loaded once its last names answer right)."""
+    r = ask(port, qname)
+    if r is None:
         return False
+    if want is None:
+        return bool(r.answer)
+    return any(rd.address == want for rrset in r.answer if rrset.rdtype == dns.rdatatype.A for rd in rrset)
 
 
 def signs(port: int, qname: str = "www.example.com") -> bool:
@@ -114,6 +135,7 @@ class Running:
     port: int
     proc: subprocess.Popen
     workdir: str
+    load_seconds: float = 0.0  # from starting the process to the probe's (correct) answer
 
     def tree(self) -> list[int]:
         """The server's processes (supervisor and forked workers)."""
@@ -184,6 +206,17 @@ class Running:
     def cpu_seconds(self) -> float:
         return sum(self.cpu_split())
 
+    def pss_mb(self) -> float:
+        """Memory of the server as PSS summed over its processes (shared pages counted once overall)."""
+        total = 0
+        for pid in self.tree():
+            try:
+                with open(f"/proc/{pid}/smaps_rollup") as f:
+                    total += sum(int(line.split()[1]) for line in f if line.startswith("Pss:"))
+            except OSError:
+                pass
+        return total / 1024
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -198,36 +231,49 @@ class Running:
 REPIN = True  # bench/dns_qps --no-repin: leave servers' own thread pinning as it is (to show its effect)
 
 
+@dataclass
+class Wait:
+    """How long a starter waits for the probe answer, and the address it must have (None: any answer).
+    The default suits the small zones; a million-name zone takes minutes for some servers."""
+    seconds: float = 30
+    want: str | None = None
+
+
 def _start(name: str, cmd: list[str], workdir: str, port: int, cpus: str | None, probe: str,
-           env: dict | None = None) -> Running:
+           env: dict | None = None, wait: Wait | None = None) -> Running:
     if cpus:
         cmd = ["taskset", "-c", cpus, *cmd]
     if NETNS:
         cmd = ["ip", "netns", "exec", NETNS, *cmd]  # ip execs the command: proc.pid is the server
+    wait = wait or Wait()
     log = open(os.path.join(workdir, "server.log"), "w")  # noqa: SIM115 - lives with the process
+    started = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
                             env={**os.environ, **(env or {})})
-    deadline = time.monotonic() + 30
-    while not answers(port, probe):
+    deadline = started + wait.seconds
+    while not answers(port, probe, wait.want):
         if proc.poll() is not None or time.monotonic() > deadline:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
             with open(os.path.join(workdir, "server.log")) as f:
-                raise RuntimeError(f"{name} did not start:\n{f.read()[-3000:]}")
-        time.sleep(0.1)
-    running = Running(name, port, proc, workdir)
+                raise RuntimeError(f"{name} did not start within {wait.seconds:.0f} s:\n{f.read()[-3000:]}")
+        time.sleep(0.02)
+    running = Running(name, port, proc, workdir, time.monotonic() - started)
     if cpus and REPIN:
         running.pin(cpus)
     return running
 
 
 def start_gslb(zones_dir: str, cpus: str | None, workers: int, probe: str, extra: list[str] | None = None,
-               env: dict | None = None) -> Running:
+               env: dict | None = None, wait: Wait | None = None) -> Running:
     workdir = os.path.realpath(os.path.join("/tmp", f"bench-gslb-{os.getpid()}-{time.monotonic_ns()}"))
     os.makedirs(workdir)
     port = free_port()
     cmd = [sys.executable, "-m", "gslb", "serve", "--zones", os.path.abspath(zones_dir),
            "--listen", f"{HOST}:{port}", "--workers", str(workers), "--control", f"{workdir}/ctl.sock",
            *(extra or [])]
-    return _start("gslb", cmd, workdir, port, cpus, probe, {"PYTHONPATH": ROOT, **(env or {})})
+    return _start("gslb", cmd, workdir, port, cpus, probe, {"PYTHONPATH": ROOT, **(env or {})}, wait)
 
 
 def signed_config(workdir: str, zones: list[str]) -> str:
@@ -253,11 +299,13 @@ def _write_zones(zones: list[Zone], directory: str, suffix: str = ".zone") -> li
 
 
 def start_knot(zones: list[Zone], cpus: str | None, threads: int, probe: str, extra_conf: str = "",
-               zone_conf: str = "", server_conf: str = "") -> Running:
+               zone_conf: str = "", server_conf: str = "", files: list[tuple[str, str]] | None = None,
+               wait: Wait | None = None) -> Running:
+    """`files`: (zone name, zone file path) pairs served as they are instead of `zones` rendered."""
     workdir = os.path.realpath(os.path.join("/tmp", f"bench-knot-{os.getpid()}-{time.monotonic_ns()}"))
     os.makedirs(workdir)
     port = free_port()
-    files = _write_zones(zones, workdir)
+    files = files if files is not None else _write_zones(zones, workdir)
     conf = [
         "server:", f"    rundir: {workdir}", f"    listen: {HOST}@{port}", f"    udp-workers: {threads}",
         "    tcp-workers: 1", "    background-workers: 1", server_conf,
@@ -272,17 +320,20 @@ def start_knot(zones: list[Zone], cpus: str | None, threads: int, probe: str, ex
         conf += [f"  - domain: {name}", f"    file: {path}"]
     with open(os.path.join(workdir, "knot.conf"), "w") as f:
         f.write("\n".join(conf) + "\n")
-    return _start("knot", ["knotd", "-c", os.path.join(workdir, "knot.conf")], workdir, port, cpus, probe)
+    return _start("knot", ["knotd", "-c", os.path.join(workdir, "knot.conf")], workdir, port, cpus, probe,
+                  wait=wait)
 
 
 def start_pdns(zones: list[Zone], cpus: str | None, threads: int, probe: str, extra: list[str] | None = None,
-               launch: str = "bind", secure: list[str] | None = None) -> Running:
+               launch: str = "bind", secure: list[str] | None = None, files: list[tuple[str, str]] | None = None,
+               wait: Wait | None = None) -> Running:
     """`secure`: zones PowerDNS signs live (keys made with `pdnsutil secure-zone`, kept in a
-    bind-dnssec-db for the bind backend, a key folder for the geoip backend)."""
+    bind-dnssec-db for the bind backend, a key folder for the geoip backend). `files`: zone files
+    served as they are (bind backend) instead of `zones` rendered."""
     workdir = os.path.realpath(os.path.join("/tmp", f"bench-pdns-{os.getpid()}-{time.monotonic_ns()}"))
     os.makedirs(workdir)
     port = free_port()
-    files = _write_zones(zones, workdir)
+    files = files if files is not None else _write_zones(zones, workdir)
     with open(os.path.join(workdir, "named.conf"), "w") as f:
         for name, path in files:
             f.write(f'zone "{name}" {{ type master; file "{path}"; }};\n')
@@ -297,7 +348,7 @@ def start_pdns(zones: list[Zone], cpus: str | None, threads: int, probe: str, ex
         f.write("\n".join(conf) + "\n")
     for zone in secure or []:
         _pdnsutil(workdir, "secure-zone", zone)
-    return _start("pdns", ["pdns_server", f"--config-dir={workdir}"], workdir, port, cpus, probe)
+    return _start("pdns", ["pdns_server", f"--config-dir={workdir}"], workdir, port, cpus, probe, wait=wait)
 
 
 def _pdns_dnssec(workdir: str, launch: str) -> list[str]:
@@ -320,7 +371,9 @@ def _pdnsutil(workdir: str, *args: str, conf: list[str] | None = None) -> None:
 
 
 def start_gdnsd(zones: list[Zone], cpus: str | None, threads: int, probe: str, plugins: str = "",
-                zone_texts: dict[str, str] | None = None) -> Running:
+                zone_texts: dict[str, str] | None = None, files: list[tuple[str, str]] | None = None,
+                wait: Wait | None = None) -> Running:
+    """`files`: (zone name, zone file path) pairs linked into gdnsd's zones folder as they are."""
     workdir = os.path.realpath(os.path.join("/tmp", f"bench-gdnsd-{os.getpid()}-{time.monotonic_ns()}"))
     os.makedirs(os.path.join(workdir, "zones"))
     os.makedirs(os.path.join(workdir, "run"))
@@ -329,6 +382,8 @@ def start_gdnsd(zones: list[Zone], cpus: str | None, threads: int, probe: str, p
     for z in zones:
         with open(os.path.join(workdir, "zones", z.name), "w") as f:
             f.write((zone_texts or {}).get(z.name) or zone_text(z, GDNSD_TYPES, ds_at_cuts=False))
+    for name, path in files or []:
+        _link_or_copy(path, os.path.join(workdir, "zones", name))
     conf = f"""options => {{
   listen => [ {HOST}:{port} ]
   udp_threads => {threads}
@@ -340,4 +395,36 @@ def start_gdnsd(zones: list[Zone], cpus: str | None, threads: int, probe: str, p
 """
     with open(os.path.join(workdir, "config"), "w") as f:
         f.write(conf)
-    return _start("gdnsd", ["gdnsd", "-c", workdir, "start"], workdir, port, cpus, probe)
+    return _start("gdnsd", ["gdnsd", "-c", workdir, "start"], workdir, port, cpus, probe, wait=wait)
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    """A hard link where both are on one filesystem (a million-name file is ~80 MB), else a copy."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy(src, dst)
+
+
+def start_nsd(files: list[tuple[str, str]], cpus: str | None, threads: int, probe: str,
+              wait: Wait | None = None) -> Running:
+    """NSD on (zone name, zone file path) pairs: no nsd.db (NSD reads the text files at start), a
+    control socket in its folder so that `nsd-control -c <workdir>/nsd.conf reload` works, and
+    `server-count` processes answering (NSD forks rather than threads), rate limiting off."""
+    workdir = os.path.realpath(os.path.join("/tmp", f"bench-nsd-{os.getpid()}-{time.monotonic_ns()}"))
+    os.makedirs(workdir)
+    port = free_port()
+    conf = [
+        "server:", f"    ip-address: {HOST}@{port}", f"    server-count: {threads}", '    username: ""',
+        f'    zonesdir: "{workdir}"', f'    pidfile: "{workdir}/nsd.pid"', '    database: ""',
+        f'    xfrdfile: "{workdir}/xfrd.state"', f'    zonelistfile: "{workdir}/zone.list"', "    verbosity: 0",
+        # Debian's NSD has response rate limiting on (200 QPS per source): off, as for every peer.
+        "    rrl-ratelimit: 0", "    rrl-whitelist-ratelimit: 0",
+        "remote-control:", "    control-enable: yes", f'    control-interface: "{workdir}/nsd.sock"',
+    ]
+    for name, path in files:
+        conf += ["zone:", f"    name: {name}", f'    zonefile: "{path}"']
+    with open(os.path.join(workdir, "nsd.conf"), "w") as f:
+        f.write("\n".join(conf) + "\n")
+    return _start("nsd", ["nsd", "-d", "-c", os.path.join(workdir, "nsd.conf")], workdir, port, cpus, probe,
+                  wait=wait)
