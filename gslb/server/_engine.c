@@ -733,13 +733,15 @@ set_draws(Engine *e, decision *d, PyObject *draws)
     return 1;
 }
 
-/* Decision keys: the picking entry's pointer, then the client address or the raw ECS option. */
+/* Decision keys: the picking entry's pointer, then the client address or the raw ECS option,
+ * then which of the two it is (an option's octets can equal an address's). */
 static size_t
-decision_key(unsigned char *out, const centry *src, const unsigned char *k, size_t klen)
+decision_key(unsigned char *out, const centry *src, const unsigned char *k, size_t klen, int is_ecs)
 {
     memcpy(out, &src, sizeof(src));
     memcpy(out + sizeof(src), k, klen);
-    return sizeof(src) + klen;
+    out[sizeof(src) + klen] = (unsigned char)is_ecs;
+    return sizeof(src) + klen + 1;
 }
 
 /* Free a decision table taken out of service. Its keys hold the source centry pointer, which
@@ -1032,10 +1034,10 @@ answer_native(Engine *e, PyObject *responder, const unsigned char *q, size_t n, 
     if (c->pick) {
         const unsigned char *ck = (ecs && ecs[2]) ? ecs : client;
         size_t cklen = (ecs && ecs[2]) ? ecs_len : clen;
-        unsigned char dk[sizeof(void *) + 64];
+        unsigned char dk[sizeof(void *) + 65];
         if (cklen > 64)
             return 0;
-        size_t dklen = decision_key(dk, c, ck, cklen);
+        size_t dklen = decision_key(dk, c, ck, cklen, ck == ecs);
         uint64_t dh = hash_bytes(dk, dklen);
         decision *d = ht_get(&e->decisions, dk, dklen, dh);
         if (d) {
