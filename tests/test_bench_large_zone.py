@@ -11,6 +11,7 @@ import sys
 import dns.rdata
 import dns.rdatatype
 import dns.zone
+import yaml
 
 from tests.support import bigzone
 from tests.support.dnsserver import ROOT
@@ -25,8 +26,17 @@ EDITED = 42
 def test_streamed_yaml_is_the_yaml_the_scale_test_loads(tmp_path):
     path = bigzone.write_streamed(str(tmp_path), NAMES, edit=EDITED)
     with open(path) as f:
-        assert f.read() == bigzone.yaml_text(NAMES, edit=EDITED)
+        text = f.read()
+    assert text == bigzone.yaml_text(NAMES, edit=EDITED)
     assert not os.path.exists(path + ".tmp")
+    doc = yaml.safe_load(text)  # the records() of every name, the edit included
+    for i in range(NAMES):
+        got = doc[bigzone.host(i)]
+        got = got if isinstance(got, list) else [got]
+        want = [(t, [bigzone.EDIT_ADDRESS] if i == EDITED and t == "A" else v) for t, _ttl, v in bigzone.records(i)]
+        assert [(r["type"], r.get("values") or [r["value"]]) for r in got] == [
+            (t, [{"preference": int(x.split()[0]), "exchange": x.split()[1]} if t == "MX" else x for x in v])
+            for t, v in want]
 
 
 def test_zone_file_holds_the_records_of_every_name(tmp_path):

@@ -35,22 +35,7 @@ def _value(rtype: str, value: str) -> str:
 
 def yaml_text(names: int, edit: int | None = None) -> str:
     """The zone as octoDNS YAML; `edit` changes name `edit`'s A record to 203.0.113.77."""
-    lines = ["---", "'':", "  - type: NS", "    values: [ns1.example.net., ns2.example.net.]",
-             "  - type: A", "    value: 192.0.2.1"]
-    for i in range(names):
-        lines.append(f"{host(i)}:")
-        for rtype, ttl, values in records(i):
-            if edit == i and rtype == "A":
-                values = ["203.0.113.77"]
-            lines.append(f"  - type: {rtype}")
-            if ttl != 300:
-                lines.append(f"    ttl: {ttl}")
-            if len(values) == 1:
-                lines.append(f"    value: {_value(rtype, values[0])}")
-            else:
-                lines.append("    values:")
-                lines.extend(f"      - {_value(rtype, v)}" for v in values)
-    return "\n".join(lines) + "\n"
+    return "".join(yaml_lines(names, edit))
 
 
 def write(directory: str, names: int, edit: int | None = None, zone: str = "example.com") -> str:
@@ -63,14 +48,14 @@ def write(directory: str, names: int, edit: int | None = None, zone: str = "exam
     return path
 
 
-# Streaming writers: the same content as yaml_text and write, and the same records as an RFC 1035
-# zone file, produced line by line so that a million names never sit in memory as one string.
+# Streaming writers: the zone's YAML, and the same records as an RFC 1035 zone file, produced
+# line by line so that a million names never sit in memory as one string.
 
 EDIT_ADDRESS = "203.0.113.77"
 
 
 def yaml_lines(names: int, edit: int | None = None) -> Iterator[str]:
-    """The lines of yaml_text(names, edit), newline included, one name at a time."""
+    """The zone's YAML (see yaml_text), newline included, one name at a time."""
     yield ("---\n'':\n  - type: NS\n    values: [ns1.example.net., ns2.example.net.]\n"
            "  - type: A\n    value: 192.0.2.1\n")
     for i in range(names):
