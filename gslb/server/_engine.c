@@ -880,12 +880,12 @@ copy_question(unsigned char *d, const unsigned char *s, size_t n)
 
 /*
  * A name strictly below a bulk zone's apex (gslb/zone/bulk.py): its answer assembled from the
- * zone's store into `buf`, headers and all, as a centry on the caller's stack (`bc`). NULL with
+ * zone's store into `buf`, with header `idx`, as a centry on the caller's stack (`bc`). NULL with
  * *mine set when the store declines (Python answers: it never uses a template there), NULL with
  * *mine clear when no bulk zone holds the name.
  */
 static centry *
-bulk_entry(Engine *e, const unsigned char *key, size_t nlen, size_t klen, centry *bc, unsigned char *buf,
+bulk_entry(Engine *e, const unsigned char *key, size_t nlen, size_t klen, int idx, centry *bc, unsigned char *buf,
            bulk_store **which, int *rcode, int *mine)
 {
     *mine = 0;
@@ -906,18 +906,16 @@ bulk_entry(Engine *e, const unsigned char *key, size_t nlen, size_t klen, centry
         memset(bc, 0, sizeof(*bc));
         bc->tail = buf + 12 + klen;
         bc->tail_len = (Py_ssize_t)(w.len - 12 - klen);
-        unsigned flags = 0x8400u | (unsigned)*rcode; /* QR AA */
-        for (int idx = 0; idx < 8; idx++) {
-            unsigned f = flags | ((idx & 1) ? 0x0100u : 0) | ((idx & 2) ? 0x0010u : 0); /* RD, CD */
-            unsigned ar = idx >= 4;
-            unsigned char h[10] = {(unsigned char)(f >> 8), (unsigned char)f, 0, 1, (unsigned char)(an >> 8),
-                                   (unsigned char)an, (unsigned char)(ns >> 8), (unsigned char)ns, 0,
-                                   (unsigned char)ar};
-            memcpy(bc->hdr[idx], h, 10);
-            f |= 0x0200u; /* TC, no records */
-            unsigned char t[10] = {(unsigned char)(f >> 8), (unsigned char)f, 0, 1, 0, 0, 0, 0, 0, (unsigned char)ar};
-            memcpy(bc->thdr[idx], t, 10);
-        }
+        /* only the header this query is sent with (and its truncated form): the index the
+         * caller computes from the query's RD, CD and OPT */
+        unsigned f = 0x8400u | (unsigned)*rcode | ((idx & 1) ? 0x0100u : 0) | ((idx & 2) ? 0x0010u : 0);
+        unsigned ar = idx >= 4;
+        unsigned char h[10] = {(unsigned char)(f >> 8), (unsigned char)f, 0, 1, (unsigned char)(an >> 8),
+                               (unsigned char)an, (unsigned char)(ns >> 8), (unsigned char)ns, 0, (unsigned char)ar};
+        memcpy(bc->hdr[idx], h, 10);
+        f |= 0x0200u; /* TC, no records */
+        unsigned char t[10] = {(unsigned char)(f >> 8), (unsigned char)f, 0, 1, 0, 0, 0, 0, 0, (unsigned char)ar};
+        memcpy(bc->thdr[idx], t, 10);
         *which = st;
         return bc;
     }
@@ -975,7 +973,8 @@ answer_native(Engine *e, PyObject *responder, const unsigned char *q, size_t n, 
     int brcode = 0;
     if (!c && e->nbulk) {
         int mine;
-        c = bulk_entry(e, key, pos - 12 + 1, klen, &bc, btail, &bstore, &brcode, &mine);
+        int idx = (has_opt ? 4 : 0) + ((q[2] & 1) | ((q[3] >> 3) & 2)); /* as below */
+        c = bulk_entry(e, key, pos - 12 + 1, klen, idx, &bc, btail, &bstore, &brcode, &mine);
         if (!c && mine)
             return 0;
     }
