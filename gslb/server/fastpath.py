@@ -233,9 +233,9 @@ class Responder:
 
     def counts(self, extra: list[dict] | None = None) -> dict[tuple[str, int, int], int]:
         """Answers sent so far by (zone, qtype, rcode), slow-path errors included."""
-        self.take_bulk_counts()
+        live = self._live_counts(extra)  # first: it moves the bulk stores' counts into `retired`
         out = dict(self.retired)
-        for key, n in self._live_counts(extra).items():
+        for key, n in live.items():
             out[key] = out.get(key, 0) + n
         for rcode, n in self.stats.by_rcode.items():
             out[("", 0, rcode)] = out.get(("", 0, rcode), 0) + n
