@@ -107,24 +107,30 @@ class Pair:
         assert self.nat_answers.decisions == self.py_answers.decisions
 
     def names(self) -> list[str]:
-        out = set()
-        for zone in self.zones:
-            for name in set(zone.nodes) | zone.names:
-                text = name.to_text()
-                if text.startswith("*."):
-                    out.add("random-label" + text[1:])
-                    out.add("a.b" + text[1:])
-                out.add(text)
-            out.add("nope." + zone.origin.to_text())
-            out.add("x.y.nope." + zone.origin.to_text())
-        out |= {"www.example.org.", "example.", ".", "id.server.", "version.bind.", "hostname.bind."}
-        return sorted(out)
+        return zone_names(self.zones)
 
     def checks(self) -> list[str]:
         keys = set()
         for policy in self.nat_answers.policies.values():
             keys |= {check.key for check in policy.checks.values()}
         return sorted(keys)
+
+
+def zone_names(zones: list) -> list[str]:
+    """Names to ask the differential tests about: every name of the zones (from the loader's
+    model), names below their wildcards, NXDOMAIN names, and a few outside or in CHAOS."""
+    out = set()
+    for zone in zones:
+        for name in set(zone.nodes) | zone.names:
+            text = name.to_text()
+            if text.startswith("*."):
+                out.add("random-label" + text[1:])
+                out.add("a.b" + text[1:])
+            out.add(text)
+        out.add("nope." + zone.origin.to_text())
+        out.add("x.y.nope." + zone.origin.to_text())
+    out |= {"www.example.org.", "example.", ".", "id.server.", "version.bind.", "hostname.bind."}
+    return sorted(out)
 
 
 @pytest.fixture(scope="module")
