@@ -14,7 +14,7 @@ import dns.rdatatype
 import dns.rrset
 
 from gslb.server import encode
-from gslb.zone.bulk import is_bulk
+from gslb.zone.bulk import BulkZone, is_bulk
 from gslb.zone.model import Zone
 
 MESSAGE_LIMIT = 16384  # records per message are packed up to this many octets
@@ -75,7 +75,7 @@ def transfer(query: dns.message.Message, zone: Zone) -> Iterator[bytes]:
     an = count = 0
     if is_bulk(zone):  # the names below the apex come as records from the store
         rrsets: Iterable[dns.rrset.RRset | tuple[bytes, int]] = itertools.chain(
-            (zone.soa,), (zone.apex[t] for t in sorted(zone.apex) if t != dns.rdatatype.SOA),  # type: ignore[attr-defined]
+            (zone.soa,), (zone.apex[t] for t in sorted(zone.apex) if t != dns.rdatatype.SOA),
             _store_records(zone), (zone.soa,))
     else:
         rrsets = itertools.chain((zone.soa,), iter_rrsets(zone), (zone.soa,))
@@ -103,11 +103,11 @@ def transfer(query: dns.message.Message, zone: Zone) -> Iterator[bytes]:
     yield finish(w, qd, an)
 
 
-def _store_records(zone: Zone) -> Iterator[tuple[bytes, int]]:
+def _store_records(zone: BulkZone) -> Iterator[tuple[bytes, int]]:
     """A bulk zone's names below the apex, canonical order, a message's worth at a time."""
     index = 0
     while index >= 0:
-        records, n, index = zone.store.axfr_chunk(index, MESSAGE_LIMIT // 2)  # type: ignore[attr-defined]
+        records, n, index = zone.store.axfr_chunk(index, MESSAGE_LIMIT // 2)
         if n:
             yield records, n
 

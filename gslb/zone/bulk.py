@@ -15,8 +15,8 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeGuard
 
 import dns.name
 import dns.rdata
@@ -62,15 +62,18 @@ class BulkZone(Zone):
     """A Zone whose names below the apex live in `store`; `nodes` and `names` read it."""
 
     store: Any = None
-    apex: dict[int, dns.rrset.RRset] | None = None
+    apex: dict[int, dns.rrset.RRset] = field(default_factory=dict)  # the origin's node, SOA included
 
     def index(self) -> None:
         self.apex = {dns.rdatatype.SOA: self.soa}
         for record in self.records:
             self.apex[record.rdtype] = record.rrset()
+        self._views()
+        self.cuts, self.dnames, self.dynamic, self.alias = set(), set(), {}, None
+
+    def _views(self) -> None:
         self.nodes = BulkNodes(self)  # type: ignore[assignment]  # a read-only mapping of the same shape
         self.names = BulkNames(self)  # type: ignore[assignment]
-        self.cuts, self.dnames, self.dynamic, self.alias = set(), set(), {}, None
 
     def relative(self, name: Name) -> bytes | None:
         """`name`'s lower-cased wire labels above the origin; None when not strictly below it."""
@@ -122,8 +125,7 @@ class BulkZone(Zone):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self.nodes = BulkNodes(self)  # type: ignore[assignment]
-        self.names = BulkNames(self)  # type: ignore[assignment]
+        self._views()
 
 
 class BulkNodes(Mapping[Name, dict[int, dns.rrset.RRset]]):
@@ -135,7 +137,7 @@ class BulkNodes(Mapping[Name, dict[int, dns.rrset.RRset]]):
     def __getitem__(self, name: Name) -> dict[int, dns.rrset.RRset]:
         zone = self.zone
         if name == zone.origin:
-            return zone.apex  # type: ignore[return-value]
+            return zone.apex
         rel = zone.relative(name)
         sets = zone.store.node(rel) if rel is not None else None
         if not sets or rel is None:
@@ -152,7 +154,7 @@ class BulkNodes(Mapping[Name, dict[int, dns.rrset.RRset]]):
     def items(self) -> Iterator[tuple[Name, dict[int, dns.rrset.RRset]]]:  # type: ignore[override]
         """Every owner and its node, in file order, read from the store a chunk at a time."""
         zone = self.zone
-        yield zone.origin, zone.apex  # type: ignore[misc]
+        yield zone.origin, zone.apex
         offset = 0
         while offset >= 0:
             chunk, offset = zone.store.walk(offset, _WALK_CHUNK)
@@ -206,7 +208,7 @@ def load(data: bytes, path: str, origin: Name, zcfg: ZoneConfig, serial: int,
     return zone
 
 
-def is_bulk(zone: Zone) -> bool:
+def is_bulk(zone: Zone) -> TypeGuard[BulkZone]:
     return isinstance(zone, BulkZone)
 
 
