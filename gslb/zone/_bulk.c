@@ -686,10 +686,7 @@ check_apex_glue(reader *r)
     for (unsigned i = 0; i < bulk_u16(ns + 6); i++) {
         size_t len = bulk_u16(rd);
         unsigned char low[256];
-        for (size_t j = 0; j < len; j++)
-            low[j] = bulk_lower(rd[2 + j]);
-        for (size_t j = 0; j < len; j += (size_t)rd[2 + j] + 1)
-            low[j] = rd[2 + j];
+        bulk_lower_name(low, rd + 2, len);
         if (bulk_below(low, len, st->origin, st->olen)) {
             const unsigned char *node = bulk_find(st, low, len - st->olen);
             if (!node || (node[1] & BULK_ENT) || (!bulk_rrset(node, 1) && !bulk_rrset(node, 28)))

@@ -138,6 +138,17 @@ bulk_lower(unsigned char c)
     return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
 }
 
+/* A wire name of `len` octets lower-cased into `out` (labels' octets only, not their lengths). */
+static inline void
+bulk_lower_name(unsigned char *out, const unsigned char *name, size_t len)
+{
+    for (size_t i = 0; i < len; i += (size_t)name[i] + 1) {
+        out[i] = name[i];
+        for (size_t j = 1; j <= name[i] && i + j < len; j++)
+            out[i + j] = bulk_lower(name[i + j]);
+    }
+}
+
 /* Whether the name at buf[off] (pointers followed) equals the wire name `s`, ignoring case. */
 static int
 bulk_name_at(const bulk_writer *w, size_t off, const unsigned char *s)
@@ -357,12 +368,7 @@ bulk_answer(const bulk_store *st, const unsigned char *key, size_t nlen, unsigne
             if (nseen >= BULK_MAX_CHAIN)
                 break;
             unsigned char *low = target[nseen];
-            for (size_t i = 0; i < tlen; i++)
-                low[i] = bulk_lower(t[i]);
-            for (size_t i = 0; i < tlen;) { /* label lengths are not letters: undo */
-                low[i] = t[i];
-                i += (size_t)t[i] + 1;
-            }
+            bulk_lower_name(low, t, tlen);
             int again = 0;
             for (int i = 0; i < nseen; i++)
                 if (bulk_wire_len(seen[i]) == tlen && memcmp(seen[i], low, tlen) == 0)
