@@ -225,6 +225,7 @@ def run(index: int, inbox: Connection, outbox: Connection, gen: Generation,
     tcp = TcpServer(responder, cfg.tcp_idle_timeout, cfg.tcp_max_connections)
     udp_socks = []
     for listener, udp, _tcp in listeners:
+        sockets.limit_fragmentation(udp, cfg.edns_udp_size)  # this generation's size: its bank only
         threading.Thread(target=udp_loop, args=(udp, responder, listener.wildcard), daemon=True,
                          name=f"udp {listener.text}").start()
         udp_socks.append(udp)

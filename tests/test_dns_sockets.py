@@ -91,3 +91,34 @@ def test_two_servers_starting_together_do_not_both_serve():
            f"{os.getpid()}" in r.stderr, r.stderr
     with gslb_server(os.path.join(ROOT, "zones"), listen=[f"127.0.0.1:{port}"]) as server:  # released: starts
         assert server.query("www.example.com").answer
+
+
+def _raw_udp_socket() -> socket.socket:
+    try:
+        return socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)
+    except PermissionError:
+        pytest.skip("a raw socket (to see the IP header of our responses) needs CAP_NET_RAW")
+
+
+@pytest.mark.root
+@pytest.mark.parametrize(("udp_size", "df"), [(1232, True), (4096, False)])
+def test_responses_carry_df_only_when_every_response_fits_the_minimum_mtu(udp_size, df):
+    """RFC 9715: with edns_udp_size at most 1232 (the default) no response needs fragments, so
+    IPv4 responses go with DF set (and the IP ID then zero); a larger size keeps DF off, so
+    responses over the interface MTU are fragmented rather than refused by the kernel."""
+    raw = _raw_udp_socket()
+    raw.settimeout(2)
+    with raw, gslb_server(os.path.join(ROOT, "zones"), config={"edns_udp_size": udp_size}) as server:
+        seen = []
+        for _ in range(3):
+            server.query("www.example.com")
+            while True:
+                packet = raw.recv(65535)
+                ihl = (packet[0] & 0x0F) * 4
+                if int.from_bytes(packet[ihl:ihl + 2], "big") == server.port:  # UDP source port: our reply
+                    seen.append(packet)
+                    break
+        flags = {int.from_bytes(p[6:8], "big") & 0x4000 != 0 for p in seen}
+        assert flags == {df}
+        if df:
+            assert {p[4:6] for p in seen} == {b"\0\0"}  # no per-packet IP ID drawn

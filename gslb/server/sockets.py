@@ -29,6 +29,30 @@ def is_wildcard(host: str) -> bool:
     return ipaddress.ip_address(host).is_unspecified
 
 
+# <linux/in.h>, <linux/in6.h> (Python 3.11's socket module has not all of them)
+IP_MTU_DISCOVER, IPV6_MTU_DISCOVER, IPV6_DONTFRAG = 10, 23, 62
+PMTUDISC_PROBE, PMTUDISC_OMIT = 3, 5  # the same values for IPv4 and IPv6
+UNFRAGMENTED_PAYLOAD = 1232  # a response this long fits in 1280 octets (IPv6's minimum MTU) with its headers
+
+
+def limit_fragmentation(sock: socket.socket, udp_size: int) -> None:
+    """Responses are never fragmented by us, and a forged "fragmentation needed" cannot make us
+    (RFC 9715 section 3.1; the off-path cache poisoning it prevents). When every response fits in
+    1280 octets (`edns_udp_size` at most 1232, the default) IPv4 responses carry DF and IPv6 ones
+    never a fragment header, path MTU ignored (PMTUDISC_PROBE): a DF packet also needs no IP ID,
+    which the kernel otherwise draws per packet. A larger `edns_udp_size` keeps fragments for
+    what exceeds the interface MTU, still ignoring path MTU news (PMTUDISC_OMIT, as Knot does)."""
+    fits = udp_size <= UNFRAGMENTED_PAYLOAD
+    try:
+        if sock.family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, IPV6_MTU_DISCOVER, PMTUDISC_PROBE if fits else PMTUDISC_OMIT)
+            sock.setsockopt(socket.IPPROTO_IPV6, IPV6_DONTFRAG, int(fits))
+        else:
+            sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, PMTUDISC_PROBE if fits else PMTUDISC_OMIT)
+    except OSError:  # not Linux, or a kernel before 3.15: its defaults stay
+        pass
+
+
 def udp_socket(host: str, port: int) -> socket.socket:
     """A UDP socket; a wildcard one also reports each query's destination address (PKTINFO), so
     replies leave from the address the client asked: anycast nodes hold several addresses."""
