@@ -7,8 +7,9 @@ a responder that compiles every such name for itself as the server did before te
 per-name reference, whose bytes are dnspython's compression). All three must agree byte for
 byte, and the counters must too. A zone made for it has what can make a template go wrong:
 labels equal to the SOA's mname/rname and to an MX exchange that does not exist, a CNAME at a
-wildcard, a wildcard under a delegation, a DNAME, empty non-terminals, a GSLB wildcard and a
-wildcard CNAME to a GSLB name (per-client answers, one picker per prefix length).
+wildcard, a wildcard under a delegation, a DNAME, empty non-terminals, a GSLB wildcard, a GSLB CNAME wildcard
+(one of its targets below it) and a wildcard CNAME to a GSLB name (per-client answers, one picker
+per prefix length).
 """
 
 from __future__ import annotations
@@ -74,6 +75,22 @@ ZONE = """\
 '*.gcn':
   type: CNAME
   value: www.gslb.example.com.
+'*.gw':
+  type: CNAME
+  value: cdn.example.com.
+  dynamic:
+    pools:
+      eu:
+        values:
+        - value: q.gw.t.example.net.
+      us:
+        values:
+        - value: www.t.example.net.
+        - value: edge.us.example.org.
+    rules:
+    - geos: [EU]
+      pool: eu
+    - pool: us
 '*.any':
 - type: A
   value: 192.0.2.60
@@ -107,7 +124,7 @@ www:
 # labels that collide with names the answers write (SOA mname/rname, MX exchange, glue) and
 # with the sample labels templates are compiled for
 LABELS = ["hostmaster", "ns1", "mail", "www", "ns", "del", "0", "1", "7", "*", "c", "b", "dn", "apps", "x-y",
-          "geo", "gcn", "00", "000"]
+          "geo", "gcn", "gw", "q", "00", "000"]
 SERIAL = 2026120101
 QTYPES = [1, 28, 5, 15, 16, 2, 6, 33, 43, 255, 12, 99, 65, 257, 46, 48]
 
@@ -280,15 +297,16 @@ def test_template_caches_are_bounded(zone_dir: str, monkeypatch: pytest.MonkeyPa
 
 
 def gslb_wildcard_queries(count: int, seed: int) -> list[tuple[bytes, str]]:
-    """Random names below the GSLB wildcard and the wildcard CNAME to a GSLB name, from a client
-    in Europe or elsewhere (ECS), each name asked once."""
+    """Random names below the GSLB wildcard, the GSLB CNAME wildcard and the wildcard CNAME to a
+    GSLB name, from a client in Europe or elsewhere (ECS), each name asked once."""
     rng = random.Random(seed)
     out = []
     for i in range(count):
         label = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(rng.randint(4, 12)))
-        base = rng.choice(["geo.t.example.net", "gcn.t.example.net"])
+        base = rng.choice(["geo.t.example.net", "gcn.t.example.net", "gw.t.example.net"])
         where, subnet = rng.choice([("eu", "198.51.100.64"), ("elsewhere", "203.0.113.0")])
-        q = dns.message.make_query(f"{label}.{base}", "A", use_edns=0,
+        rtype = rng.choice(["A", "CNAME"]) if base.startswith("gw") else "A"
+        q = dns.message.make_query(f"{label}.{base}", rtype, use_edns=0,
                                    options=[dns.edns.ECSOption(subnet, 26 if where == "eu" else 24)])
         q.id = i & 0xFFFF
         out.append((q.to_wire(), where))
@@ -302,17 +320,32 @@ def test_gslb_wildcard_names_are_native(sides, zone_dir: str) -> None:
     prefix, none needs Python, and nothing is kept per name."""
     _pair, _templated, per_name, _ = sides
     pair = Pair([zone_dir, os.path.join(ROOT, "zones"), os.path.join(ROOT, "tests/data/zones")], SERIAL)
-    for packet, _where in gslb_wildcard_queries(300, 1):  # every prefix length and client prefix once
+    for packet, _where in gslb_wildcard_queries(1000, 1):  # every prefix length, type and client prefix
         pair.both(packet, CLIENTS[0])
     before = pair.engine.stats()
     pools = {"eu": {"192.0.2.71", "192.0.2.72"}, "elsewhere": {"198.51.100.71"}}
+    targets = {"eu": {"q.gw.t.example.net."}, "elsewhere": {"www.t.example.net.", "edge.us.example.org."}}
     for packet, where in gslb_wildcard_queries(3000, 2):
         nat, py = pair.both(packet, CLIENTS[0])
         assert nat == py == per_name.answer(packet, CLIENTS[0]), packet.hex()
         msg = dns.message.from_wire(nat)
-        if "geo" in msg.question[0].name.to_text():
+        if ".geo." in msg.question[0].name.to_text():
             assert {r.address for r in msg.answer[-1]} <= pools[where], msg
+        if ".gw." in msg.question[0].name.to_text():
+            assert len(msg.answer) == 1 and msg.answer[0].name == msg.question[0].name, msg
+            assert {r.target.to_text() for r in msg.answer[0]} <= targets[where], msg
     after = pair.engine.stats()
     assert after["native"] - before["native"] == 3000 and after["picks"] == before["picks"]
     assert after["misses"] == before["misses"] and len(pair.nat.misses) == len(pair.py.misses) == 0
+    # a target below the wildcard (q.gw): a name ending in it compresses the CNAME into the
+    # question, so it is a stop name and answered for itself
+    for name in ("q.gw.t.example.net", "Q.Gw.t.example.net", "a.q.gw.t.example.net", "0.q.gw.t.example.net",
+                 "qq.gw.t.example.net", "a.b.gw.t.example.net"):
+        for subnet, bits in (("198.51.100.64", 26), ("203.0.113.0", 24)):
+            for rtype in ("A", "CNAME"):
+                packet = dns.message.make_query(name, rtype, use_edns=0,
+                                                options=[dns.edns.ECSOption(subnet, bits)]).to_wire()
+                for _ in range(2):
+                    nat, py = pair.both(packet, CLIENTS[0])
+                    assert nat == py == per_name.answer(packet, CLIENTS[0]), (name, subnet, rtype)
     pair.check_counters()

@@ -22,7 +22,7 @@ import dns.rrset
 from dns.rdatatype import RdataType
 
 from gslb.server import encode, wire
-from gslb.server.resolve import Answer, Zones, chain_answer, chain_link, owner_answer, plain_zone
+from gslb.server.resolve import Answer, Zones, chain_answer, chain_link, negative_soa, owner_answer, plain_zone
 from gslb.zone.bulk import is_bulk
 
 # Types answered from the table without a miss for every name (the rest are compiled on demand).
@@ -311,29 +311,30 @@ def build_template(zones: Zones, compile_: Compiler, kwire: bytes, qtype: int, q
     return None
 
 
-_NAMELESS = (RdataType.A, RdataType.AAAA, RdataType.TXT)  # GSLB values whose rdata hold no names
+_TEMPLATED = (RdataType.A, RdataType.AAAA, RdataType.TXT, RdataType.CNAME)  # GSLB types with templates
 
 
 def dynamic_template(zones: Zones, compile_: Compiler, kwire: bytes, sample: dns.name.Name, qtype: int,
                      qclass: int, ans: Answer, stops: set[bytes]) -> Template | None:
     """A GSLB answer for every name below K (a GSLB wildcard, or a wildcard CNAME to a GSLB
     name): the decision is the record's, whatever the name, and so are the bytes, but for the
-    compression pointers into the question, which depend on the prefix length only when the
-    GSLB values write no names (A, AAAA, TXT) and no name the answer writes lies below K in a
-    way the walk does not stop at (`sensitive`, as for the other templates). So one picker per
-    prefix length, compiled for a name of that length (`make`), answers every name of it: its
-    decisions are cached per client like any GSLB name's. Signed zones keep per-name answers."""
+    compression pointers into the question, which depend on the prefix length only, as long as
+    no name any decision's answer writes lies below K in a way the walk does not stop at
+    (`sensitive`, as for the other templates; for a GSLB CNAME, every target any pool or the
+    record itself holds). So one picker per prefix length, compiled for a name of that length
+    (`make`), answers every name of it: its decisions are cached per client like any GSLB
+    name's. Signed zones keep per-name answers."""
     record = ans.dynamic[1] if ans.dynamic is not None else None
-    if record is None or record.rdtype not in _NAMELESS or (
+    if record is None or record.rdtype not in _TEMPLATED or (
             ans.zone is not None and ans.zone.config.dnssec is not None):
         return None
     entry = compile_(sample, qtype, ans)
-    w = encode.TracingWriter()
-    encode.sections_tail(sample, qtype, qclass, ans.answer, ans.authority, ans.additional, w)
-    klabels = sample.labels[1:]
-    sensitive = _sensitive(w, sample.labels, len(klabels))
-    if entry.pick is None or w.foreign or sensitive is None:
+    if entry.pick is None:
         return None
+    sensitive = _decisions_sensitive(sample, qtype, qclass, ans, record, len(sample.labels) - 1)
+    if sensitive is None:
+        return None
+    klabels = sample.labels[1:]
 
     def make(plen: int) -> Entry | None:
         name = _name_of_length(klabels, kwire, plen, stops | sensitive)
@@ -347,6 +348,32 @@ def dynamic_template(zones: Zones, compile_: Compiler, kwire: bytes, sample: dns
         return picker if picker.pick is not None else None
 
     return Template(entry, len(sample.labels[0]) + 1, (), sensitive, make)
+
+
+def _decisions_sensitive(sample: dns.name.Name, qtype: int, qclass: int, ans: Answer, record: Any, klen: int
+                         ) -> frozenset[bytes] | None:
+    """The names below K that some decision's answer for `sample` writes (`_sensitive` of each):
+    the answer as resolved, and for a record whose values are names (CNAME) the answer with each
+    value it may give, or with none (NODATA). None if one cannot be templated."""
+    index, _record = ans.dynamic  # type: ignore[misc]  # the caller's answer is a GSLB one
+    variants = [(ans.answer, ans.authority, ans.additional)]
+    if record.rdtype == RdataType.CNAME:
+        owner = ans.answer[index].name
+        targets = {rd.to_text() for rd in record.rdatas} | set(record.dynamic.values())
+        for target in sorted(targets):
+            rrset = dns.rrset.from_text(owner, record.ttl, dns.rdataclass.IN, RdataType.CNAME, target)
+            variants.append(([*ans.answer[:index], rrset], [], []))
+        if ans.zone is not None:
+            variants.append((ans.answer[:index], [negative_soa(ans.zone)], []))
+    out: set[bytes] = set()
+    for answer, authority, additional in variants:
+        w = encode.TracingWriter()
+        encode.sections_tail(sample, qtype, qclass, answer, authority, additional, w)
+        sensitive = _sensitive(w, sample.labels, klen)
+        if w.foreign or sensitive is None:
+            return None
+        out |= sensitive
+    return frozenset(out)
 
 
 def _name_of_length(klabels: tuple[bytes, ...], kwire: bytes, plen: int, stops: set[bytes] | frozenset[bytes]
