@@ -30,7 +30,8 @@ from gslb.server.sockets import SocketSet
 
 log = logging.getLogger("gslb.node")
 
-COUNTERS = ("queries", "tcp", "truncated", "dropped", "formerr", "cpu", "dnssec_signatures", "latency_sum_ns")
+COUNTERS = ("queries", "tcp", "truncated", "dropped", "formerr", "cpu", "dnssec_signatures", "latency_sum_ns",
+            "native_answers", "python_decisions")
 RETIRE_GRACE = 5.0  # seconds past its TCP bound before a retiring worker is killed
 
 

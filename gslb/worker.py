@@ -172,7 +172,11 @@ def stats_message(responder: Responder, answers: Answers) -> dict[str, Any]:
     by_rcode: dict[int, int] = {}
     for (_zone, _qtype, rcode), n in counts.items():
         by_rcode[rcode] = by_rcode.get(rcode, 0) + n
+    engine = responder.engine.stats() if responder.engine is not None else {}
     return {"pid": os.getpid(), "queries": sum(counts.values()), "tcp": s.tcp, "truncated": s.truncated,
+            # how much stayed out of the interpreter: answers the engine wrote, and the GSLB
+            # decisions it had to ask Python for (first query of a client prefix after a flush)
+            "native_answers": engine.get("native", 0), "python_decisions": engine.get("picks", 0),
             "dropped": s.dropped, "formerr": s.formerr, "by_rcode": by_rcode,
             "counts": [[z, q, r, n] for (z, q, r), n in counts.items()],
             "latency": latency_histogram(), "latency_sum_ns": latency_sum_ns(),

@@ -24,6 +24,7 @@ import sys
 import sysconfig
 import tempfile
 import textwrap
+import time
 
 import dns.edns
 import dns.message
@@ -608,3 +609,68 @@ def test_tables_replaced_while_serving() -> None:
         stop.set()
         mutator.join()
     assert answered == 5 * len(packets) and churned[0] > 5, (answered, churned[0])
+
+
+GEO_ZONE = """---
+'':
+  type: NS
+  value: ns1.example.com.
+static:
+  type: A
+  value: 192.0.2.53
+www:
+  type: A
+  value: 198.51.100.10
+  dynamic:
+    pools:
+      eu:
+        values:
+        - value: 192.0.2.10
+      us:
+        values:
+        - value: 198.51.100.10
+    rules:
+    - geos: [EU]
+      pool: eu
+    - pool: us
+"""
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["engine", "python"])
+def test_status_says_what_stayed_out_of_python(tmp_path, native: bool) -> None:
+    """The node's counters (control socket `status`, /metrics) say how many answers the engine
+    wrote and how many GSLB decisions it asked Python for: one per new client prefix, none
+    for a prefix asked again; with GSLB_NO_NATIVE=1 nothing is native."""
+    if native and os.environ.get("GSLB_NO_NATIVE"):
+        pytest.skip("GSLB_NO_NATIVE is set")
+    from tests.support.dnsserver import gslb_server
+
+    (tmp_path / "gslb.example.org.yaml").write_text(GEO_ZONE)
+    env = {} if native else {"GSLB_NO_NATIVE": "1"}
+    with gslb_server(str(tmp_path), env=env) as server:
+        def counters() -> tuple[int, int, int]:
+            s = server.status()
+            return s["queries"], s["native_answers"], s["python_decisions"]
+
+        def asked(before: tuple[int, int, int], n: int) -> tuple[int, int, int]:
+            deadline = time.monotonic() + 10  # workers ship their counters once a second
+            while (now := counters())[0] - before[0] < n and time.monotonic() < deadline:
+                time.sleep(0.2)
+            return now
+
+        time.sleep(1.2)  # the start-up probe's query shipped
+        start = counters()
+        subnets = [f"203.0.{i}.0" for i in range(20)]
+        for subnet in subnets:  # 20 prefixes, each asked once: 20 decisions
+            server.query("www.gslb.example.org", use_edns=0, options=[dns.edns.ECSOption(subnet, 24)])
+        first = asked(start, 20)
+        for subnet in subnets * 2:  # the same prefixes again, and a static name
+            server.query("www.gslb.example.org", use_edns=0, options=[dns.edns.ECSOption(subnet, 24)])
+            server.query("static.gslb.example.org")
+        again = asked(first, 80)
+    assert again[0] - start[0] == 100
+    if native:
+        assert first[2] - start[2] == 20 and first[1] - start[1] == 20  # answered by C after Python decided
+        assert again[2] == first[2] and again[1] - first[1] == 80
+    else:
+        assert again[1] == again[2] == 0

@@ -372,6 +372,10 @@ def test_dns_metrics_are_a_proper_histogram_and_decisions_carry_the_record():
         by_decision[decision] = by_decision.get(decision, 0) + v
     assert by_decision == {"eu (fallback)": 12, "all": 2}
 
+    paths = _scrape({"queries": 10, "native_answers": 7, "python_decisions": 2}, first)
+    assert [s.value for s in paths["gslb_dns_native_answers"].samples] == [7]
+    assert [s.value for s in paths["gslb_dns_python_decisions"].samples] == [2]
+
 
 def test_node_decisions_in_metrics_carry_the_record(store_url):
     async def body(client, store):

@@ -151,7 +151,13 @@ def dns_families(totals: dict[str, Any], zones_by_rcode: list[list], latency: li
     sigs = CounterMetricFamily("gslb_dnssec_signatures", "DNSSEC signing operations in the workers (one per "
                                "distinct RRset and key; a never-seen name's denial costs one)")
     sigs.add_metric([], totals.get("dnssec_signatures", 0))
-    families: list[Metric] = [q, d, t, tcp, sigs]
+    native = CounterMetricFamily("gslb_dns_native_answers", "answers the native engine wrote without entering "
+                                 "Python (the rest of gslb_dns_queries: Python's, TCP included)")
+    native.add_metric([], totals.get("native_answers", 0))
+    picks = CounterMetricFamily("gslb_dns_python_decisions", "GSLB decisions the native engine asked Python for "
+                                "(its decision cache's misses: a client prefix's first query since health changed)")
+    picks.add_metric([], totals.get("python_decisions", 0))
+    families: list[Metric] = [q, d, t, tcp, sigs, native, picks]
     families += abuse_families(totals.get("abuse") or {}, totals.get("queries", 0))
     if latency:
         buckets, estimate = latency_buckets(latency)

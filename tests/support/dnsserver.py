@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -55,6 +56,14 @@ class Server:
 
     def alive(self) -> bool:
         return self.proc.poll() is None
+
+    def status(self) -> dict:
+        """The node's counters from its control socket (`gslb serve --control`)."""
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(5)
+            s.connect(self.control)
+            s.sendall(b"status\n")
+            return json.loads(s.makefile().readline())
 
     def hup(self) -> None:
         self.proc.send_signal(signal.SIGHUP)
