@@ -349,3 +349,37 @@ def test_gslb_wildcard_names_are_native(sides, zone_dir: str) -> None:
                     nat, py = pair.both(packet, CLIENTS[0])
                     assert nat == py == per_name.answer(packet, CLIENTS[0]), (name, subnet, rtype)
     pair.check_counters()
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["engine", "python"])
+def test_a_real_server_counts_template_answers(native: bool) -> None:
+    """Random names under a wildcard and random NXDOMAIN names are counted in the node's
+    counters (control `status`, /metrics) by rcode, like every other answer: a random-subdomain
+    flood must show in the query rate."""
+    if native and native_reason():
+        pytest.skip(native_reason())
+    import time
+
+    from tests.support.dnsserver import gslb_server
+
+    with gslb_server(os.path.join(ROOT, "zones"), env={} if native else {"GSLB_NO_NATIVE": "1"}) as server:
+        time.sleep(1.2)  # the start-up probe's query shipped
+        before = server.status()
+        rng = random.Random(3)
+        for i in range(200):
+            label = rng.randrange(10**9)
+            server.query(f"r{label}.apps.example.com" if i % 2 else f"nx{label}.example.com")
+        deadline = time.monotonic() + 10  # the workers ship their counters once a second
+        while (after := server.status())["queries"] - before["queries"] < 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+    assert after["queries"] - before["queries"] == 200
+    by_rcode = {rcode: after["by_rcode"].get(rcode, 0) - before["by_rcode"].get(rcode, 0) for rcode in ("0", "3")}
+    assert by_rcode == {"0": 100, "3": 100}
+    if native:
+        assert after["native_answers"] - before["native_answers"] >= 190  # the first of each kind: Python's
+
+
+def native_reason() -> str:
+    if native._engine is None:
+        return "the native engine (_engine.c) was not built"
+    return "GSLB_NO_NATIVE is set" if os.environ.get("GSLB_NO_NATIVE") else ""
