@@ -65,9 +65,11 @@ class ProbeAgent:
                 await self._heartbeat()
                 await asyncio.sleep(self.heartbeat_interval)
         finally:
-            for state in self.states.values():
-                if state.task:
-                    state.task.cancel()
+            tasks = [state.task for state in self.states.values() if state.task] + list(self._background)
+            for task in tasks:
+                task.cancel()
+            if tasks:  # gone before we return (bounded: a check's own timeout is the longest wait)
+                await asyncio.wait(tasks, timeout=max([s.spec.timeout for s in self.states.values()] + [1.0]))
 
     def stop(self) -> None:
         self._running = False
@@ -98,7 +100,7 @@ class ProbeAgent:
     async def _loop(self, state: CheckState) -> None:
         spec = state.spec
         await asyncio.sleep(random.uniform(0, min(spec.interval, 1.0)))  # spread the first round
-        while True:
+        while self._running:
             started = time.monotonic()
             async with self._semaphore:
                 result = await checks.run(spec, self.source)

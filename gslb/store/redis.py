@@ -90,9 +90,12 @@ class RedisStore(Store):
 
     async def _call(self, what: str, coro: Any) -> Any:
         try:
-            return await coro
+            result = await coro
         except (RedisError, OSError) as exc:
+            _honour_cancel()
             raise StoreError(f"redis {self.url}: {what}: {exc}") from exc
+        _honour_cancel()
+        return result
 
     async def put(self, space: str, key: str, value: dict[str, Any], ttl: float | None = None,
                   notify: bool = True) -> None:
@@ -200,10 +203,7 @@ class RedisStore(Store):
                 delay = 0.1
                 while True:
                     msg = await pubsub.get_message(timeout=1.0)
-                    task = asyncio.current_task()
-                    if task is not None and task.cancelling():
-                        # redis-py can swallow a cancel that lands mid-read: honour it here
-                        raise asyncio.CancelledError
+                    _honour_cancel()
                     if msg is None or msg.get("type") != "message":
                         continue
                     data = json.loads(msg["data"])
@@ -228,3 +228,12 @@ class RedisStore(Store):
                 await client.aclose()
             except (RedisError, OSError, AttributeError):
                 pass
+
+
+def _honour_cancel() -> None:
+    """redis-py can swallow a cancel that lands in the middle of a command or read (it returns, or
+    fails with a connection error): the task then runs on, and whoever cancelled it waits forever
+    (a stopping probe agent, asyncio.run's shutdown). Raise it here instead."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
