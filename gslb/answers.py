@@ -26,7 +26,7 @@ from gslb.policy.client import V4_BITS, V6_BITS, Client, Locator
 from gslb.policy.select import Decision, RecordPolicy
 from gslb.server import wire
 from gslb.server.fastpath import Snapshot
-from gslb.server.resolve import Answer, Zones, decision_answer, negative_soa
+from gslb.server.resolve import Answer, Zones, decision_answer
 from gslb.server.table import Entry, compile_answer, compile_sections, compile_table
 from gslb.zone.model import Zone
 
@@ -293,8 +293,7 @@ class Answers:
                     "sections": {}}
         out: dict[str, Any] = {"rcode": dns.rcode.to_text(dns.rcode.Rcode(ans.rcode)), "aa": ans.aa, "trace": [],
                                "zone": ans.zone.name if ans.zone else None, "wildcard": ans.wildcard}
-        answer = list(ans.answer)
-        authority = list(ans.authority)
+        decided = ans
         if ans.dynamic is None:
             out["answer"] = "static"
         else:
@@ -304,26 +303,20 @@ class Answers:
             out.update({"answer": "dynamic", "record": f"{record.name} {record.rtype}",
                         "policy": record.dynamic.options.policy, "decision": decision, "trace": list(decision.trace),
                         "cname_chain": [r.to_text() for r in ans.answer[:index]]})
-            answer = answer[:index]  # the served answer, as `_entry` builds it
             values = decision.draw(self.random)  # `pick: random`: one answer's draw
-            if values:
-                rrset = dns.rrset.RRset(ans.answer[index].name, dns.rdataclass.IN, record.rdtype)
-                for value in values:
-                    rrset.add(dns.rdata.from_text(dns.rdataclass.IN, record.rdtype, value), decision.ttl)
-                answer.append(rrset)
-                authority = []
-            elif ans.zone is not None:
-                authority = [negative_soa(ans.zone)]
-        sections = {"answer": answer, "authority": authority, "additional": list(ans.additional)}
+            decided = decision_answer(self.zones, ans, qtype, values, decision.ttl)  # the served answer
+            out.update({"rcode": dns.rcode.to_text(dns.rcode.Rcode(decided.rcode)), "aa": decided.aa})
+        answer, authority = decided.answer, decided.authority
+        sections = {"answer": answer, "authority": authority, "additional": decided.additional}
         out["sections"] = {name: [line for rrset in rrsets for line in rrset.to_text().splitlines()]
                            for name, rrsets in sections.items()}
-        if not answer or ans.rcode == dns.rcode.NXDOMAIN:
-            out["kind"] = "NXDOMAIN" if ans.rcode == dns.rcode.NXDOMAIN else "NODATA"
+        if not answer or decided.rcode == dns.rcode.NXDOMAIN:
+            out["kind"] = "NXDOMAIN" if decided.rcode == dns.rcode.NXDOMAIN else "NODATA"
             soa = next((r for r in authority if r.rdtype == dns.rdatatype.SOA), None)
             if soa is not None and ans.zone is not None:
                 zone_soa = ans.zone.soa
                 out["negative"] = {"soa": soa.name.to_text(), "ttl": soa.ttl, "soa_ttl": zone_soa.ttl,
                                    "minimum": zone_soa[0].minimum}
-            elif ans.rcode == dns.rcode.NOERROR and any(r.rdtype == dns.rdatatype.NS for r in authority):
+            elif decided.rcode == dns.rcode.NOERROR and any(r.rdtype == dns.rdatatype.NS for r in authority):
                 out["kind"] = "referral"
         return out

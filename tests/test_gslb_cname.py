@@ -73,3 +73,21 @@ def test_a_gslb_cname_is_chased_like_a_static_one(zone_dir: str, native: bool) -
         assert sections(got["to-gslb", rtype]) == ("NOERROR", [cname["to-gslb"]], [])
     for owner in CASES:  # asked for the CNAME itself: nothing is chased
         assert sections(got[owner, "CNAME"]) == ("NOERROR", [cname[owner]], [])
+
+
+def test_explain_shows_the_chased_records(zone_dir: str) -> None:
+    """`gslb explain` builds the answer the server sends (one `decision_answer`)."""
+    import subprocess
+    import sys
+
+    from tests.support.dnsserver import ROOT
+
+    def explain(name: str) -> str:
+        r = subprocess.run([sys.executable, "-m", "gslb", "explain", name, "A", "--client", "198.51.100.1", "--zones",
+                            zone_dir], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    assert "a.d.example.org. 3600 IN A 192.0.2.1" in explain("to-a.d.example.org")
+    missing = explain("to-missing.d.example.org")
+    assert "NXDOMAIN" in missing and "IN SOA" in missing
