@@ -26,7 +26,7 @@ from gslb.policy.client import V4_BITS, V6_BITS, Client, Locator
 from gslb.policy.select import Decision, RecordPolicy
 from gslb.server import wire
 from gslb.server.fastpath import Snapshot
-from gslb.server.resolve import Answer, Zones, negative_soa
+from gslb.server.resolve import Answer, Zones, decision_answer
 from gslb.server.table import Entry, compile_answer, compile_sections, compile_table
 from gslb.zone.model import Zone
 
@@ -170,20 +170,17 @@ class Answers:
                                                 ans.additional, static.zone)
         if ans.dynamic is None:
             return static
-        index, record = ans.dynamic
+        _index, record = ans.dynamic
         policy = self.policies[(record.name, record.rdtype)]
-        prefix = ans.answer[:index]
-        owner = ans.answer[index].name
         slot = id(policy) ^ hash((qname, qtype))
-        decide = self._decider(qname, qtype, ans, prefix, owner, policy, slot)
+        decide = self._decider(qname, qtype, ans, policy, slot)
         entry = Entry(static.flags, static.an, static.ns, static.ar, static.tail, static.zone, pick=decide,
                       qtype=qtype)
         if static.signed is not None:
             entry.signed = dnssec.twin_for_pick(static.signed, decide)
         return entry
 
-    def _decider(self, qname: dns.name.Name, qtype: int, ans: Answer, prefix: list[dns.rrset.RRset],
-                 owner: dns.name.Name, policy: RecordPolicy, slot: int
+    def _decider(self, qname: dns.name.Name, qtype: int, ans: Answer, policy: RecordPolicy, slot: int
                  ) -> Callable[[bytes, bytes | None], tuple[Entry, int]]:
         locator = self.locator
         decisions = self.decisions
@@ -191,7 +188,7 @@ class Answers:
         record_label = f"{record.name.to_text(omit_final_dot=True)} {dns.rdatatype.to_text(record.rdtype)}|"
 
         def entry_for(values: tuple[str, ...], ttl: int) -> Entry:
-            return self._entry(qname, qtype, ans, prefix, owner, policy, values, ttl)
+            return self._entry(qname, qtype, ans, values, ttl)
 
         def decide(source: bytes, ecs: bytes | None, native: bool = False
                    ) -> tuple[Entry, int, bool, str, tuple[tuple[Entry, int], ...]]:
@@ -237,27 +234,18 @@ class Answers:
         pick.decisions = decisions  # type: ignore[attr-defined]
         return pick
 
-    def _entry(self, qname: dns.name.Name, qtype: int, ans: Answer, prefix: list[dns.rrset.RRset],
-               owner: dns.name.Name, policy: RecordPolicy, values: tuple[str, ...], ttl: int) -> Entry:
+    def _entry(self, qname: dns.name.Name, qtype: int, ans: Answer, values: tuple[str, ...], ttl: int) -> Entry:
         key = (qname, qtype, values, ttl)
         entry = self.answer_cache.get(key)
         if entry is not None:
             return entry
-        record = policy.record
-        answer = list(prefix)
-        authority = []
-        if values:
-            rrset = dns.rrset.RRset(owner, dns.rdataclass.IN, record.rdtype)
-            for value in values:
-                rrset.add(dns.rdata.from_text(dns.rdataclass.IN, record.rdtype, value), ttl)
-            answer.append(rrset)
-        elif ans.zone is not None:
-            authority.append(negative_soa(ans.zone))
-        flags = wire.QR | (wire.AA if ans.aa else 0) | ans.rcode
-        entry = compile_sections(qname, qtype, dns.rdataclass.IN, flags, answer, authority, [],
+        decided = decision_answer(self.zones, ans, qtype, values, ttl)
+        answer, authority, additional = decided.answer, decided.authority, decided.additional
+        flags = wire.QR | (wire.AA if decided.aa else 0) | decided.rcode
+        entry = compile_sections(qname, qtype, dns.rdataclass.IN, flags, answer, authority, additional,
                                  ans.zone.name if ans.zone else "")
         if dnssec.is_signed(ans.zone):
-            entry.signed = dnssec.signed_entry(qname, qtype, flags, answer, authority, [], entry.zone)
+            entry.signed = dnssec.signed_entry(qname, qtype, flags, answer, authority, additional, entry.zone)
         self.answer_cache[key] = entry
         return entry
 
@@ -305,8 +293,7 @@ class Answers:
                     "sections": {}}
         out: dict[str, Any] = {"rcode": dns.rcode.to_text(dns.rcode.Rcode(ans.rcode)), "aa": ans.aa, "trace": [],
                                "zone": ans.zone.name if ans.zone else None, "wildcard": ans.wildcard}
-        answer = list(ans.answer)
-        authority = list(ans.authority)
+        decided = ans
         if ans.dynamic is None:
             out["answer"] = "static"
         else:
@@ -316,26 +303,20 @@ class Answers:
             out.update({"answer": "dynamic", "record": f"{record.name} {record.rtype}",
                         "policy": record.dynamic.options.policy, "decision": decision, "trace": list(decision.trace),
                         "cname_chain": [r.to_text() for r in ans.answer[:index]]})
-            answer = answer[:index]  # the served answer, as `_entry` builds it
             values = decision.draw(self.random)  # `pick: random`: one answer's draw
-            if values:
-                rrset = dns.rrset.RRset(ans.answer[index].name, dns.rdataclass.IN, record.rdtype)
-                for value in values:
-                    rrset.add(dns.rdata.from_text(dns.rdataclass.IN, record.rdtype, value), decision.ttl)
-                answer.append(rrset)
-                authority = []
-            elif ans.zone is not None:
-                authority = [negative_soa(ans.zone)]
-        sections = {"answer": answer, "authority": authority, "additional": list(ans.additional)}
+            decided = decision_answer(self.zones, ans, qtype, values, decision.ttl)  # the served answer
+            out.update({"rcode": dns.rcode.to_text(dns.rcode.Rcode(decided.rcode)), "aa": decided.aa})
+        answer, authority = decided.answer, decided.authority
+        sections = {"answer": answer, "authority": authority, "additional": decided.additional}
         out["sections"] = {name: [line for rrset in rrsets for line in rrset.to_text().splitlines()]
                            for name, rrsets in sections.items()}
-        if not answer or ans.rcode == dns.rcode.NXDOMAIN:
-            out["kind"] = "NXDOMAIN" if ans.rcode == dns.rcode.NXDOMAIN else "NODATA"
+        if not answer or decided.rcode == dns.rcode.NXDOMAIN:
+            out["kind"] = "NXDOMAIN" if decided.rcode == dns.rcode.NXDOMAIN else "NODATA"
             soa = next((r for r in authority if r.rdtype == dns.rdatatype.SOA), None)
             if soa is not None and ans.zone is not None:
                 zone_soa = ans.zone.soa
                 out["negative"] = {"soa": soa.name.to_text(), "ttl": soa.ttl, "soa_ttl": zone_soa.ttl,
                                    "minimum": zone_soa[0].minimum}
-            elif ans.rcode == dns.rcode.NOERROR and any(r.rdtype == dns.rdatatype.NS for r in authority):
+            elif decided.rcode == dns.rcode.NOERROR and any(r.rdtype == dns.rdatatype.NS for r in authority):
                 out["kind"] = "referral"
         return out

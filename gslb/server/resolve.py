@@ -12,6 +12,7 @@ from typing import cast
 
 import dns.name
 import dns.rcode
+import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
@@ -292,3 +293,29 @@ def chain_answer(zone: Zone, node: dict[int, dns.rrset.RRset],
         else:
             ans.authority.append(negative_soa(zone))  # NODATA at the target
     return ans
+
+
+def decision_answer(zones: Zones, ans: Answer, qtype: int, values: tuple[str, ...], ttl: int) -> Answer:
+    """The answer a GSLB decision gives: `ans` (a GSLB answer) up to its GSLB RRset, which holds
+    `values`, or NODATA when there are none. A GSLB CNAME's target is chased like any CNAME's
+    (RFC 1034 section 4.3.2, step 3a): its records, or NXDOMAIN/NODATA, when a zone of ours holds
+    it; nothing more when none does, or when the chain reaches another GSLB record (whose answer
+    is decided for itself: the resolver asks for the target)."""
+    assert ans.dynamic is not None
+    index, record = ans.dynamic
+    out = Answer(rcode=ans.rcode, aa=ans.aa, answer=ans.answer[:index], zone=ans.zone, wildcard=ans.wildcard)
+    if not values:
+        if ans.zone is not None:
+            out.authority.append(negative_soa(ans.zone))
+        return out
+    rrset = dns.rrset.RRset(ans.answer[index].name, dns.rdataclass.IN, record.rdtype)
+    for value in values:
+        rrset.add(dns.rdata.from_text(dns.rdataclass.IN, record.rdtype, value), ttl)
+    out.answer.append(rrset)
+    if record.rdtype == RdataType.CNAME and qtype not in (RdataType.CNAME, RdataType.ANY):
+        kept = len(out.answer)
+        _follow(zones, rrset[0].target, qtype, False, out, {r.name for r in out.answer})
+        if out.dynamic is not None:  # back to the CNAME alone
+            del out.answer[kept:]
+            out.authority, out.additional, out.rcode, out.aa, out.dynamic = [], [], ans.rcode, ans.aa, None
+    return out

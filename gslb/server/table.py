@@ -22,7 +22,7 @@ import dns.rrset
 from dns.rdatatype import RdataType
 
 from gslb.server import encode, wire
-from gslb.server.resolve import Answer, Zones, chain_answer, chain_link, negative_soa, owner_answer, plain_zone
+from gslb.server.resolve import Answer, Zones, chain_answer, chain_link, decision_answer, owner_answer, plain_zone
 from gslb.zone.bulk import is_bulk
 
 # Types answered from the table without a miss for every name (the rest are compiled on demand).
@@ -331,7 +331,7 @@ def dynamic_template(zones: Zones, compile_: Compiler, kwire: bytes, sample: dns
     entry = compile_(sample, qtype, ans)
     if entry.pick is None:
         return None
-    sensitive = _decisions_sensitive(sample, qtype, qclass, ans, record, len(sample.labels) - 1)
+    sensitive = _decisions_sensitive(zones, sample, qtype, qclass, ans, record, len(sample.labels) - 1)
     if sensitive is None:
         return None
     klabels = sample.labels[1:]
@@ -350,25 +350,21 @@ def dynamic_template(zones: Zones, compile_: Compiler, kwire: bytes, sample: dns
     return Template(entry, len(sample.labels[0]) + 1, (), sensitive, make)
 
 
-def _decisions_sensitive(sample: dns.name.Name, qtype: int, qclass: int, ans: Answer, record: Any, klen: int
-                         ) -> frozenset[bytes] | None:
+def _decisions_sensitive(zones: Zones, sample: dns.name.Name, qtype: int, qclass: int, ans: Answer, record: Any,
+                         klen: int) -> frozenset[bytes] | None:
     """The names below K that some decision's answer for `sample` writes (`_sensitive` of each):
     the answer as resolved, and for a record whose values are names (CNAME) the answer with each
-    value it may give, or with none (NODATA). None if one cannot be templated."""
-    index, _record = ans.dynamic  # type: ignore[misc]  # the caller's answer is a GSLB one
-    variants = [(ans.answer, ans.authority, ans.additional)]
+    value it may give (`decision_answer`, its chase included), or with none (NODATA). None if one
+    cannot be templated."""
+    variants = [ans]
     if record.rdtype == RdataType.CNAME:
-        owner = ans.answer[index].name
         targets = {rd.to_text() for rd in record.rdatas} | set(record.dynamic.values())
-        for target in sorted(targets):
-            rrset = dns.rrset.from_text(owner, record.ttl, dns.rdataclass.IN, RdataType.CNAME, target)
-            variants.append(([*ans.answer[:index], rrset], [], []))
-        if ans.zone is not None:
-            variants.append((ans.answer[:index], [negative_soa(ans.zone)], []))
+        variants += [decision_answer(zones, ans, qtype, (target,), record.ttl) for target in sorted(targets)]
+        variants.append(decision_answer(zones, ans, qtype, (), record.ttl))
     out: set[bytes] = set()
-    for answer, authority, additional in variants:
+    for variant in variants:
         w = encode.TracingWriter()
-        encode.sections_tail(sample, qtype, qclass, answer, authority, additional, w)
+        encode.sections_tail(sample, qtype, qclass, variant.answer, variant.authority, variant.additional, w)
         sensitive = _sensitive(w, sample.labels, klen)
         if w.foreign or sensitive is None:
             return None
