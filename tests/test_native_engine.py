@@ -626,9 +626,11 @@ www:
       eu:
         values:
         - value: 192.0.2.10
+          status: up  # no health check: no health change can empty the decision cache meanwhile
       us:
         values:
         - value: 198.51.100.10
+          status: up
     rules:
     - geos: [EU]
       pool: eu
