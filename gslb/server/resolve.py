@@ -7,7 +7,7 @@ never runs per query on the fast path, so it favours clarity over speed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import cast
 
 import dns.name
@@ -313,9 +313,8 @@ def decision_answer(zones: Zones, ans: Answer, qtype: int, values: tuple[str, ..
         rrset.add(dns.rdata.from_text(dns.rdataclass.IN, record.rdtype, value), ttl)
     out.answer.append(rrset)
     if record.rdtype == RdataType.CNAME and qtype not in (RdataType.CNAME, RdataType.ANY):
-        kept = len(out.answer)
-        _follow(zones, rrset[0].target, qtype, False, out, {r.name for r in out.answer})
-        if out.dynamic is not None:  # back to the CNAME alone
-            del out.answer[kept:]
-            out.authority, out.additional, out.rcode, out.aa, out.dynamic = [], [], ans.rcode, ans.aa, None
+        chased = replace(out, answer=list(out.answer), authority=[], additional=[])
+        _follow(zones, rrset[0].target, qtype, False, chased, {r.name for r in out.answer})
+        if chased.dynamic is None:  # else the CNAME alone
+            return chased
     return out
