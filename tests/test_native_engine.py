@@ -24,7 +24,6 @@ import sys
 import sysconfig
 import tempfile
 import textwrap
-import time
 
 import dns.edns
 import dns.message
@@ -649,27 +648,20 @@ def test_status_says_what_stayed_out_of_python(tmp_path, native: bool) -> None:
 
     (tmp_path / "gslb.example.org.yaml").write_text(GEO_ZONE)
     env = {} if native else {"GSLB_NO_NATIVE": "1"}
+    def counters(status: dict) -> tuple[int, int, int]:
+        return status["queries"], status["native_answers"], status["python_decisions"]
+
     with gslb_server(str(tmp_path), env=env) as server:
-        def counters() -> tuple[int, int, int]:
-            s = server.status()
-            return s["queries"], s["native_answers"], s["python_decisions"]
-
-        def asked(before: tuple[int, int, int], n: int) -> tuple[int, int, int]:
-            deadline = time.monotonic() + 10  # workers ship their counters once a second
-            while (now := counters())[0] - before[0] < n and time.monotonic() < deadline:
-                time.sleep(0.2)
-            return now
-
-        time.sleep(1.2)  # the start-up probe's query shipped
-        start = counters()
+        start_status = server.settled_status()
         subnets = [f"203.0.{i}.0" for i in range(20)]
         for subnet in subnets:  # 20 prefixes, each asked once: 20 decisions
             server.query("www.gslb.example.org", use_edns=0, options=[dns.edns.ECSOption(subnet, 24)])
-        first = asked(start, 20)
+        first_status = server.status_after(start_status, 20)
         for subnet in subnets * 2:  # the same prefixes again, and a static name
             server.query("www.gslb.example.org", use_edns=0, options=[dns.edns.ECSOption(subnet, 24)])
             server.query("static.gslb.example.org")
-        again = asked(first, 80)
+        again_status = server.status_after(first_status, 80)
+    start, first, again = counters(start_status), counters(first_status), counters(again_status)
     assert again[0] - start[0] == 100
     if native:
         assert first[2] - start[2] == 20 and first[1] - start[1] == 20  # answered by C after Python decided

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -64,6 +65,19 @@ class Server:
             s.connect(self.control)
             s.sendall(b"status\n")
             return json.loads(s.makefile().readline())
+
+    def settled_status(self) -> dict:
+        """`status` once what was asked so far (the start-up probe's query included) is in it:
+        the workers ship their counters once a second."""
+        time.sleep(1.2)
+        return self.status()
+
+    def status_after(self, before: dict, queries: int, timeout: float = 10.0) -> dict:
+        """`status` once it counts `queries` more than `before` (or the timeout has passed)."""
+        deadline = time.monotonic() + timeout
+        while (now := self.status())["queries"] - before["queries"] < queries and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return now
 
     def hup(self) -> None:
         self.proc.send_signal(signal.SIGHUP)
