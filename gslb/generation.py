@@ -23,7 +23,7 @@ from gslb.answers import Answers
 from gslb.config import ServerConfig
 from gslb.policy.client import Locator
 from gslb.server.fastpath import Responder
-from gslb.server.table import FORMERR, NOTIMP, REFUSED, Entry
+from gslb.server.table import Entry
 from gslb.zone.model import Zone
 
 _HITS: Any = Entry.__dict__["hits"]  # the slot's descriptor (Entry has __slots__)
@@ -136,19 +136,8 @@ def before_fork() -> None:
 def counts(responder: Responder, extra: list[dict[Any, Entry]]) -> dict[tuple[str, int, int], int]:
     """`Responder.counts` without visiting every shared entry: the ones that counted, plus what
     this worker made itself (misses, templates, GSLB answers in `extra`, CHAOS)."""
-    if responder.engine is not None:  # native answers counted in C: fold them into Entry.hits
-        responder.stats.truncated += responder.engine.harvest()
-    responder.take_bulk_counts()
     seen: dict[int, Entry] = dict(SharedEntry.counted)
-    made = [entry for source in (responder.misses, responder.chaos, *extra) for entry in list(source.values())]
-    for template in list(responder.templates.values()):  # wildcard, NXDOMAIN, REFUSED... answers
-        if template is not None:
-            made += template.entries()
-    for entry in made:
-        seen[id(entry)] = entry
-        if entry.signed is not None:
-            seen[id(entry.signed)] = entry.signed
-    for entry in (REFUSED, NOTIMP, FORMERR):
+    for entry in responder.entries(extra, shared=False):
         seen[id(entry)] = entry
     out = dict(responder.retired)
     for entry in seen.values():

@@ -200,12 +200,15 @@ class Responder:
 
     # -- counters -------------------------------------------------------------------------
 
-    def _entries(self, extra: list[dict] | None = None) -> Iterator[Entry]:
-        """Every entry answers can come from now (each object appears in exactly one place)."""
+    def entries(self, extra: list[dict] | None = None, shared: bool = True) -> Iterator[Entry]:
+        """Every entry answers can come from now (each object appears in exactly one place), its
+        C-side hits folded in first. `shared=False`: of the compiled table only the CHAOS answers,
+        the rest being what this worker made itself (misses, templates, `extra`): a forked worker
+        counts the shared entries it used apart (`generation.SharedEntry`)."""
         if self.engine is not None:  # native answers counted in C: fold them into Entry.hits
             self.stats.truncated += self.engine.harvest()
         self.take_bulk_counts()
-        for source in (self.table, self.misses, *(extra or [])):
+        for source in (self.table if shared else self.chaos, self.misses, *(extra or [])):
             for entry in list(source.values()):
                 yield entry
                 if entry.signed is not None:
@@ -217,7 +220,7 @@ class Responder:
 
     def _retire(self, extra: list[dict] | None = None) -> None:
         """Fold the hits of entries about to be dropped into the running totals."""
-        for entry in self._entries(extra):
+        for entry in self.entries(extra):
             if entry.hits:
                 key = (entry.zone, entry.qtype, entry.rcode)
                 self.retired[key] = self.retired.get(key, 0) + entry.hits
@@ -225,7 +228,7 @@ class Responder:
 
     def _live_counts(self, extra: list[dict] | None = None) -> dict[tuple[str, int, int], int]:
         out: dict[tuple[str, int, int], int] = {}
-        for entry in self._entries(extra):
+        for entry in self.entries(extra):
             if entry.hits:
                 key = (entry.zone, entry.qtype, entry.rcode)
                 out[key] = out.get(key, 0) + entry.hits
