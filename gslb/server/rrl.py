@@ -200,13 +200,18 @@ class Buckets:
         return False
 
 
-def _truncated(out: bytes) -> bytes:
-    """The slip answer: the response's header with TC set and no records, and its question."""
+def _truncated(out: bytes) -> bytes | None:
+    """The slip answer: the response's header with TC set and no records, and its question (cut
+    where the response ends); None (nothing to send) for a response shorter than a header. The
+    same bytes as rrl.h's `rrl_truncated`."""
+    if len(out) < 12:
+        return None
     pos = 12
     if (out[4] << 8) | out[5]:
-        while out[pos]:
+        while pos < len(out) and out[pos]:
             pos += out[pos] + 1
         pos += 5
+    pos = min(pos, len(out))
     flags = ((out[2] << 8) | out[3]) & 0xFFF0 | 0x0200  # rcode cleared, TC
     return out[:2] + struct.pack(">HHHHH", flags & 0xFFFF, (out[4] << 8) | out[5], 0, 0, 0) + out[12:pos]
 
